@@ -1,0 +1,93 @@
+package collector
+
+// EventType is the "type" field of a NodePass SSE event.
+type EventType uint8
+
+// The event types a NodePass v1.14 master sends. EventUnknown is any other
+// value; such an event is counted as invalid and skipped.
+const (
+	EventUnknown EventType = iota
+	EventInitial
+	EventCreate
+	EventUpdate
+	EventDelete
+	EventLog
+	EventShutdown
+	numEventTypes
+)
+
+var eventTypeNames = [numEventTypes]string{"unknown", "initial", "create", "update", "delete", "log", "shutdown"}
+
+// String returns the wire name of t ("unknown" for EventUnknown).
+func (t EventType) String() string {
+	if t < numEventTypes {
+		return eventTypeNames[t]
+	}
+	return "unknown"
+}
+
+// Counter indexes the four cumulative traffic counters of a tunnel.
+type Counter int
+
+// The counters in wire order: tcprx, tcptx, udprx, udptx.
+const (
+	TCPRx Counter = iota
+	TCPTx
+	UDPRx
+	UDPTx
+	NumCounters
+)
+
+// Counters holds one value per protocol and direction, indexed by Counter.
+type Counters [NumCounters]uint64
+
+// Sum returns the sum of all four values.
+func (c Counters) Sum() uint64 { return c[0] + c[1] + c[2] + c[3] }
+
+// CounterLabels gives the protocol and direction label values of each Counter.
+var CounterLabels = [NumCounters]struct{ Protocol, Direction string }{
+	{"tcp", "rx"}, {"tcp", "tx"}, {"udp", "rx"}, {"udp", "tx"},
+}
+
+// Tag is one key/value pair of an instance's meta.tags.
+type Tag struct {
+	Key, Value []byte
+}
+
+// Instance is the decoded "instance" object of an event.
+//
+// Byte-slice fields alias the decoder's buffers and are valid only until the
+// next Decode call on the same Event: the state keeps a copy only when a value
+// changed, so the steady-state path allocates nothing.
+type Instance struct {
+	ID        []byte
+	Alias     []byte
+	Type      []byte // server | client
+	Status    []byte // running | stopped | error
+	URL       []byte
+	Config    []byte
+	Restart   bool
+	PeerSID   []byte
+	PeerType  []byte
+	PeerAlias []byte
+	Tags      []Tag
+	Mode      int64
+	Ping      int64 // milliseconds
+	Pool      int64
+	TCPs      int64
+	UDPs      int64
+	Counters  Counters
+}
+
+// Event is one decoded NodePass SSE event ("event: instance" frames).
+type Event struct {
+	Type EventType
+	// Time is the master's RFC 3339 timestamp, kept raw for diagnostics: a
+	// master's clock may be wrong, so the exporter never uses it for data.
+	Time []byte
+	// HasInstance is false when "instance" was null (shutdown events).
+	HasInstance bool
+	Instance    Instance
+	// Logs is one raw log line (log events), with the master's ANSI colours.
+	Logs []byte
+}
