@@ -1,0 +1,222 @@
+package collector
+
+import (
+	"slices"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// Apply applies one decoded event of the named endpoint. Events of one
+// endpoint must be applied in stream order (one goroutine per master).
+//
+// The pseudo-instance that carries the API key is dropped here, before any of
+// its fields is looked at. An invalid id returns ErrBadID and changes nothing.
+func (s *Store) Apply(name string, ev *Event) error {
+	start := time.Now()
+	s.mu.Lock()
+	defer func() {
+		s.stats.observe(time.Since(start))
+		s.mu.Unlock()
+	}()
+	now := s.opts.Now()
+	e := s.endpointLocked(name)
+	e.Events[ev.Type]++
+	e.Conn.LastEvent = now
+
+	if ev.Type != EventInitial && e.inBurst {
+		s.endBurstLocked(e)
+	}
+	if !ev.HasInstance || ev.Type == EventShutdown || ev.Type == EventUnknown {
+		return nil
+	}
+	in := &ev.Instance
+	if string(in.ID) == PseudoInstanceID {
+		return nil
+	}
+	if !validID(in.ID) {
+		e.Invalid[reasonBadID]++
+		s.stats.invalid++
+		return ErrBadID
+	}
+	if ev.Type == EventInitial {
+		if !e.inBurst {
+			e.inBurst = true
+			e.burst = make(map[string]struct{}, len(e.tunnels))
+		}
+		e.burst[string(in.ID)] = struct{}{}
+	}
+
+	nowMs := now.UnixMilli()
+	t := e.tunnels[string(in.ID)]
+	var delta Counters
+	if t == nil {
+		t = s.addTunnelLocked(e, in.ID)
+		// Rule 3: a tunnel never seen before starts at its first value.
+		t.Raw = in.Counters
+		if h, ok := e.retired[t.ID]; ok {
+			// Back within the same hour: continue its bucket.
+			t.Hour = h
+			delete(e.retired, t.ID)
+		}
+	} else {
+		delta = Deltas(t.Raw, in.Counters, t.firstAfterConnect)
+		t.Raw = in.Counters
+	}
+	t.firstAfterConnect = false
+	t.stale = false
+	for i, d := range delta {
+		t.Total[i] += d
+	}
+	t.update(in, ev.Time)
+	t.LastEvent = now
+
+	out := s.scratch[:0]
+	out = t.Hour.Roll(nowMs, name, t.ID, out)
+	point := ev.Type == EventInitial || ev.Type == EventUpdate
+	t.Hour.Add(nowMs, delta, t.Total, point)
+	t.Window.AddTraffic(delta)
+	if point {
+		s.addPointLocked(t, now, delta)
+		if t.Window.Due(nowMs, s.opts.WindowPoints, s.opts.WindowMaxAge.Milliseconds()) {
+			out = t.Window.Flush(name, t.ID, out)
+		}
+	}
+	switch ev.Type {
+	case EventLog:
+		t.logs.add(ev.Logs, s.opts.LogLines)
+	case EventDelete:
+		out = s.removeTunnelLocked(e, t, out)
+	}
+	if len(out) > 0 {
+		s.outbox.Write(out)
+	}
+	s.scratch = out[:0]
+	s.version++
+	s.stats.events++
+	return nil
+}
+
+func (s *Store) addPointLocked(t *Tunnel, now time.Time, delta Counters) {
+	if !t.LastPoint.IsZero() {
+		if dt := now.Sub(t.LastPoint).Seconds(); dt > 0 {
+			for i, d := range delta {
+				t.Rate[i] = uint64(float64(d) / dt)
+			}
+		}
+	}
+	t.LastPoint = now
+	t.Window.AddPoint(history.Point{
+		T:    now.UnixMilli(),
+		Ping: t.Ping, Pool: t.Pool, TCPs: t.TCPs, UDPs: t.UDPs,
+		Up: t.Status == "running",
+	})
+}
+
+// update copies the instance's fields into t, allocating only for values
+// that changed.
+func (t *Tunnel) update(in *Instance, masterTime []byte) {
+	setString(&t.Alias, in.Alias)
+	setString(&t.Type, in.Type)
+	setString(&t.Status, in.Status)
+	setString(&t.URL, in.URL)
+	setString(&t.Config, in.Config)
+	setString(&t.PeerSID, in.PeerSID)
+	setString(&t.PeerType, in.PeerType)
+	setString(&t.PeerAlias, in.PeerAlias)
+	setString(&t.MasterTime, masterTime)
+	setTags(&t.Tags, in.Tags)
+	t.Restart = in.Restart
+	t.Mode, t.Ping, t.Pool, t.TCPs, t.UDPs = in.Mode, in.Ping, in.Pool, in.TCPs, in.UDPs
+}
+
+func (s *Store) addTunnelLocked(e *Endpoint, id []byte) *Tunnel {
+	t := &Tunnel{ID: bytesToID(id)}
+	e.tunnels[t.ID] = t
+	i, _ := slices.BinarySearch(e.ids, t.ID)
+	e.ids = slices.Insert(e.ids, i, t.ID)
+	return t
+}
+
+// removeTunnelLocked writes a removed tunnel's partial window and keeps its
+// open hour until the hour closes.
+func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample) []history.Sample {
+	out = t.Window.Flush(e.Name, t.ID, out)
+	if t.Hour.Open() {
+		e.retired[t.ID] = t.Hour
+	}
+	delete(e.tunnels, t.ID)
+	if i, ok := slices.BinarySearch(e.ids, t.ID); ok {
+		e.ids = slices.Delete(e.ids, i, i+1)
+	}
+	return out
+}
+
+// EndBurst ends an endpoint's initial burst (the collector calls it after a
+// short pause with no event): tunnels the burst did not name are removed.
+func (s *Store) EndBurst(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.endpoints[name]; ok && e.inBurst {
+		s.endBurstLocked(e)
+	}
+}
+
+func (s *Store) endBurstLocked(e *Endpoint) {
+	out := s.scratch[:0]
+	for _, id := range slices.Clone(e.ids) {
+		if _, ok := e.burst[id]; !ok {
+			out = s.removeTunnelLocked(e, e.tunnels[id], out)
+		}
+	}
+	s.outbox.Write(out)
+	s.scratch = out[:0]
+	e.inBurst, e.burstDone = false, true
+	e.burst = nil
+	s.version++
+}
+
+// Sweep writes what is due by the clock alone: hours that closed (also for
+// idle tunnels and removed ones) and windows whose oldest point is older than
+// the window age. The collector calls it every few seconds.
+func (s *Store) Sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(s.opts.Now().UnixMilli(), false)
+}
+
+// FlushWindows writes every partial window (and hours that closed), for a
+// graceful shutdown. Open hours are not written: they are persisted with the
+// state and completed after the restart, so each (series, hour) gets exactly
+// one value.
+func (s *Store) FlushWindows() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(s.opts.Now().UnixMilli(), true)
+}
+
+func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
+	out := s.scratch[:0]
+	maxAge := s.opts.WindowMaxAge.Milliseconds()
+	for _, name := range s.names {
+		e := s.endpoints[name]
+		for _, id := range e.ids {
+			t := e.tunnels[id]
+			out = t.Hour.Roll(nowMs, name, id, out)
+			if allWindows || t.Window.Due(nowMs, s.opts.WindowPoints, maxAge) {
+				out = t.Window.Flush(name, id, out)
+			}
+		}
+		for id, h := range e.retired {
+			if h.Start < history.HourStart(nowMs) {
+				out = h.Flush(name, id, out)
+				delete(e.retired, id)
+			}
+		}
+	}
+	if len(out) > 0 {
+		s.outbox.Write(out)
+		s.version++
+	}
+	s.scratch = out[:0]
+}

@@ -1,0 +1,359 @@
+package collector
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// EndpointConfig configures the connection to one NodePass master.
+type EndpointConfig struct {
+	// Name is the `endpoint` label and the REST {id}.
+	Name string
+	// BaseURL is the master's API base up to its path, e.g.
+	// http://10.0.0.1:9090/api; the collector adds /v1.
+	BaseURL string
+	// APIKey is sent as X-API-Key. It is never logged or exported.
+	APIKey string
+	// CAFile and InsecureSkipVerify configure TLS to the master.
+	CAFile             string
+	InsecureSkipVerify bool
+	// ReportInterval is the master's update interval (default 5 s): a
+	// stream with running tunnels that stays silent for 3 intervals is
+	// reconnected.
+	ReportInterval time.Duration
+	// InfoInterval is how often GET /info is polled (default 15 s).
+	InfoInterval time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1 s and
+	// 60 s). The master's retry: value is honoured within these bounds.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxLine bounds one SSE line, MaxEvent one event (defaults 4 MiB, 8 MiB).
+	MaxLine, MaxEvent int
+	// QueueSize is the number of events read ahead of the applier (1024).
+	QueueSize int
+}
+
+func (c *EndpointConfig) defaults() {
+	if c.ReportInterval <= 0 {
+		c.ReportInterval = 5 * time.Second
+	}
+	if c.InfoInterval <= 0 {
+		c.InfoInterval = 15 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Minute
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	if c.MaxLine <= 0 {
+		c.MaxLine = 4 << 20
+	}
+	if c.MaxEvent <= 0 {
+		c.MaxEvent = 2 * c.MaxLine
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1024
+	}
+}
+
+// burstPause ends an initial burst when no event follows for this long.
+const burstPause = time.Second
+
+// Errors that end a stream.
+var (
+	ErrAuth    = errors.New("master refused the API key")
+	ErrStalled = errors.New("stream silent while tunnels are running")
+	ErrNotSSE  = errors.New("master did not answer with an event stream")
+)
+
+// Conn follows one master: its SSE stream (with reconnects) and its /info.
+type Conn struct {
+	cfg    EndpointConfig
+	store  *Store
+	logger *slog.Logger
+	client *http.Client
+
+	retry     atomic.Int64 // the master's retry: in ns, 0 when none seen
+	lastFrame atomic.Int64 // unix ns of the last frame read
+	queued    atomic.Int64 // events read but not yet applied
+}
+
+// NewConn checks cfg and builds the HTTP client. It does not connect.
+func NewConn(cfg EndpointConfig, store *Store, logger *slog.Logger) (*Conn, error) {
+	cfg.defaults()
+	tlsCfg := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // operator's explicit choice
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: read CA file: %w", cfg.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("endpoint %s: CA file %s holds no PEM certificate", cfg.Name, cfg.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	client := &http.Client{
+		Transport: tr,
+		// The API key travels in a header that net/http would forward to
+		// any host a redirect names: follow none.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Conn{cfg: cfg, store: store, logger: logger, client: client}, nil
+}
+
+// QueueUse returns events read but not yet applied, and the queue's size.
+func (c *Conn) QueueUse() (int, int) { return int(c.queued.Load()), c.cfg.QueueSize }
+
+// Run follows the master until ctx ends.
+func (c *Conn) Run(ctx context.Context) error {
+	c.store.AddEndpoint(c.cfg.Name)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.pollInfo(ctx)
+	}()
+	defer func() { <-done }()
+
+	attempt := 0
+	for connects := 0; ; connects++ {
+		healthy, err := c.stream(ctx, connects > 0)
+		if ctx.Err() != nil {
+			c.store.SetConn(c.cfg.Name, StateDown, "stopped")
+			return nil
+		}
+		if healthy {
+			attempt = 0
+		}
+		c.setState(err)
+		delay := c.backoff(attempt)
+		attempt++
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.store.SetConn(c.cfg.Name, StateDown, "stopped")
+			return nil
+		case <-t.C:
+		}
+		c.store.SetConn(c.cfg.Name, StateConnecting, "")
+	}
+}
+
+// setState records why a stream ended, logging once per state change.
+func (c *Conn) setState(err error) {
+	state := StateDown
+	if errors.Is(err, ErrAuth) {
+		state = StateAuthFailed
+	}
+	msg := "stream ended"
+	if err != nil {
+		msg = err.Error()
+	}
+	if c.store.SetConn(c.cfg.Name, state, msg) {
+		c.logger.Warn("endpoint disconnected", "state", state, "err", msg)
+	}
+}
+
+// backoff returns the delay before the next connect: the master's retry: (or
+// MinBackoff), doubled per failed attempt, capped, with ±20 % jitter.
+func (c *Conn) backoff(attempt int) time.Duration {
+	base := time.Duration(c.retry.Load())
+	base = min(max(base, c.cfg.MinBackoff), c.cfg.MaxBackoff)
+	d := base
+	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.MaxBackoff)
+	jitter := 0.8 + 0.4*rand.Float64() //nolint:gosec // jitter needs no crypto
+	return time.Duration(float64(d) * jitter)
+}
+
+// stream runs one SSE connection. healthy reports whether events flowed.
+func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	resp, err := c.get(ctx, "/v1/events", "text/event-stream")
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+
+	c.store.Connected(c.cfg.Name, reconnect)
+	if c.store.SetConn(c.cfg.Name, StateUp, "") {
+		c.logger.Info("endpoint connected")
+	}
+	c.lastFrame.Store(time.Now().UnixNano())
+
+	free := make(chan []byte, c.cfg.QueueSize)
+	full := make(chan []byte, c.cfg.QueueSize)
+	for range c.cfg.QueueSize {
+		free <- nil
+	}
+	readErr := make(chan error, 1)
+	go func() { readErr <- c.read(resp.Body, free, full) }()
+
+	var (
+		dec      Decoder
+		ev       Event
+		burst    = time.NewTimer(time.Hour)
+		watchdog = time.NewTicker(max(c.cfg.ReportInterval/2, 10*time.Millisecond))
+		events   int
+	)
+	burst.Stop()
+	defer burst.Stop()
+	defer watchdog.Stop()
+	silence := 3 * c.cfg.ReportInterval
+	finish := func(err error) (bool, error) {
+		cancel(err)
+		resp.Body.Close()
+		// Hand buffers back so a reader waiting for one reaches the closed
+		// body and ends; what it had read is dropped with the stream.
+		for data := range full {
+			c.queued.Add(-1)
+			free <- data[:0]
+		}
+		<-readErr
+		return events > 0, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return finish(context.Cause(ctx))
+		case data, ok := <-full:
+			if !ok {
+				// The reader ended; everything it read has been applied.
+				err := <-readErr
+				if errors.Is(err, io.EOF) {
+					err = errors.New("master closed the stream")
+				}
+				return events > 0, err
+			}
+			c.queued.Add(-1)
+			typ := c.applyData(&dec, &ev, data)
+			free <- data[:0]
+			events++
+			if typ == EventInitial {
+				burst.Reset(burstPause)
+			}
+			if typ == EventShutdown {
+				return finish(errors.New("master sent shutdown"))
+			}
+		case <-burst.C:
+			c.store.EndBurst(c.cfg.Name)
+		case <-watchdog.C:
+			last := time.Unix(0, c.lastFrame.Load())
+			if time.Since(last) > silence && c.store.HasRunning(c.cfg.Name) {
+				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
+			}
+		}
+	}
+}
+
+// read frames the stream into buffers taken from free and sent to full. It
+// never waits on the applier unless all QueueSize buffers are in use.
+func (c *Conn) read(body io.Reader, free, full chan []byte) error {
+	defer close(full)
+	fr := NewFramer(body, c.cfg.MaxLine, c.cfg.MaxEvent)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			if errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrEventTooLarge) {
+				c.store.CountInvalid(c.cfg.Name, reasonTooLong)
+			}
+			return fmt.Errorf("read event: %w", err)
+		}
+		c.lastFrame.Store(time.Now().UnixNano())
+		if f.HasRetry {
+			c.retry.Store(int64(min(max(f.Retry, 0), time.Hour)))
+		}
+		if len(f.Data) == 0 {
+			continue
+		}
+		if len(f.Event) > 0 && string(f.Event) != "instance" {
+			c.store.CountInvalid(c.cfg.Name, reasonUnknownEvent)
+			continue
+		}
+		buf := <-free
+		c.queued.Add(1)
+		full <- append(buf, f.Data...)
+	}
+}
+
+// applyData decodes and applies one event, counting it when invalid. Raw
+// event data is never logged: it may hold the API key.
+func (c *Conn) applyData(dec *Decoder, ev *Event, data []byte) EventType {
+	if err := dec.Decode(data, ev); err != nil {
+		reason := Reason(err)
+		c.store.CountInvalid(c.cfg.Name, reason)
+		c.logger.Debug("invalid event skipped", "reason", reason, "bytes", len(data))
+		return EventUnknown
+	}
+	if err := c.store.Apply(c.cfg.Name, ev); err != nil {
+		c.logger.Debug("invalid event skipped", "reason", reasonBadID, "type", ev.Type.String())
+		return EventUnknown
+	}
+	return ev.Type
+}
+
+// get performs an authenticated GET of the API path and checks the answer.
+func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.cfg.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("X-API-Key", c.cfg.APIKey)
+	req.Header.Set("Accept", accept)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: HTTP %d: %w", path, resp.StatusCode, ErrAuth)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bodySnippet(resp.Body))
+	}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: content type %q: %w", path, ct, ErrNotSSE)
+	}
+	return resp, nil
+}
+
+// bodySnippet returns the start of an error body, printable, for logs.
+func bodySnippet(r io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(r, 200))
+	s := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(toValidUTF8(b)))
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,224 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+const (
+	recordedKey  = "23c532afc995d2cb90b22b2846c7c300"
+	captureOne   = "testdata/capture-sse.txt"
+	captureAfter = "testdata/capture-sse-after-master-restart.txt"
+)
+
+// loadCapture reads a recording and strips the "HH:MM:SS.mmm " receive-time
+// prefix the second recording has on each line.
+func loadCapture(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d ?`)
+	return prefix.ReplaceAll(b, nil)
+}
+
+// fakeClock is an injected clock that moves on only when told.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+// feed runs a capture through the production path (Framer, Decoder,
+// Store.Apply) and calls each (if not nil) before every applied event.
+func feed(t testing.TB, s *Store, name string, capture []byte, clock *fakeClock, each func(*Event)) {
+	t.Helper()
+	fr := NewFramer(bytes.NewReader(capture), 1<<20, 2<<20)
+	var (
+		dec Decoder
+		ev  Event
+	)
+	for {
+		f, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("frame: %v", err)
+		}
+		if len(f.Data) == 0 {
+			continue
+		}
+		if err := dec.Decode(f.Data, &ev); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if clock != nil {
+			clock.now = clock.now.Add(100 * time.Millisecond)
+		}
+		if each != nil {
+			each(&ev)
+		}
+		if err := s.Apply(name, &ev); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+}
+
+func totals(t *testing.T, s *Store, endpoint string) map[string]Counters {
+	t.Helper()
+	out := map[string]Counters{}
+	s.View(func(v StoreView) {
+		e := v.Endpoint(endpoint)
+		for _, id := range e.TunnelIDs() {
+			out[id] = e.Tunnel(id).Total
+		}
+	})
+	return out
+}
+
+// The expected totals of the fixture README.
+var (
+	wantOneStream = map[string]Counters{
+		"0a93e346": {549, 30001230, 300000, 300000},
+		"3eac4791": {30001230, 549, 300000, 300000},
+	}
+	wantDeleted       = Counters{89, 5000205, 25000, 25000}
+	wantAfterRestart = map[string]Counters{
+		"0a93e346": {638, 35001435, 310000, 310000},
+		"3eac4791": {35001435, 638, 310000, 310000},
+	}
+)
+
+func newTestStore(clock *fakeClock) *Store {
+	return NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(100000)})
+}
+
+func TestReplayOneStream(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	s.Connected("m", false)
+	var atDelete Counters
+	feed(t, s, "m", loadCapture(t, captureOne), clock, nil)
+	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
+		t.Errorf("totals after one stream:\n got %v\nwant %v", got, wantOneStream)
+	}
+	// The deleted tunnel is gone from the state; its hour bucket is kept
+	// (retired) until the hour closes, holding its totals at the delete.
+	s.View(func(v StoreView) {
+		h, ok := v.Endpoint("m").retired["07ae9674"]
+		if !ok {
+			t.Fatal("deleted tunnel's hour was not kept")
+		}
+		atDelete = h.Totals
+	})
+	if atDelete != wantDeleted {
+		t.Errorf("07ae9674 totals at its delete = %v, want %v", atDelete, wantDeleted)
+	}
+}
+
+func TestReplayReconnectAfterMasterRestart(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	s.Connected("m", false)
+	feed(t, s, "m", loadCapture(t, captureOne), clock, nil)
+	s.Connected("m", true)
+	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	got := totals(t, s, "m")
+	if !equalTotals(got, wantAfterRestart) {
+		t.Errorf("totals after reconnect:\n got %v\nwant %v", got, wantAfterRestart)
+	}
+	// The two sides of the tunnel mirror each other exactly.
+	srv, cli := got["0a93e346"], got["3eac4791"]
+	if srv[TCPRx] != cli[TCPTx] || srv[TCPTx] != cli[TCPRx] || srv[UDPRx] != cli[UDPTx] || srv[UDPTx] != cli[UDPRx] {
+		t.Errorf("server %v and client %v do not mirror", srv, cli)
+	}
+}
+
+// TestRestartMidReplay stops the exporter (persisting its state) in the
+// middle of each stream and restarts it from disk: totals continue, never
+// decrease, and nothing is counted twice.
+func TestRestartMidReplay(t *testing.T) {
+	for _, cut := range []int{10, 60, 120, 149} {
+		t.Run("", func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, StateFileName)
+			clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+			events := splitEvents(loadCapture(t, captureOne))
+			if cut >= len(events) {
+				t.Fatalf("capture has %d events", len(events))
+			}
+			s := newTestStore(clock)
+			s.Connected("m", false)
+			feed(t, s, "m", bytes.Join(events[:cut], nil), clock, nil)
+			before := totals(t, s, "m")
+			if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+				t.Fatal(err)
+			}
+
+			s2 := newTestStore(clock)
+			if err := s2.Restore(path); err != nil {
+				t.Fatal(err)
+			}
+			for id, c := range totals(t, s2, "m") {
+				if c != before[id] {
+					t.Fatalf("restored %s = %v, saved %v", id, c, before[id])
+				}
+			}
+			s2.Connected("m", false)
+			feed(t, s2, "m", bytes.Join(events[cut:], nil), clock, func(*Event) {
+				for id, c := range totals(t, s2, "m") {
+					for i := range c {
+						if c[i] < before[id][i] {
+							t.Fatalf("total of %s went down: %v < %v", id, c, before[id])
+						}
+					}
+				}
+			})
+			s2.Connected("m", true)
+			feed(t, s2, "m", loadCapture(t, captureAfter), clock, nil)
+			if got := totals(t, s2, "m"); !equalTotals(got, wantAfterRestart) {
+				t.Errorf("totals:\n got %v\nwant %v", got, wantAfterRestart)
+			}
+		})
+	}
+}
+
+// splitEvents cuts a capture into whole SSE blocks.
+func splitEvents(b []byte) [][]byte {
+	var out [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var cur []byte
+	for sc.Scan() {
+		cur = append(cur, sc.Bytes()...)
+		cur = append(cur, '\n')
+		if len(sc.Bytes()) == 0 {
+			out = append(out, cur)
+			cur = nil
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func equalTotals(got, want map[string]Counters) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for id, c := range want {
+		if got[id] != c {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,409 @@
+package collector
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// PseudoInstanceID is the id of the entry that carries the master's API key
+// in its url. It is not a tunnel and is dropped on arrival.
+const PseudoInstanceID = "********"
+
+// Invalid-event reasons found outside the decoder: an id NodePass does not
+// make, a line or event over the bound, an SSE event name other than
+// "instance".
+const (
+	reasonBadID        = "bad_id"
+	reasonTooLong      = "too_long"
+	reasonUnknownEvent = "unknown_event"
+)
+
+// ErrBadID is returned by Apply for an instance id that NodePass does not make.
+var ErrBadID = errors.New("instance id is not 8 hex digits")
+
+// Options configure a Store.
+type Options struct {
+	// WindowPoints is the number of points per history window (default 30).
+	WindowPoints int
+	// WindowMaxAge writes a partial window whose oldest point is older than
+	// this (default 10 minutes), so nothing is held forever.
+	WindowMaxAge time.Duration
+	// LogLines is the number of log lines kept per tunnel (default 100).
+	LogLines int
+	// Now is the exporter's clock (default time.Now); tests inject it.
+	Now func() time.Time
+	// Outbox receives closed windows and hours (default: a new Outbox of
+	// 1,000,000 samples).
+	Outbox *history.Outbox
+}
+
+func (o *Options) defaults() {
+	if o.WindowPoints <= 0 {
+		o.WindowPoints = 30
+	}
+	if o.WindowMaxAge <= 0 {
+		o.WindowMaxAge = 10 * time.Minute
+	}
+	if o.LogLines <= 0 {
+		o.LogLines = 100
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Outbox == nil {
+		o.Outbox = history.NewOutbox(1_000_000)
+	}
+}
+
+// Store is the in-memory state of every endpoint and tunnel.
+//
+// One lock guards it all: writers (one applier goroutine per master) hold it
+// for about a microsecond per event; readers (/metrics, REST, SSE push) hold
+// the read lock while they copy or render. A single lock also makes the
+// persisted snapshot a consistent cut of state and outbox together.
+type Store struct {
+	mu        sync.RWMutex
+	opts      Options
+	endpoints map[string]*Endpoint
+	names     []string // sorted endpoint names
+	outbox    *history.Outbox
+	scratch   []history.Sample
+	version   uint64 // bumped on every change that must be persisted
+	stats     ingestStats
+}
+
+// NewStore returns an empty Store.
+func NewStore(opts Options) *Store {
+	opts.defaults()
+	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, outbox: opts.Outbox}
+}
+
+// Outbox returns the queue of samples waiting for the TSDB.
+func (s *Store) Outbox() *history.Outbox { return s.outbox }
+
+// Now returns the store's clock reading.
+func (s *Store) Now() time.Time { return s.opts.Now() }
+
+// Endpoint is one configured NodePass master and its tunnels.
+type Endpoint struct {
+	Name    string
+	tunnels map[string]*Tunnel
+	ids     []string // sorted tunnel ids
+
+	Conn ConnStatus
+	Info Info
+
+	Events     [numEventTypes]uint64
+	Invalid    map[string]uint64 // by reason
+	Reconnects uint64
+
+	// burst tracks an initial burst: the ids it named, so that tunnels
+	// missing from it can be removed when it ends.
+	burst     map[string]struct{}
+	inBurst   bool
+	burstDone bool // a burst was seen since the last connect
+	// retired holds hourly buckets of removed tunnels until their hour
+	// closes, so a tunnel that comes back in the same hour continues its
+	// bucket and every (series, hour) gets exactly one value.
+	retired map[string]history.Hour
+}
+
+// ConnState is the state of an endpoint's SSE connection.
+type ConnState string
+
+// Connection states, as shown by /api/status and in logs.
+const (
+	StateConnecting ConnState = "connecting"
+	StateUp         ConnState = "up"
+	StateDown       ConnState = "down"
+	StateAuthFailed ConnState = "auth_failed"
+)
+
+// ConnStatus describes an endpoint's connection for status pages.
+type ConnStatus struct {
+	State     ConnState
+	Since     time.Time
+	LastError string
+	LastEvent time.Time
+}
+
+// Info holds a master's host figures from GET /info.
+type Info struct {
+	Valid       bool
+	Version     string
+	OS          string
+	Arch        string
+	Name        string
+	Alias       string
+	CPUPercent  float64
+	MemTotal    uint64
+	MemUsed     uint64
+	SwapTotal   uint64
+	SwapUsed    uint64
+	NetRx       uint64
+	NetTx       uint64
+	DiskRead    uint64
+	DiskWrite   uint64
+	SysUptime   uint64
+	Uptime      uint64
+	LastUpdated time.Time
+}
+
+// TagKV is one meta tag of a tunnel.
+type TagKV struct{ Key, Value string }
+
+// Tunnel is the live state of one NodePass instance.
+type Tunnel struct {
+	ID        string
+	Alias     string
+	Type      string
+	Status    string
+	URL       string
+	Config    string
+	Restart   bool
+	Mode      int64
+	Ping      int64
+	Pool      int64
+	TCPs      int64
+	UDPs      int64
+	PeerSID   string
+	PeerType  string
+	PeerAlias string
+	Tags      []TagKV
+
+	// Raw is the snapshot: the last raw counters seen.
+	Raw Counters
+	// Total is the monotonic sum of deltas.
+	Total Counters
+	// Rate is the live rate in bytes/s per counter, from the last two points.
+	Rate Counters
+	// firstAfterConnect selects counter rule 2 for the next observation.
+	firstAfterConnect bool
+	// stale is set for tunnels restored from disk that no stream has
+	// confirmed yet.
+	stale bool
+
+	Window history.Window
+	Hour   history.Hour
+
+	LastPoint  time.Time // exporter clock of the last data point
+	LastEvent  time.Time
+	MasterTime string // the master's time of the last event (diagnostics)
+
+	logs logRing
+}
+
+// Tunnel returns a copy-free pointer to a tunnel; the caller must hold the
+// read lock (see View).
+func (e *Endpoint) Tunnel(id string) *Tunnel { return e.tunnels[id] }
+
+// TunnelIDs returns the sorted tunnel ids; the caller must hold the read lock
+// and must not modify the slice.
+func (e *Endpoint) TunnelIDs() []string { return e.ids }
+
+// View runs fn with the read lock held. fn must not keep references to
+// tunnels or endpoints after it returns, and must not block.
+func (s *Store) View(fn func(v StoreView)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(StoreView{s})
+}
+
+// StoreView gives read access to the state while the read lock is held.
+type StoreView struct{ s *Store }
+
+// EndpointNames returns the sorted endpoint names (do not modify).
+func (v StoreView) EndpointNames() []string { return v.s.names }
+
+// Endpoint returns the named endpoint or nil.
+func (v StoreView) Endpoint(name string) *Endpoint { return v.s.endpoints[name] }
+
+// Outbox returns the samples queue.
+func (v StoreView) Outbox() *history.Outbox { return v.s.outbox }
+
+// AddEndpoint registers an endpoint (no-op if it exists).
+func (s *Store) AddEndpoint(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpointLocked(name)
+}
+
+func (s *Store) endpointLocked(name string) *Endpoint {
+	if e, ok := s.endpoints[name]; ok {
+		return e
+	}
+	e := &Endpoint{
+		Name:    name,
+		tunnels: map[string]*Tunnel{},
+		Invalid: map[string]uint64{},
+		retired: map[string]history.Hour{},
+		Conn:    ConnStatus{State: StateConnecting, Since: s.opts.Now()},
+	}
+	s.endpoints[name] = e
+	i, _ := slices.BinarySearch(s.names, name)
+	s.names = slices.Insert(s.names, i, name)
+	return e
+}
+
+// RemoveEndpoint flushes an endpoint's partial windows and open hours to the
+// outbox and forgets it (used when a reload removes a master).
+func (s *Store) RemoveEndpoint(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.endpoints[name]
+	if !ok {
+		return
+	}
+	out := s.scratch[:0]
+	for _, id := range e.ids {
+		t := e.tunnels[id]
+		out = t.Window.Flush(name, id, out)
+		out = t.Hour.Flush(name, id, out)
+	}
+	for id, h := range e.retired {
+		out = h.Flush(name, id, out)
+	}
+	s.outbox.Write(out)
+	s.scratch = out[:0]
+	delete(s.endpoints, name)
+	if i, ok := slices.BinarySearch(s.names, name); ok {
+		s.names = slices.Delete(s.names, i, i+1)
+	}
+	s.version++
+}
+
+// SetConn records a connection state change of an endpoint and reports
+// whether the state changed (callers log once per change).
+func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.endpointLocked(name)
+	changed := e.Conn.State != state
+	if changed {
+		e.Conn.Since = s.opts.Now()
+	}
+	e.Conn.State = state
+	if lastErr != "" || state == StateUp {
+		e.Conn.LastError = lastErr
+	}
+	return changed
+}
+
+// Connected marks the start of a new stream: the next observation of each
+// known tunnel follows counter rule 2, and an initial burst is expected.
+func (s *Store) Connected(name string, reconnect bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.endpointLocked(name)
+	for _, t := range e.tunnels {
+		t.firstAfterConnect = true
+	}
+	e.inBurst, e.burstDone = false, false
+	e.burst = nil
+	if reconnect {
+		e.Reconnects++
+	}
+}
+
+// SetInfo stores a master's /info figures.
+func (s *Store) SetInfo(name string, info Info) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.endpointLocked(name)
+	info.Valid = true
+	info.LastUpdated = s.opts.Now()
+	e.Info = info
+}
+
+// CountInvalid counts an event that was skipped, by reason.
+func (s *Store) CountInvalid(name, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpointLocked(name).Invalid[reason]++
+	s.stats.invalid++
+}
+
+// validID reports whether id is what NodePass makes: 8 lowercase hex digits.
+func validID(id []byte) bool {
+	if len(id) != 8 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// setString stores b in *dst if it differs, replacing invalid UTF-8 (the
+// text format and JSON both need valid UTF-8). It allocates only on change.
+func setString(dst *string, b []byte) {
+	if string(b) == *dst {
+		return
+	}
+	if utf8.Valid(b) {
+		*dst = string(b)
+		return
+	}
+	*dst = string(toValidUTF8(b))
+}
+
+func toValidUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
+func setTags(dst *[]TagKV, tags []Tag) {
+	same := len(*dst) == len(tags)
+	if same {
+		for i, t := range tags {
+			if string(t.Key) != (*dst)[i].Key || string(t.Value) != (*dst)[i].Value {
+				same = false
+				break
+			}
+		}
+	}
+	if same {
+		return
+	}
+	out := make([]TagKV, len(tags))
+	for i, t := range tags {
+		setString(&out[i].Key, t.Key)
+		setString(&out[i].Value, t.Value)
+	}
+	*dst = out
+}
+
+func bytesToID(b []byte) string { return string(b) }
+
+// HasRunning reports whether any tunnel of the endpoint is running (a
+// running tunnel reports every interval, so silence means a stalled stream).
+func (s *Store) HasRunning(name string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.endpoints[name]
+	if e == nil {
+		return false
+	}
+	for _, t := range e.tunnels {
+		if t.Status == "running" && !t.stale {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,66 @@
+package history
+
+// HourStart returns the start of the UTC hour holding the Unix-ms time t.
+func HourStart(t int64) int64 {
+	h := t - t%millisecondsPerHour
+	if t < 0 && t%millisecondsPerHour != 0 {
+		h -= millisecondsPerHour
+	}
+	return h
+}
+
+// Hour is a tunnel's bucket for one UTC hour: the deltas seen within it, the
+// monotonic totals at its end, and its point count. The zero value is "no
+// open hour". Not goroutine-safe.
+type Hour struct {
+	Start   int64     `json:"start"` // Unix ms of the hour start; 0 when none is open
+	Traffic [4]uint64 `json:"traffic"`
+	Totals  [4]uint64 `json:"totals"`
+	Points  uint64    `json:"points"`
+}
+
+// Open reports whether the bucket holds an hour.
+func (h *Hour) Open() bool { return h.Start != 0 }
+
+// Roll closes the open hour if nowMs lies in a later hour, appending its
+// record to out, and returns out. It must be called before Add so that a
+// delta lands in the hour in which it was seen.
+func (h *Hour) Roll(nowMs int64, endpoint, tunnel string, out []Sample) []Sample {
+	if h.Start != 0 && HourStart(nowMs) > h.Start {
+		out = h.Flush(endpoint, tunnel, out)
+	}
+	return out
+}
+
+// Add records deltas seen at nowMs, the totals after them, and whether the
+// observation was a data point. The caller has called Roll.
+func (h *Hour) Add(nowMs int64, delta, totals [4]uint64, point bool) {
+	if h.Start == 0 {
+		h.Start = HourStart(nowMs)
+	}
+	for i, d := range delta {
+		h.Traffic[i] += d
+	}
+	h.Totals = totals
+	if point {
+		h.Points++
+	}
+}
+
+// Flush appends the hour's record (stamped at the hour start) to out and
+// empties the bucket. An empty bucket writes nothing.
+func (h *Hour) Flush(endpoint, tunnel string, out []Sample) []Sample {
+	if h.Start == 0 {
+		return out
+	}
+	for i := range trafficSeriesPerRecord {
+		out = append(out,
+			Sample{Metric: MetricHourlyTraffic, Endpoint: endpoint, Tunnel: tunnel,
+				Protocol: Protocols[i], Direction: Directions[i], T: h.Start, V: float64(h.Traffic[i])},
+			Sample{Metric: MetricHourlyTotal, Endpoint: endpoint, Tunnel: tunnel,
+				Protocol: Protocols[i], Direction: Directions[i], T: h.Start, V: float64(h.Totals[i])})
+	}
+	out = append(out, Sample{Metric: MetricHourlyPoints, Endpoint: endpoint, Tunnel: tunnel, T: h.Start, V: float64(h.Points)})
+	*h = Hour{}
+	return out
+}

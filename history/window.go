@@ -1,0 +1,120 @@
+package history
+
+// Metric names written for windows and hours (DESIGN.md, "Names").
+const (
+	MetricWindowTraffic     = "nodepass_tunnel_window_traffic_bytes"
+	MetricWindowPing        = "nodepass_tunnel_window_ping_seconds"
+	MetricWindowPool        = "nodepass_tunnel_window_pool_connections"
+	MetricWindowTCP         = "nodepass_tunnel_window_tcp_connections"
+	MetricWindowUDP         = "nodepass_tunnel_window_udp_sessions"
+	MetricWindowUpRatio     = "nodepass_tunnel_window_up_ratio"
+	MetricWindowSeconds     = "nodepass_tunnel_window_seconds"
+	MetricWindowPoints      = "nodepass_tunnel_window_points"
+	MetricHourlyTraffic     = "nodepass_tunnel_hourly_traffic_bytes"
+	MetricHourlyTotal       = "nodepass_tunnel_hourly_traffic_total_bytes"
+	MetricHourlyPoints      = "nodepass_tunnel_hourly_points"
+	WindowSamplesPerRecord  = 11
+	HourlySamplesPerRecord  = 9
+	trafficSeriesPerRecord  = 4
+	millisecondsPerHour     = 3_600_000
+	millisecondsPerSecond   = 1000.0
+	pingMillisecondsPerUnit = 1000.0
+)
+
+// Protocols and Directions give the label values of the four traffic
+// counters, in the order tcp rx, tcp tx, udp rx, udp tx.
+var (
+	Protocols  = [4]string{"tcp", "tcp", "udp", "udp"}
+	Directions = [4]string{"rx", "tx", "rx", "tx"}
+)
+
+// Point is one data point of a tunnel: an initial or update event.
+type Point struct {
+	T    int64 // exporter clock, Unix ms
+	Ping int64 // ms
+	Pool int64
+	TCPs int64
+	UDPs int64
+	Up   bool
+}
+
+// Window accumulates a tunnel's points until it is written as one record.
+// The zero value is an empty window. Not goroutine-safe: the collector guards
+// it with the tunnel's lock.
+type Window struct {
+	// Start is when the traffic of this window began: the end of the
+	// previous window, or the first point when there was none, so that
+	// duration = Last - Start covers exactly the deltas summed here.
+	Start    int64     `json:"start"`
+	First    int64     `json:"first"`
+	Last     int64     `json:"last"`
+	Points   int64     `json:"points"`
+	UpPoints int64     `json:"up"`
+	Traffic  [4]uint64 `json:"traffic"`
+	PingSum  int64     `json:"ping"`
+	PoolSum  int64     `json:"pool"`
+	TCPsSum  int64     `json:"tcps"`
+	UDPsSum  int64     `json:"udps"`
+}
+
+// AddTraffic adds counter deltas. Deltas seen between points (log, create,
+// delete events) are carried into the window of the next point.
+func (w *Window) AddTraffic(delta [4]uint64) {
+	for i, d := range delta {
+		w.Traffic[i] += d
+	}
+}
+
+// AddPoint adds one data point.
+func (w *Window) AddPoint(p Point) {
+	if w.Points == 0 {
+		w.First = p.T
+		if w.Start == 0 || w.Start > p.T {
+			w.Start = p.T
+		}
+	}
+	w.Last = p.T
+	w.Points++
+	if p.Up {
+		w.UpPoints++
+	}
+	w.PingSum += p.Ping
+	w.PoolSum += p.Pool
+	w.TCPsSum += p.TCPs
+	w.UDPsSum += p.UDPs
+}
+
+// Due reports whether the window must be written now: it holds maxPoints
+// points, or its oldest point is older than maxAgeMs at nowMs.
+func (w *Window) Due(nowMs int64, maxPoints int, maxAgeMs int64) bool {
+	return w.Points > 0 && (w.Points >= int64(maxPoints) || nowMs-w.First >= maxAgeMs)
+}
+
+// Flush appends the window's record to out as samples stamped at the last
+// point, and starts a new window. An empty window (no points) writes nothing
+// and keeps its traffic for the next one.
+func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
+	if w.Points == 0 {
+		return out
+	}
+	n := float64(w.Points)
+	at := func(metric string, v float64) Sample {
+		return Sample{Metric: metric, Endpoint: endpoint, Tunnel: tunnel, T: w.Last, V: v}
+	}
+	for i, v := range w.Traffic {
+		s := at(MetricWindowTraffic, float64(v))
+		s.Protocol, s.Direction = Protocols[i], Directions[i]
+		out = append(out, s)
+	}
+	out = append(out,
+		at(MetricWindowPing, float64(w.PingSum)/n/pingMillisecondsPerUnit),
+		at(MetricWindowPool, float64(w.PoolSum)/n),
+		at(MetricWindowTCP, float64(w.TCPsSum)/n),
+		at(MetricWindowUDP, float64(w.UDPsSum)/n),
+		at(MetricWindowUpRatio, float64(w.UpPoints)/n),
+		at(MetricWindowSeconds, float64(w.Last-w.Start)/millisecondsPerSecond),
+		at(MetricWindowPoints, n),
+	)
+	*w = Window{Start: w.Last}
+	return out
+}
