@@ -75,24 +75,30 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 			w.uint(1)
 		}
 	}
-	infoGauges := []struct {
-		f   family
-		val func(*Info) float64
-	}{
-		{famEndpointUptime, func(i *Info) float64 { return float64(i.Uptime) }},
-		{famEndpointCPU, func(i *Info) float64 { return i.CPUPercent / 100 }},
-		{famEndpointMemUsed, func(i *Info) float64 { return float64(i.MemUsed) }},
-		{famEndpointMemTotal, func(i *Info) float64 { return float64(i.MemTotal) }},
-		{famEndpointNetRx, func(i *Info) float64 { return float64(i.NetRx) }},
-		{famEndpointNetTx, func(i *Info) float64 { return float64(i.NetTx) }},
+	w.header(famEndpointCPU)
+	for _, e := range eps {
+		if e.Info.Valid {
+			w.start(famEndpointCPU.name, e.Name)
+			w.end()
+			w.float(e.Info.CPUPercent / 100)
+		}
 	}
-	for _, g := range infoGauges {
+	for _, g := range []struct {
+		f   family
+		val func(*Info) uint64
+	}{
+		{famEndpointUptime, func(i *Info) uint64 { return i.Uptime }},
+		{famEndpointMemUsed, func(i *Info) uint64 { return i.MemUsed }},
+		{famEndpointMemTotal, func(i *Info) uint64 { return i.MemTotal }},
+		{famEndpointNetRx, func(i *Info) uint64 { return i.NetRx }},
+		{famEndpointNetTx, func(i *Info) uint64 { return i.NetTx }},
+	} {
 		w.header(g.f)
 		for _, e := range eps {
 			if e.Info.Valid {
 				w.start(g.f.name, e.Name)
 				w.end()
-				w.float(g.val(&e.Info))
+				w.uint(g.val(&e.Info))
 			}
 		}
 	}

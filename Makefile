@@ -1,0 +1,60 @@
+# nodepass-exporter
+GO        ?= go
+PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 5
+
+.PHONY: all build test test-short deps bench lint fmt tidy-check soak clean run-demo
+
+all: lint test build
+
+## build: static binaries in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodepass-exporter ./cmd/nodepass-exporter
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodepass-sim ./cmd/nodepass-sim
+
+## deps: install the Debian packages the tests use (promtool, prometheus, victoria-metrics, chromium, wrk)
+deps:
+	./scripts/install-test-deps.sh
+
+## test: the whole suite with the race detector (installs test dependencies first)
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## test-short: unit tests only, no external programs
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## bench: benchmarks, results into BENCHMARKS.md
+bench: deps
+	./scripts/bench.sh
+
+## soak: the long fault and load soak (minutes; loopback only)
+soak:
+	SOAK=1 $(GO) test -count=1 -timeout 30m -run Soak -v ./e2e/
+
+## lint: go vet, gofmt, go mod tidy check, and govulncheck when it installs
+lint: fmt tidy-check
+	$(GO) vet $(PKGS)
+	@if $(GO) run golang.org/x/vuln/cmd/govulncheck@latest -h >/dev/null 2>&1; then \
+		$(GO) run golang.org/x/vuln/cmd/govulncheck@latest $(PKGS); \
+	else echo "govulncheck not available; skipped"; fi
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy-check:
+	@cp go.mod /tmp/go.mod.bak && cp go.sum /tmp/go.sum.bak
+	@$(GO) mod tidy
+	@if ! diff -q go.mod /tmp/go.mod.bak >/dev/null || ! diff -q go.sum /tmp/go.sum.bak >/dev/null; then \
+		cp /tmp/go.mod.bak go.mod; cp /tmp/go.sum.bak go.sum; echo "go mod tidy changes go.mod/go.sum"; exit 1; fi
+
+run-demo:
+	$(GO) run ./cmd/nodepass-exporter --demo
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,246 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// replayMaster is an httptest master: connection i gets streams[i] (the
+// last one repeats), then the response ends unless hold is set, in which
+// case it stays open until the client goes.
+type replayMaster struct {
+	key     atomic.Value // string
+	streams [][]byte
+	hold    bool
+	conns   atomic.Int32
+	info    []byte
+}
+
+func (m *replayMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-API-Key") != m.key.Load().(string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":"Unauthorized: API key required"}`)
+		return
+	}
+	switch r.URL.Path {
+	case "/api/v1/info":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(m.info)
+	case "/api/v1/events":
+		i := int(m.conns.Add(1)) - 1
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write(m.streams[min(i, len(m.streams)-1)])
+		w.(http.Flusher).Flush()
+		if m.hold {
+			<-r.Context().Done()
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func newReplayMaster(t *testing.T, hold bool, streams ...[]byte) (*replayMaster, *httptest.Server) {
+	t.Helper()
+	info, err := os.ReadFile("testdata/api-info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &replayMaster{streams: streams, hold: hold, info: info}
+	m.key.Store(recordedKey)
+	srv := httptest.NewServer(m)
+	t.Cleanup(srv.Close)
+	return m, srv
+}
+
+// runConn follows the master until the test ends.
+func runConn(t *testing.T, s *Store, cfg EndpointConfig, logger *slog.Logger) {
+	t.Helper()
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+	}
+	c, err := NewConn(cfg, s, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func endpointView(s *Store, name string, fn func(e *Endpoint)) {
+	s.View(func(v StoreView) {
+		if e := v.Endpoint(name); e != nil {
+			fn(e)
+		}
+	})
+}
+
+func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
+	sw := &syncWriter{w: new(bytes.Buffer)}
+	logger := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, srv := newReplayMaster(t, true, loadCapture(t, captureOne), loadCapture(t, captureAfter), []byte("retry: 3000\n\n"))
+	s := NewStore(Options{})
+	runConn(t, s, EndpointConfig{Name: "tokyo-1", BaseURL: srv.URL + "/api", APIKey: recordedKey}, logger)
+
+	waitFor(t, "both streams applied", func() bool {
+		var reconnects uint64
+		endpointView(s, "tokyo-1", func(e *Endpoint) { reconnects = e.Reconnects })
+		return reconnects >= 2
+	})
+	if got := totals(t, s, "tokyo-1"); !equalTotals(got, wantAfterRestart) {
+		t.Errorf("totals:\n got %v\nwant %v", got, wantAfterRestart)
+	}
+	endpointView(s, "tokyo-1", func(e *Endpoint) {
+		if e.Events[EventShutdown] != 2 || e.Events[EventUpdate] != 78 {
+			t.Errorf("events: shutdown %d update %d, want 2 and 78", e.Events[EventShutdown], e.Events[EventUpdate])
+		}
+	})
+	waitFor(t, "info", func() bool {
+		ok := false
+		endpointView(s, "tokyo-1", func(e *Endpoint) { ok = e.Info.Valid && e.Info.Version == "v1.14.0" })
+		return ok
+	})
+
+	page := string(s.AppendMetrics(nil))
+	for _, out := range []string{page, sw.String()} {
+		if strings.Contains(out, recordedKey) {
+			t.Fatal("the API key leaked into the output")
+		}
+	}
+	if !strings.Contains(page, `nodepass_tunnel_traffic_bytes_total{endpoint="tokyo-1",tunnel="0a93e346",protocol="tcp",direction="tx"} 35001435`) {
+		t.Errorf("metrics page lacks the server's tcp tx total:\n%s", page)
+	}
+	if n := strings.Count(sw.String(), "endpoint connected"); n > 4 {
+		t.Errorf("%d 'connected' log lines for 3 connects: logs must be per state change", n)
+	}
+}
+
+func TestConnAuthFailedThenFixed(t *testing.T) {
+	m, srv := newReplayMaster(t, true, []byte("retry: 3000\n\n"))
+	m.key.Store("00000000000000000000000000000000")
+	s := NewStore(Options{})
+	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey}, discardLogger())
+	state := func() ConnState {
+		var st ConnState
+		endpointView(s, "m", func(e *Endpoint) { st = e.Conn.State })
+		return st
+	}
+	waitFor(t, "auth_failed", func() bool { return state() == StateAuthFailed })
+	m.key.Store(recordedKey) // the master's key is fixed (or a reload fixed ours)
+	waitFor(t, "up", func() bool { return state() == StateUp })
+}
+
+func TestConnReconnectsStalledStream(t *testing.T) {
+	// One running tunnel, then silence with the connection open.
+	initial := `retry: 3000
+
+event: instance
+data: {"type":"initial","time":"2026-11-21T23:55:01Z","instance":{"id":"0a93e346","alias":"a","type":"server","status":"running","url":"","config":"","restart":true,"meta":{"peer":{"sid":"","type":"","alias":""},"tags":{}},"mode":1,"ping":0,"pool":0,"tcps":0,"udps":0,"tcprx":1,"tcptx":2,"udprx":3,"udptx":4},"logs":""}
+
+`
+	m, srv := newReplayMaster(t, true, []byte(initial))
+	s := NewStore(Options{})
+	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey, ReportInterval: 30 * time.Millisecond}, discardLogger())
+	waitFor(t, "a reconnect after silence", func() bool { return m.conns.Load() >= 3 })
+	var lastErr string
+	endpointView(s, "m", func(e *Endpoint) { lastErr = e.Conn.LastError })
+	if lastErr != "" && !strings.Contains(lastErr, "silent") && !strings.Contains(lastErr, "connect") {
+		t.Logf("last error: %s", lastErr)
+	}
+}
+
+func TestConnBadStreams(t *testing.T) {
+	long := "retry: 3000\n\nevent: instance\ndata: " + strings.Repeat("x", 4096) + "\n\n"
+	tests := []struct {
+		name   string
+		serve  http.HandlerFunc
+		reason string // invalid reason counted, if any
+		errSub string // in Conn.LastError
+	}{
+		{"html page", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, "<html>502 Bad Gateway</html>")
+		}, "", "event stream"},
+		{"http 502", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, "<html>\n<h1>bad gateway</h1></html>")
+		}, "", "HTTP 502"},
+		{"line too long", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, long)
+		}, reasonTooLong, "read event"},
+		{"garbage json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: instance\ndata: {\"type\":\"update\",\xff\xfe\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}, ReasonMalformedJSON, ""},
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://198.51.100.1/steal", http.StatusFound)
+		}, "", "HTTP 302"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.serve)
+			t.Cleanup(srv.Close)
+			s := NewStore(Options{})
+			runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey, MaxLine: 1024}, discardLogger())
+			waitFor(t, "the fault to show", func() bool {
+				ok := false
+				endpointView(s, "m", func(e *Endpoint) {
+					ok = (tc.reason == "" || e.Invalid[tc.reason] > 0) &&
+						(tc.errSub == "" || strings.Contains(e.Conn.LastError, tc.errSub))
+				})
+				return ok
+			})
+		})
+	}
+}
+
+// syncWriter serialises writes from the Conn's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}

@@ -1,0 +1,119 @@
+package collector
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// replayedStore is a Store fed with both recordings, as one exporter that
+// followed the master across its restart.
+func replayedStore(t testing.TB) *Store {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	s.Connected("tokyo-1", false)
+	feed(t, s, "tokyo-1", loadCapture(t, captureOne), clock, nil)
+	s.Connected("tokyo-1", true)
+	feed(t, s, "tokyo-1", loadCapture(t, captureAfter), clock, nil)
+	s.SetConn("tokyo-1", StateUp, "")
+	s.SetInfo("tokyo-1", Info{Version: "v1.14.0", OS: "linux", Arch: "amd64", Name: "127.0.0.1",
+		CPUPercent: 68, MemTotal: 25276502016, MemUsed: 591691776, NetRx: 616945432, NetTx: 2471057, Uptime: 23})
+	return s
+}
+
+func TestMetricsGolden(t *testing.T) {
+	page := replayedStore(t).AppendMetrics(nil)
+	const golden = "testdata/metrics.golden"
+	if *update {
+		if err := os.WriteFile(golden, page, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(page, want) {
+		t.Errorf("metrics differ from %s (go test -run TestMetricsGolden -update to accept):\n%s", golden, page)
+	}
+	if bytes.Contains(page, []byte(recordedKey)) {
+		t.Fatal("API key in /metrics")
+	}
+	promtoolCheck(t, page)
+}
+
+// promtoolCheck runs Debian's promtool check metrics (a lint of names, help
+// and types) over page and fails on any finding.
+func promtoolCheck(t *testing.T, page []byte) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is missing (make deps installs Debian's prometheus package)")
+		}
+		t.Skip("promtool not installed; run make deps")
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(page)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestMetricsEscapesUntrustedLabels(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)}
+	s := newTestStore(clock)
+	ev := &Event{Type: EventUpdate, HasInstance: true, Instance: Instance{
+		ID: []byte("0a93e346"), Alias: []byte("a\"b\\c\nd\xff<script>"), Type: []byte("server"), Status: []byte("running"),
+	}}
+	if err := s.Apply("m", ev); err != nil {
+		t.Fatal(err)
+	}
+	page := string(s.AppendMetrics(nil))
+	want := `nodepass_tunnel_info{endpoint="m",tunnel="0a93e346",alias="a\"b\\c\nd` + "\uFFFD" + `<script>",type="server",mode="0"} 1`
+	if !strings.Contains(page, want) {
+		t.Errorf("want line %s in\n%s", want, page)
+	}
+	promtoolCheck(t, []byte(page))
+}
+
+func TestMetricsDeletedTunnelDisappears(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	seen := false
+	feed(t, s, "m", loadCapture(t, captureOne), clock, func(ev *Event) {
+		if ev.Type == EventDelete {
+			seen = strings.Contains(string(s.AppendMetrics(nil)), `tunnel="07ae9674"`)
+		}
+	})
+	if !seen {
+		t.Fatal("07ae9674 was not on the page before its delete")
+	}
+	if strings.Contains(string(s.AppendMetrics(nil)), `tunnel="07ae9674"`) {
+		t.Error("07ae9674 still on the page after its delete")
+	}
+}
+
+func TestBadIDRejected(t *testing.T) {
+	s := newTestStore(&fakeClock{now: time.Unix(0, 0)})
+	for _, id := range []string{"", "0A93E346", "0a93e34", "0a93e346a", "../../x", "0a93e34\n"} {
+		ev := &Event{Type: EventUpdate, HasInstance: true, Instance: Instance{ID: []byte(id)}}
+		if err := s.Apply("m", ev); err == nil {
+			t.Errorf("id %q accepted", id)
+		}
+	}
+	ev := &Event{Type: EventInitial, HasInstance: true, Instance: Instance{ID: []byte(PseudoInstanceID), URL: []byte(recordedKey)}}
+	if err := s.Apply("m", ev); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(s.AppendMetrics(nil)), recordedKey) || strings.Contains(string(s.AppendMetrics(nil)), "********") {
+		t.Error("pseudo-instance reached the state")
+	}
+}
