@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+)
+
+// settings holds every flag.
+type settings struct {
+	listenAddress   string
+	webConfigFile   string
+	configFile      string
+	nodepassURL     string
+	nodepassKeyFile string
+	nodepassName    string
+	reportInterval  time.Duration
+	infoInterval    time.Duration
+	tsdbPath        string
+	retention       model.Duration
+	windowPoints    int
+	tunnelInterval  time.Duration
+	dashInterval    time.Duration
+	timezone        string
+	remoteWrite     remoteWriteFlags
+	corsOrigins     string
+	demo            bool
+	demoTunnels     int
+	logLevel        *promslog.Level
+	logFormat       *promslog.Format
+	showVersion     bool
+}
+
+type remoteWriteFlags struct {
+	url               string
+	basicAuthUser     string
+	basicAuthPassFile string
+	bearerTokenFile   string
+	headers           headerFlags
+}
+
+// headerFlags collects repeated --remote-write.header Name=Value flags.
+type headerFlags map[string]string
+
+func (h *headerFlags) String() string { return "" }
+
+func (h *headerFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q: want Name=Value", s)
+	}
+	if *h == nil {
+		*h = headerFlags{}
+	}
+	(*h)[strings.TrimSpace(name)] = value
+	return nil
+}
+
+type durationFlag struct{ d *model.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+// parseFlags parses args (without the program name) into settings.
+func parseFlags(args []string, stderr io.Writer) (*settings, error) {
+	s := &settings{
+		logLevel:  promslog.NewLevel(),
+		logFormat: promslog.NewFormat(),
+		retention: model.Duration(30 * 24 * time.Hour),
+	}
+	fs := flag.NewFlagSet("nodepass-exporter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.listenAddress, "web.listen-address", ":9834", "Address to serve /metrics, the API and the web page on.")
+	fs.StringVar(&s.webConfigFile, "web.config.file", "", "Path to an exporter-toolkit web config file (TLS and basic auth).")
+	fs.StringVar(&s.configFile, "config.file", "", "Path to the YAML list of NodePass masters.")
+	fs.StringVar(&s.nodepassURL, "nodepass.url", "", "API base of a single master, e.g. http://10.0.0.1:9090/api (instead of --config.file).")
+	fs.StringVar(&s.nodepassKeyFile, "nodepass.api-key-file", "", "File holding the API key of the --nodepass.url master.")
+	fs.StringVar(&s.nodepassName, "nodepass.name", "", "Endpoint name of the --nodepass.url master (default: its host:port).")
+	fs.DurationVar(&s.reportInterval, "nodepass.report-interval", 5*time.Second, "The masters' report interval; a stream silent for 3 intervals while tunnels run is reconnected.")
+	fs.DurationVar(&s.infoInterval, "nodepass.info-interval", 15*time.Second, "How often each master's /info is polled.")
+	fs.StringVar(&s.tsdbPath, "storage.tsdb.path", "data/", "Directory of the embedded TSDB and the counter snapshot.")
+	fs.Var(durationFlag{&s.retention}, "storage.tsdb.retention.time", "How long to keep history (e.g. 30d, 12h).")
+	fs.IntVar(&s.windowPoints, "history.window-points", 30, "Data points per history window record.")
+	fs.DurationVar(&s.tunnelInterval, "push.tunnel-interval", time.Second, "SSE push period of a tunnel's state.")
+	fs.DurationVar(&s.dashInterval, "push.dashboard-interval", 2*time.Second, "SSE push period of the dashboard.")
+	fs.StringVar(&s.timezone, "web.timezone", "UTC", "IANA time zone in which \"today\" starts at midnight.")
+	fs.StringVar(&s.corsOrigins, "web.cors.origin", "", "Comma-separated origins allowed by CORS (default: none).")
+	fs.StringVar(&s.remoteWrite.url, "remote-write.url", "", "Also push history records to this Prometheus remote_write URL.")
+	fs.StringVar(&s.remoteWrite.basicAuthUser, "remote-write.basic-auth.username", "", "Basic auth user for remote write.")
+	fs.StringVar(&s.remoteWrite.basicAuthPassFile, "remote-write.basic-auth.password-file", "", "File holding the basic auth password for remote write.")
+	fs.StringVar(&s.remoteWrite.bearerTokenFile, "remote-write.bearer-token-file", "", "File holding a bearer token for remote write.")
+	fs.Var(&s.remoteWrite.headers, "remote-write.header", "Extra remote write header Name=Value (repeatable).")
+	fs.BoolVar(&s.demo, "demo", false, "Run a built-in simulated NodePass master and follow it (no NodePass needed).")
+	fs.IntVar(&s.demoTunnels, "demo.tunnels", 12, "Number of simulated tunnels with --demo.")
+	fs.Var(s.logLevel, "log.level", "Log level: debug, info, warn, error.")
+	fs.Var(s.logFormat, "log.format", "Log format: logfmt or json.")
+	fs.BoolVar(&s.showVersion, "version", false, "Print the version and exit.")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return s, s.check()
+}
+
+func (s *settings) check() error {
+	if s.showVersion {
+		return nil
+	}
+	sources := 0
+	for _, set := range []bool{s.configFile != "", s.nodepassURL != "", s.demo} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources == 0:
+		return errors.New("no master configured: use --config.file, --nodepass.url with --nodepass.api-key-file, or --demo")
+	case s.configFile != "" && s.nodepassURL != "":
+		return errors.New("use either --config.file or --nodepass.url, not both")
+	case s.nodepassURL != "" && s.nodepassKeyFile == "":
+		return errors.New("--nodepass.url needs --nodepass.api-key-file")
+	case s.windowPoints < 1 || s.windowPoints > 10000:
+		return errors.New("--history.window-points must be between 1 and 10000")
+	case s.tunnelInterval < 100*time.Millisecond || s.dashInterval < 100*time.Millisecond:
+		return errors.New("--push.*-interval must be at least 100ms")
+	case time.Duration(s.retention) < time.Hour:
+		return errors.New("--storage.tsdb.retention.time must be at least 1h")
+	case s.reportInterval <= 0 || s.infoInterval <= 0:
+		return errors.New("--nodepass.*-interval must be positive")
+	}
+	if _, err := time.LoadLocation(s.timezone); err != nil {
+		return fmt.Errorf("--web.timezone: %w", err)
+	}
+	return nil
+}

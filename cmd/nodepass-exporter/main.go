@@ -1,0 +1,55 @@
+// Command nodepass-exporter follows NodePass masters over SSE, serves their
+// tunnels' live state and exact traffic totals on /metrics and a REST/SSE
+// API, and keeps history in an embedded Prometheus TSDB.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	s, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "nodepass-exporter:", err)
+		return 2
+	}
+	if s.showVersion {
+		fmt.Fprintf(stdout, "nodepass-exporter %s (revision %s)\n", version, revision)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	app, err := newApp(s, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "nodepass-exporter:", err)
+		return 1
+	}
+	if err := app.run(ctx, hup); err != nil {
+		app.logger.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodepass-exporter/nodepass-exporter/api"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
+	"github.com/nodepass-exporter/nodepass-exporter/tsdb/remotewrite"
+)
+
+// storage is the embedded TSDB with its writer, query API and the optional
+// remote write client.
+type storage struct {
+	db     *tsdb.DB
+	writer *tsdb.Writer
+	query  *tsdb.API
+	remote *remotewrite.Client
+	logger *slog.Logger
+}
+
+func goVersion() string { return runtime.Version() }
+
+func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time) (*storage, error) {
+	st := &storage{logger: logger.With("component", "tsdb")}
+	db, err := tsdb.Open(s.tsdbPath, st.logger, reg, tsdb.Options{Retention: time.Duration(s.retention), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB at %s: %w", s.tsdbPath, err)
+	}
+	st.db = db
+	var onCommitted func([]history.Sample)
+	if s.remoteWrite.url != "" {
+		rw, err := remotewrite.New(remotewrite.Options{
+			URL:             s.remoteWrite.url,
+			BasicAuth:       remotewrite.BasicAuth{Username: s.remoteWrite.basicAuthUser, PasswordFile: s.remoteWrite.basicAuthPassFile},
+			BearerTokenFile: s.remoteWrite.bearerTokenFile,
+			Headers:         s.remoteWrite.headers,
+		}, logger.With("component", "remote_write"), reg)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("--remote-write.url: %w", err)
+		}
+		st.remote = rw
+		onCommitted = rw.Enqueue
+	}
+	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: st.logger, Now: now})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("TSDB writer: %w", err)
+	}
+	st.query = tsdb.NewAPI(db, tsdb.APIOptions{
+		BuildInfo: tsdb.BuildInfo{Version: version, Revision: revision, GoVersion: goVersion()},
+		Logger:    logger.With("component", "query"),
+		Now:       now,
+	})
+	return st, nil
+}
+
+// run drives the writer and remote write until ctx ends; the writer makes a
+// last flush of the outbox before it returns, and remote write sends what
+// it can within its grace period.
+func (st *storage) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	rwCtx, stopRW := context.WithCancel(context.Background())
+	if st.remote != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.remote.Run(rwCtx); err != nil {
+				st.logger.Error("remote write stopped", "err", err)
+			}
+		}()
+	}
+	if err := st.writer.Run(ctx); err != nil && ctx.Err() == nil {
+		st.logger.Error("TSDB writer stopped", "err", err)
+	}
+	stopRW()
+	wg.Wait()
+}
+
+func (st *storage) close() error { return st.db.Close() }
+
+func (st *storage) mount(r *mux.Router) { st.query.Register(r) }
+
+func (st *storage) hourly() api.HourlySource { return hourlyAdapter{st.db} }
+
+// status reports the TSDB writer and remote write for /api/status.
+func (st *storage) status() []api.ComponentStatus {
+	lastErr, at := st.writer.LastError()
+	w := api.ComponentStatus{Name: "tsdb", Healthy: st.writer.Healthy(), State: "ok", Detail: st.db.Stats()}
+	if !w.Healthy {
+		w.State = "failing"
+	}
+	if lastErr != nil {
+		w.LastError, w.Since = lastErr.Error(), at
+	}
+	out := []api.ComponentStatus{w}
+	if st.remote != nil {
+		rs := st.remote.Status()
+		c := api.ComponentStatus{Name: "remote_write", Healthy: rs.LastError == "" || rs.LastSuccess.After(rs.LastErrorTime),
+			State: "ok", LastError: rs.LastError, Since: rs.LastSuccess, Detail: rs}
+		if !c.Healthy {
+			c.State = "failing"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// hourlyAdapter serves the trend API's closed hours from the TSDB.
+type hourlyAdapter struct{ db *tsdb.DB }
+
+func (h hourlyAdapter) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]api.HourTraffic, error) {
+	hours, err := h.db.HourlyTraffic(ctx, endpoint, tunnel, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.HourTraffic, len(hours))
+	for i, x := range hours {
+		out[i] = api.HourTraffic{Hour: x.Hour, Traffic: x.Traffic, Points: x.Points}
+	}
+	return out, nil
+}
