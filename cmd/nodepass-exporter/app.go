@@ -44,6 +44,8 @@ type app struct {
 	reloadTime  prometheus.Gauge
 	demoMaster  *simulator.Master
 	demoServer  *http.Server
+	demoStop    context.CancelFunc
+	demoDone    chan struct{}
 	demoBaseURL string
 	location    *time.Location
 	now         func() time.Time
@@ -261,6 +263,8 @@ loop:
 	a.manager.Wait()
 	if a.demoServer != nil {
 		_ = a.demoServer.Close()
+		a.demoStop()
+		<-a.demoDone
 	}
 	stopBG()
 	wg.Wait()
@@ -311,7 +315,12 @@ func (a *app) startDemo() error {
 	}
 	a.demoServer = &http.Server{Handler: a.demoMaster.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = a.demoServer.Serve(l) }()
-	go func() { _ = a.demoMaster.Run(context.Background()) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.demoStop, a.demoDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.demoDone)
+		_ = a.demoMaster.Run(ctx)
+	}()
 	a.demoBaseURL = "http://" + l.Addr().String() + a.demoMaster.BasePath()
 	a.logger.Info("demo master started", "url", a.demoBaseURL, "tunnels", a.s.demoTunnels)
 	return nil

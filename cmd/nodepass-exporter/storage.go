@@ -31,7 +31,7 @@ func goVersion() string { return runtime.Version() }
 
 func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time) (*storage, error) {
 	st := &storage{logger: logger.With("component", "tsdb")}
-	db, err := tsdb.Open(s.tsdbPath, st.logger, reg, tsdb.Options{Retention: time.Duration(s.retention), Now: now})
+	db, err := tsdb.Open(s.tsdbPath, logger, reg, tsdb.Options{Retention: time.Duration(s.retention), Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB at %s: %w", s.tsdbPath, err)
 	}
@@ -51,7 +51,7 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 		st.remote = rw
 		onCommitted = rw.Enqueue
 	}
-	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: st.logger, Now: now})
+	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: logger, Now: now})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("TSDB writer: %w", err)
