@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodepass-exporter/nodepass-exporter/collector"
+)
+
+// HourTraffic is the traffic of one closed UTC hour, summed over the
+// selected tunnels, as read from the TSDB.
+type HourTraffic struct {
+	Hour    time.Time
+	Traffic collector.Counters
+	Points  uint64
+}
+
+// HourlySource reads closed hours from storage. endpoint and tunnel select
+// one tunnel, one endpoint (tunnel empty) or all (both empty); only hours
+// that hold data are returned.
+type HourlySource interface {
+	HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]HourTraffic, error)
+}
+
+// ComponentStatus is the state of one component for /api/status.
+type ComponentStatus struct {
+	Name      string    `json:"name"`
+	Healthy   bool      `json:"healthy"`
+	State     string    `json:"state"`
+	LastError string    `json:"lastError,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Detail    any       `json:"detail,omitempty"`
+}
+
+// Options configure the server.
+type Options struct {
+	Store    *collector.Store
+	Registry *prometheus.Registry
+	// Gatherer, when set, is what /metrics serves instead of Registry (to
+	// leave out upstream series; see cmd).
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Hourly reads closed hours; nil serves the open hour only.
+	Hourly HourlySource
+	// Components returns the status of non-collector components (TSDB,
+	// remote write, state persistence) for /api/status.
+	Components func() []ComponentStatus
+	// QueueUse returns events queued ahead of the appliers and the room.
+	QueueUse func() (used, size int)
+	// Ready reports whether state is restored and the TSDB is open.
+	Ready func() bool
+	// Reload applies the configuration again (POST /-/reload).
+	Reload func() error
+	// Mount adds more routes (the Prometheus query API, dashboards).
+	Mount func(r *mux.Router)
+	// Retention bounds the trend's hours parameter.
+	Retention time.Duration
+	// Location is where "today" starts (--web.timezone).
+	Location *time.Location
+	// TunnelInterval and DashboardInterval are the SSE push periods.
+	TunnelInterval, DashboardInterval time.Duration
+	// Version is the exporter's version for status pages.
+	Version string
+}
+
+// Server is the HTTP surface.
+type Server struct {
+	opts    Options
+	router  *mux.Router
+	metrics *metricsHandler
+	started time.Time
+}
+
+// New builds the router.
+func New(opts Options) *Server {
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.TunnelInterval <= 0 {
+		opts.TunnelInterval = time.Second
+	}
+	if opts.DashboardInterval <= 0 {
+		opts.DashboardInterval = 2 * time.Second
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 30 * 24 * time.Hour
+	}
+	s := &Server{opts: opts, router: mux.NewRouter(), started: time.Now()}
+	var g prometheus.Gatherer = opts.Gatherer
+	if g == nil && opts.Registry != nil {
+		g = opts.Registry
+	}
+	s.metrics = newMetricsHandler(opts.Store, g, opts.Logger)
+	r := s.router
+	r.Handle("/metrics", s.metrics).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/-/healthy", s.healthy).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/-/ready", s.ready).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/-/reload", s.reload).Methods(http.MethodPost, http.MethodPut)
+	s.routes(r)
+	if opts.Mount != nil {
+		opts.Mount(r)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router returns the router, for tests that walk every route.
+func (s *Server) Router() *mux.Router { return s.router }
+
+func (s *Server) healthy(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("Healthy.\n"))
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.opts.Ready != nil && !s.opts.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("Not ready.\n"))
+		return
+	}
+	_, _ = w.Write([]byte("Ready.\n"))
+}
+
+func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "reload is not configured")
+		return
+	}
+	if err := s.opts.Reload(); err != nil {
+		writeError(w, http.StatusInternalServerError, "reload failed: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+// writeJSON writes v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
