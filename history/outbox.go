@@ -17,6 +17,7 @@ type Outbox struct {
 	buf     []Sample
 	max     int
 	dropped uint64
+	head    uint64 // sequence number of buf[0]: samples ever removed
 	ready   chan struct{}
 }
 
@@ -35,6 +36,7 @@ func (o *Outbox) Write(samples []Sample) {
 	o.buf = append(o.buf, samples...)
 	if over := len(o.buf) - o.max; over > 0 {
 		o.dropped += uint64(over)
+		o.head += uint64(over)
 		o.buf = append(o.buf[:0], o.buf[over:]...)
 	}
 	o.mu.Unlock()
@@ -56,16 +58,41 @@ func (o *Outbox) Peek(max int) []Sample {
 	return append([]Sample(nil), o.buf[:n]...)
 }
 
-// Ack removes the n oldest samples after they were committed. Samples dropped
-// for space since the Peek are accounted for: Ack never removes more than
-// the outbox holds.
+// PeekSeq is Peek that also returns the sequence number of the first
+// sample, for AckThrough.
+func (o *Outbox) PeekSeq(max int) ([]Sample, uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := min(max, len(o.buf))
+	return append([]Sample(nil), o.buf[:n]...), o.head
+}
+
+// AckThrough removes every sample whose sequence number is below end (the
+// first sequence number of a committed batch plus its length). Samples the
+// outbox dropped for space meanwhile are accounted for, so a commit never
+// removes a sample it did not write.
+func (o *Outbox) AckThrough(end uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if end > o.head {
+		o.removeLocked(int(min(end-o.head, uint64(len(o.buf)))))
+	}
+}
+
+// Ack removes the n oldest samples. It is for a single consumer that knows
+// no drop happened since its Peek; a writer racing with drops uses PeekSeq
+// and AckThrough.
 func (o *Outbox) Ack(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n = min(n, len(o.buf))
+	o.removeLocked(min(n, len(o.buf)))
+}
+
+func (o *Outbox) removeLocked(n int) {
 	rest := copy(o.buf, o.buf[n:])
 	clear(o.buf[rest:])
 	o.buf = o.buf[:rest]
+	o.head += uint64(n)
 }
 
 // Len returns the number of samples waiting.

@@ -1,0 +1,85 @@
+package history
+
+import "testing"
+
+func samples(vals ...float64) []Sample {
+	out := make([]Sample, len(vals))
+	for i, v := range vals {
+		out[i] = Sample{Metric: "m", V: v}
+	}
+	return out
+}
+
+func values(s []Sample) []float64 {
+	out := make([]float64, len(s))
+	for i, x := range s {
+		out[i] = x.V
+	}
+	return out
+}
+
+// TestOutboxAckThroughAfterDrops: samples of a batch dropped for space while
+// it was being committed must not make the ack remove newer, unsent ones.
+func TestOutboxAckThroughAfterDrops(t *testing.T) {
+	o := NewOutbox(4)
+	o.Write(samples(1, 2, 3, 4))
+	batch, first := o.PeekSeq(2) // 1, 2
+	o.Write(samples(5, 6, 7))    // drops 1, 2, 3
+	o.AckThrough(first + uint64(len(batch)))
+	if got := values(o.Snapshot()); len(got) != 4 || got[0] != 4 || got[3] != 7 {
+		t.Fatalf("after ack: %v, want [4 5 6 7]", got)
+	}
+	if o.Dropped() != 3 {
+		t.Fatalf("dropped %d, want 3", o.Dropped())
+	}
+	batch, first = o.PeekSeq(10)
+	o.AckThrough(first + uint64(len(batch)))
+	if o.Len() != 0 {
+		t.Fatalf("len %d after acking everything", o.Len())
+	}
+}
+
+func TestWindowAndHourRecords(t *testing.T) {
+	var w Window
+	for i := range 3 {
+		w.AddTraffic([4]uint64{10, 20, 0, 0})
+		w.AddPoint(Point{T: int64(1000 * (i + 1)), Ping: 3, Pool: 1, TCPs: 2, UDPs: 0, Up: i != 1})
+	}
+	out := w.Flush("e", "t", nil)
+	byName := map[string]float64{}
+	for _, s := range out {
+		byName[s.Metric+s.Protocol+s.Direction] = s.V
+		if s.T != 3000 {
+			t.Errorf("%s stamped %d, want the last point 3000", s.Metric, s.T)
+		}
+	}
+	for name, want := range map[string]float64{
+		MetricWindowTraffic + "tcprx": 30, MetricWindowTraffic + "tcptx": 60, MetricWindowPing: 0.003,
+		MetricWindowPool: 1, MetricWindowTCP: 2, MetricWindowUpRatio: 2.0 / 3, MetricWindowSeconds: 2, MetricWindowPoints: 3,
+	} {
+		if byName[name] != want {
+			t.Errorf("%s = %v, want %v", name, byName[name], want)
+		}
+	}
+	if len(out) != WindowSamplesPerRecord {
+		t.Errorf("%d samples, want %d", len(out), WindowSamplesPerRecord)
+	}
+	// The next window's traffic starts where this one ended.
+	w.AddPoint(Point{T: 8000})
+	if out := w.Flush("e", "t", nil); out[len(out)-2].V != 5 {
+		t.Errorf("next window covers %v s, want 5", out[len(out)-2].V)
+	}
+
+	var h Hour
+	h.Add(3_600_000*5+10, [4]uint64{1, 2, 3, 4}, [4]uint64{1, 2, 3, 4}, true)
+	if out := h.Roll(3_600_000*5+20, "e", "t", nil); len(out) != 0 {
+		t.Fatal("rolled within the same hour")
+	}
+	out = h.Roll(3_600_000*6, "e", "t", nil)
+	if len(out) != HourlySamplesPerRecord || out[0].T != 3_600_000*5 {
+		t.Fatalf("hour record %v", out)
+	}
+	if HourStart(-1) != -3_600_000 {
+		t.Errorf("HourStart(-1) = %d", HourStart(-1))
+	}
+}

@@ -1,0 +1,394 @@
+package tsdb
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// apiFixture serves the API over a DB holding 48 closed hours of two
+// tunnels on endpoint tokyo: t1 moves [100 200 300 400] bytes an hour
+// (tcp rx, tcp tx, udp rx, udp tx) with 720 points, t2 [1 1 1 1] with 10.
+func apiFixture(t *testing.T, opts Options) *httptest.Server {
+	t.Helper()
+	db := openTestDB(t, "", testNow, opts)
+	var batch []history.Sample
+	for ago := 48; ago >= 1; ago-- {
+		hour := testNow.Add(-time.Duration(ago) * time.Hour)
+		batch = append(batch, hourSamples("tokyo", "t1", hour, [4]float64{100, 200, 300, 400}, [4]float64{}, 720)...)
+		batch = append(batch, hourSamples("tokyo", "t2", hour, [4]float64{1, 1, 1, 1}, [4]float64{}, 10)...)
+	}
+	mustAppend(t, db, batch)
+	r := mux.NewRouter()
+	NewAPI(db, APIOptions{
+		BuildInfo:           BuildInfo{Version: "1.2.3", Revision: "abc", Branch: "main"},
+		MaxRequestBodyBytes: 4096,
+		Now:                 func() time.Time { return testNow },
+	}).Register(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type apiResponse struct {
+	Status    string          `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+	Warnings  []string        `json:"warnings"`
+	raw       string
+	code      int
+}
+
+// call does a GET (form nil) or a POST form and decodes the envelope.
+func call(t *testing.T, srv *httptest.Server, method, path string, params url.Values) apiResponse {
+	t.Helper()
+	var (
+		resp *http.Response
+		err  error
+	)
+	switch method {
+	case http.MethodGet:
+		u := srv.URL + path
+		if len(params) > 0 {
+			u += "?" + params.Encode()
+		}
+		resp, err = http.Get(u)
+	case http.MethodPost:
+		resp, err = http.PostForm(srv.URL+path, params)
+	default:
+		var req *http.Request
+		req, err = http.NewRequest(method, srv.URL+path, nil)
+		if err == nil {
+			resp, err = http.DefaultClient.Do(req)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := apiResponse{raw: string(body), code: resp.StatusCode}
+	if resp.StatusCode == http.StatusMethodNotAllowed {
+		return out
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("%s %s: %v in %s", method, path, err, body)
+	}
+	return out
+}
+
+func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+	Values [][2]any          `json:"values"`
+}
+
+type promQueryData struct {
+	ResultType string          `json:"resultType"`
+	Result     json.RawMessage `json:"result"`
+}
+
+func decodeQuery(t *testing.T, r apiResponse) (string, []promSample) {
+	t.Helper()
+	if r.code != http.StatusOK || r.Status != "success" {
+		t.Fatalf("status %d %s: %s", r.code, r.Status, r.raw)
+	}
+	var d promQueryData
+	if err := json.Unmarshal(r.Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	var s []promSample
+	if d.ResultType == "vector" || d.ResultType == "matrix" {
+		if err := json.Unmarshal(d.Result, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s == nil {
+			t.Fatalf("result is null, want []: %s", r.raw)
+		}
+	}
+	return d.ResultType, s
+}
+
+func TestAPIQuery(t *testing.T) {
+	srv := apiFixture(t, Options{})
+	// Range selectors are left-open in Prometheus 3: [24h] at 12:00 holds
+	// the hours starting 11:00 back to 13:00 the day before (23 of them);
+	// the hour starting exactly 24h earlier is out.
+	r := call(t, srv, http.MethodGet, "/api/v1/query", url.Values{
+		"query": {`sum_over_time(nodepass_tunnel_hourly_traffic_bytes{tunnel="t1",protocol="tcp",direction="rx"}[24h])`},
+		"time":  {unix(testNow)},
+	})
+	typ, res := decodeQuery(t, r)
+	if typ != "vector" || len(res) != 1 {
+		t.Fatalf("%s %d: %s", typ, len(res), r.raw)
+	}
+	if got := res[0].Value; got[0] != float64(testNow.Unix()) || got[1] != "2300" {
+		t.Errorf("value %v, want [%d \"2300\"]", got, testNow.Unix())
+	}
+	if m := res[0].Metric; m["tunnel"] != "t1" || m["__name__"] != "" || m["protocol"] != "tcp" {
+		t.Errorf("metric %v", m)
+	}
+
+	// Both tunnels summed per endpoint, time in RFC 3339, POSTed: 1ms later
+	// the window still holds 23 hours.
+	r = call(t, srv, http.MethodPost, "/api/v1/query", url.Values{
+		"query": {`sum by (endpoint) (sum_over_time(nodepass_tunnel_hourly_traffic_bytes[24h]))`},
+		"time":  {testNow.Add(time.Millisecond).Format(time.RFC3339Nano)},
+	})
+	if _, res = decodeQuery(t, r); len(res) != 1 || res[0].Value[1] != fmt.Sprint(23*(1000+4)) {
+		t.Errorf("POST sum by endpoint: %s", r.raw)
+	}
+	if !strings.Contains(r.raw, `"value":[1795262400.001,"23092"]`) {
+		t.Errorf("timestamp or value encoding: %s", r.raw)
+	}
+
+	// Nothing matches: [], not null.
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {`nodepass_tunnel_hourly_points{tunnel="none"}`}, "time": {unix(testNow)}})
+	if _, res = decodeQuery(t, r); len(res) != 0 || !strings.Contains(r.raw, `"result":[]`) {
+		t.Errorf("empty: %s", r.raw)
+	}
+
+	// Scalars and strings.
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {"1+1"}, "time": {"1700000000.5"}})
+	if typ, _ := decodeQuery(t, r); typ != "scalar" || !strings.Contains(r.raw, `"result":[1700000000.500,"2"]`) {
+		t.Errorf("scalar: %s", r.raw)
+	}
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {`"a\"<b>"`}, "time": {"1700000000"}})
+	if typ, _ := decodeQuery(t, r); typ != "string" || !strings.Contains(r.raw, `"result":[1700000000,"a\"\u003cb\u003e"]`) {
+		t.Errorf("string: %s", r.raw)
+	}
+	// Special float values.
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {"vector(1/0) or label_replace(vector(-1/0), \"a\", \"b\", \"\", \"\")"}, "time": {"0"}})
+	if !strings.Contains(r.raw, `"+Inf"`) || !strings.Contains(r.raw, `"-Inf"`) {
+		t.Errorf("inf: %s", r.raw)
+	}
+	// Default time is now (the last hour is 1h old, beyond the 5m lookback).
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {`nodepass_tunnel_hourly_points`}})
+	if _, res = decodeQuery(t, r); len(res) != 0 {
+		t.Errorf("default time: %s", r.raw)
+	}
+	// limit truncates with a warning.
+	r = call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {`nodepass_tunnel_hourly_points`}, "limit": {"1"}, "time": {unix(testNow.Add(-time.Hour))}})
+	if _, res = decodeQuery(t, r); len(res) != 1 || len(r.Warnings) != 1 {
+		t.Errorf("limit: %s", r.raw)
+	}
+}
+
+func TestAPIQueryRange(t *testing.T) {
+	srv := apiFixture(t, Options{})
+	params := url.Values{
+		"query": {`sum by (tunnel) (nodepass_tunnel_hourly_traffic_bytes)`},
+		"start": {unix(testNow.Add(-3 * time.Hour))},
+		"end":   {testNow.Add(-time.Hour).Format(time.RFC3339)},
+		"step":  {"1h"},
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		r := call(t, srv, method, "/api/v1/query_range", params)
+		typ, res := decodeQuery(t, r)
+		if typ != "matrix" || len(res) != 2 {
+			t.Fatalf("%s: %s", method, r.raw)
+		}
+		if res[0].Metric["tunnel"] != "t1" || len(res[0].Values) != 3 || res[0].Values[0][1] != "1000" {
+			t.Errorf("%s: %s", method, r.raw)
+		}
+	}
+	// Step as float seconds gives the same; an empty range is [].
+	params.Set("step", "3600")
+	if _, res := decodeQuery(t, call(t, srv, http.MethodGet, "/api/v1/query_range", params)); len(res) != 2 || len(res[1].Values) != 3 {
+		t.Errorf("float step: %v", res)
+	}
+	params.Set("query", `nodepass_tunnel_hourly_points{tunnel="none"}`)
+	if r := call(t, srv, http.MethodGet, "/api/v1/query_range", params); !strings.Contains(r.raw, `"result":[]`) {
+		t.Errorf("empty: %s", r.raw)
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	srv := apiFixture(t, Options{})
+	now := unix(testNow)
+	for _, tc := range []struct {
+		name, method, path string
+		params             url.Values
+		code               int
+		errorType          string
+		contains           string
+	}{
+		{"parse error", "GET", "/api/v1/query", url.Values{"query": {"sum("}}, 400, "bad_data", `invalid parameter "query"`},
+		{"no query", "GET", "/api/v1/query", nil, 400, "bad_data", "query"},
+		{"bad time", "GET", "/api/v1/query", url.Values{"query": {"1"}, "time": {"yesterday"}}, 400, "bad_data", "time"},
+		{"bad timeout", "GET", "/api/v1/query", url.Values{"query": {"1"}, "timeout": {"soon"}}, 400, "bad_data", "timeout"},
+		{"bad limit", "GET", "/api/v1/query", url.Values{"query": {"1"}, "limit": {"-1"}}, 400, "bad_data", "limit"},
+		{"no start", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "end": {now}, "step": {"60"}}, 400, "bad_data", "start"},
+		{"no step", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {now}}, 400, "bad_data", "step"},
+		{"zero step", "POST", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {now}, "step": {"0"}}, 400, "bad_data", "step"},
+		{"end before start", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {"0"}, "step": {"60"}}, 400, "bad_data", "end"},
+		{"too many points", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {"0"}, "end": {"11001"}, "step": {"1"}}, 400, "bad_data", "11000 points"},
+		{"timeout", "GET", "/api/v1/query", url.Values{"query": {"nodepass_tunnel_hourly_points"}, "timeout": {"0.000000001"}}, 503, "timeout", ""},
+		{"series without match", "GET", "/api/v1/series", nil, 400, "bad_data", "match[]"},
+		{"series empty matcher", "GET", "/api/v1/series", url.Values{"match[]": {`{tunnel=""}`}}, 400, "bad_data", "non-empty"},
+		{"series bad selector", "GET", "/api/v1/series", url.Values{"match[]": {`{`}}, 400, "bad_data", "match[]"},
+		{"labels bad start", "GET", "/api/v1/labels", url.Values{"start": {"x"}}, 400, "bad_data", "start"},
+		{"bad label name", "GET", "/api/v1/label/%FF/values", nil, 400, "bad_data", "invalid label name"},
+		{"metadata bad limit", "GET", "/api/v1/metadata", url.Values{"limit": {"x"}}, 400, "bad_data", "limit"},
+		{"body too large", "POST", "/api/v1/query", url.Values{"query": {strings.Repeat("1+", 4000) + "1"}}, 413, "bad_data", "too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, srv, tc.method, tc.path, tc.params)
+			if r.code != tc.code || r.Status != "error" || r.ErrorType != tc.errorType || !strings.Contains(r.Error, tc.contains) {
+				t.Errorf("got %d %s", r.code, r.raw)
+			}
+			if r.Data != nil {
+				t.Errorf("error with data: %s", r.raw)
+			}
+		})
+	}
+	if r := call(t, srv, http.MethodDelete, "/api/v1/query", nil); r.code != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE: %d", r.code)
+	}
+}
+
+func TestAPIMaxSamples(t *testing.T) {
+	srv := apiFixture(t, Options{MaxQuerySamples: 10})
+	r := call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {"nodepass_tunnel_hourly_traffic_bytes[24h]"}})
+	if r.code != http.StatusUnprocessableEntity || r.ErrorType != "execution" || !strings.Contains(r.Error, "too many samples") {
+		t.Errorf("got %d %s", r.code, r.raw)
+	}
+}
+
+func TestAPILabelsSeries(t *testing.T) {
+	srv := apiFixture(t, Options{})
+	strs := func(r apiResponse) []string {
+		t.Helper()
+		if r.code != 200 || r.Status != "success" {
+			t.Fatalf("%d %s", r.code, r.raw)
+		}
+		var out []string
+		if err := json.Unmarshal(r.Data, &out); err != nil || out == nil {
+			t.Fatalf("data %s: %v", r.Data, err)
+		}
+		return out
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		got := strs(call(t, srv, method, "/api/v1/labels", nil))
+		if want := "__name__ direction endpoint protocol tunnel"; strings.Join(got, " ") != want {
+			t.Errorf("%s labels %v", method, got)
+		}
+	}
+	got := strs(call(t, srv, http.MethodGet, "/api/v1/labels", url.Values{"match[]": {"nodepass_tunnel_hourly_points"}}))
+	if want := "__name__ endpoint tunnel"; strings.Join(got, " ") != want {
+		t.Errorf("labels of points: %v", got)
+	}
+	got = strs(call(t, srv, http.MethodGet, "/api/v1/label/__name__/values", nil))
+	if want := "nodepass_tunnel_hourly_points nodepass_tunnel_hourly_traffic_bytes nodepass_tunnel_hourly_traffic_total_bytes"; strings.Join(got, " ") != want {
+		t.Errorf("names %v", got)
+	}
+	got = strs(call(t, srv, http.MethodGet, "/api/v1/label/tunnel/values", url.Values{"limit": {"1"}}))
+	if strings.Join(got, " ") != "t1" {
+		t.Errorf("tunnels with limit %v", got)
+	}
+	// Outside the data's time range, and for an unknown label: [].
+	r := call(t, srv, http.MethodGet, "/api/v1/label/tunnel/values", url.Values{"start": {"0"}, "end": {"1"}})
+	if got = strs(r); len(got) != 0 || !strings.Contains(r.raw, `"data":[]`) {
+		t.Errorf("old range: %s", r.raw)
+	}
+	if got = strs(call(t, srv, http.MethodGet, "/api/v1/label/nothing/values", nil)); len(got) != 0 {
+		t.Errorf("unknown label %v", got)
+	}
+
+	r = call(t, srv, http.MethodPost, "/api/v1/series", url.Values{
+		"match[]": {`nodepass_tunnel_hourly_points{tunnel="t2"}`, `nodepass_tunnel_hourly_points{tunnel="t1"}`},
+		"start":   {unix(testNow.Add(-time.Hour))}, "end": {unix(testNow)},
+	})
+	var series []map[string]string
+	if err := json.Unmarshal(r.Data, &series); err != nil || len(series) != 2 {
+		t.Fatalf("series %s", r.raw)
+	}
+	if series[0]["tunnel"] != "t1" || series[0]["__name__"] != "nodepass_tunnel_hourly_points" || series[0]["endpoint"] != "tokyo" {
+		t.Errorf("series %v", series)
+	}
+	r = call(t, srv, http.MethodGet, "/api/v1/series", url.Values{"match[]": {`{tunnel="none"}`}})
+	if !strings.Contains(r.raw, `"data":[]`) {
+		t.Errorf("no series: %s", r.raw)
+	}
+}
+
+func TestAPIMetadataBuildInfo(t *testing.T) {
+	srv := apiFixture(t, Options{})
+	r := call(t, srv, http.MethodGet, "/api/v1/metadata", nil)
+	var md map[string][]MetricMetadata
+	if err := json.Unmarshal(r.Data, &md); err != nil {
+		t.Fatal(err)
+	}
+	if len(md) != 11 {
+		t.Errorf("metadata for %d names, want 11 (3 hourly, 8 window)", len(md))
+	}
+	for name, m := range md {
+		if len(m) != 1 || m[0].Type != "gauge" || m[0].Help == "" || !strings.HasPrefix(name, "nodepass_tunnel_") {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+	if !strings.Contains(r.raw, `"nodepass_tunnel_hourly_points":[{"type":"gauge","help":"`) || !strings.Contains(r.raw, `"unit":""}]`) {
+		t.Errorf("shape: %s", r.raw)
+	}
+	r = call(t, srv, http.MethodGet, "/api/v1/metadata", url.Values{"metric": {history.MetricWindowPing}})
+	md = nil
+	if err := json.Unmarshal(r.Data, &md); err != nil || len(md) != 1 || md[history.MetricWindowPing] == nil {
+		t.Errorf("metric filter: %s", r.raw)
+	}
+	r = call(t, srv, http.MethodGet, "/api/v1/metadata", url.Values{"metric": {"nope"}})
+	if !strings.Contains(r.raw, `"data":{}`) {
+		t.Errorf("unknown metric: %s", r.raw)
+	}
+
+	r = call(t, srv, http.MethodGet, "/api/v1/status/buildinfo", nil)
+	var bi map[string]string
+	if err := json.Unmarshal(r.Data, &bi); err != nil {
+		t.Fatal(err)
+	}
+	if bi["version"] != "1.2.3" || bi["revision"] != "abc" || bi["goVersion"] == "" || len(bi) != 6 {
+		t.Errorf("buildinfo %s", r.raw)
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":           `"plain"`,
+		"q\"b\\":          `"q\"b\\"`,
+		"nl\n\r\t\x01":    `"nl\n\r\t\u0001"`,
+		"<a&b>":           `"\u003ca\u0026b\u003e"`,
+		"bad\xffutf8":     `"bad\ufffdutf8"`,
+		"sep\u2028\u2029": `"sep\u2028\u2029"`,
+		"ünï":             `"ünï"`,
+	} {
+		var buf bytes.Buffer
+		appendString(&buf, in)
+		if buf.String() != want {
+			t.Errorf("%q: got %s want %s", in, buf.String(), want)
+		}
+		std, _ := json.Marshal(in)
+		if string(std) != want {
+			t.Errorf("%q: encoding/json writes %s", in, std)
+		}
+	}
+}

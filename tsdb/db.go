@@ -1,0 +1,236 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+// Defaults applied by [Open] to zero [Options] fields.
+const (
+	DefaultRetention       = 30 * 24 * time.Hour
+	DefaultMaxFutureSkew   = time.Hour
+	DefaultMaxQuerySamples = 50_000_000
+	DefaultQueryTimeout    = 2 * time.Minute
+	// maxBlockDurationCap mirrors Prometheus: blocks never span more than
+	// 31 days, and at most a tenth of the retention.
+	maxBlockDurationCap = 31 * 24 * time.Hour
+	// noStepSubqueryInterval is the step of a subquery written without one
+	// (`x[1h:]`); Prometheus uses its global evaluation interval, 1m.
+	noStepSubqueryInterval = time.Minute
+)
+
+// Options configure [Open]. The zero value is usable: every zero field gets
+// the default documented on it.
+type Options struct {
+	// Retention is how long samples are kept (--storage.tsdb.retention.time).
+	// Zero means DefaultRetention (30 days).
+	Retention time.Duration
+
+	// OutOfOrderTimeWindow is how far behind the newest sample of the whole
+	// TSDB a sample may still be written. Zero means Retention, which is the
+	// choice this exporter needs: hourly samples are stamped at the hour
+	// start and written an hour later, and after a restart (or a full disk)
+	// the outbox writes hours and windows that can be days old; anything the
+	// retention would still keep must be accepted. Out-of-order samples cost
+	// a second write-ahead log (wbl/) and out-of-order head chunks, which is
+	// cheap at one sample per series per hour. A negative value disables
+	// out-of-order ingestion (then the head only takes samples newer than
+	// about one hour before its newest one).
+	OutOfOrderTimeWindow time.Duration
+
+	// MaxFutureSkew bounds how far ahead of Now a sample's timestamp may be.
+	// A sample far in the future would move the head's newest time forward
+	// and make every honest sample "too old", so such samples are rejected
+	// with reason "too_new". Zero means DefaultMaxFutureSkew (1h).
+	MaxFutureSkew time.Duration
+
+	// MaxQuerySamples is the most samples one PromQL query may hold in
+	// memory (Prometheus' --query.max-samples). Zero means 50,000,000.
+	MaxQuerySamples int
+
+	// QueryTimeout bounds one PromQL query (Prometheus' --query.timeout).
+	// Zero means 2 minutes.
+	QueryTimeout time.Duration
+
+	// Now is the clock used to judge sample timestamps. Nil means time.Now;
+	// tests inject their own.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.OutOfOrderTimeWindow == 0 {
+		o.OutOfOrderTimeWindow = o.Retention
+	}
+	if o.OutOfOrderTimeWindow < 0 {
+		o.OutOfOrderTimeWindow = 0
+	}
+	if o.MaxFutureSkew <= 0 {
+		o.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+	if o.MaxQuerySamples <= 0 {
+		o.MaxQuerySamples = DefaultMaxQuerySamples
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = DefaultQueryTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// DB is the exporter's embedded TSDB. All methods are goroutine-safe;
+// appends are serialised internally (a TSDB appender is not goroutine-safe,
+// and the duplicate check of [DB.Append] needs one writer at a time).
+type DB struct {
+	db     *promtsdb.DB
+	dir    string
+	opts   Options
+	logger *slog.Logger
+	engine *promql.Engine
+	parser parser.Parser
+
+	appendMu sync.Mutex // serialises Append: one appender at a time.
+	closed   bool       // guarded by appendMu
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (or creates) the TSDB in dir. The TSDB's own metrics
+// (prometheus_tsdb_*) and the PromQL engine's (prometheus_engine_*) are
+// registered on reg, which must be the exporter's own registry and must not
+// have been passed to another Open; reg may be nil for none. Close the DB
+// when done.
+func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "tsdb")
+	opts = opts.withDefaults()
+
+	po := promtsdb.DefaultOptions()
+	po.RetentionDuration = opts.Retention.Milliseconds()
+	po.OutOfOrderTimeWindow = opts.OutOfOrderTimeWindow.Milliseconds()
+	// Snappy, not Zstd and not None: Prometheus 2.x (promtool 2.42 in
+	// Debian 12) reads Snappy segments but fails on Zstd ones.
+	po.WALCompression = compression.Snappy
+	// Plain XOR float chunks; XOR2 is unknown to Prometheus 2.x readers.
+	po.FloatChunkEncoding = chunkenc.EncXOR
+	// Like Prometheus: compacted blocks grow up to a tenth of the retention
+	// (at most 31 days), so 30 days are a handful of blocks, not 360.
+	maxBlock := min(opts.Retention/10, maxBlockDurationCap)
+	if minBlock := time.Duration(po.MinBlockDuration) * time.Millisecond; maxBlock < minBlock {
+		maxBlock = minBlock
+	}
+	po.MaxBlockDuration = maxBlock.Milliseconds()
+
+	pdb, err := promtsdb.Open(dir, logger, reg, po, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb %s: %w", dir, err)
+	}
+
+	p := parser.NewParser(parser.Options{})
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:               logger.With("component", "promql"),
+		Reg:                  reg,
+		MaxSamples:           opts.MaxQuerySamples,
+		Timeout:              opts.QueryTimeout,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return noStepSubqueryInterval.Milliseconds()
+		},
+		Parser: p,
+		// LookbackDelta zero: the engine's default (5m).
+	})
+
+	logger.Info("TSDB opened", "dir", dir, "retention", opts.Retention,
+		"out_of_order_window", opts.OutOfOrderTimeWindow, "wal_compression", string(po.WALCompression))
+	return &DB{db: pdb, dir: dir, opts: opts, logger: logger, engine: engine, parser: p}, nil
+}
+
+var _ storage.Queryable = (*DB)(nil)
+
+// Dir returns the data directory given to Open.
+func (db *DB) Dir() string { return db.dir }
+
+// Retention returns the retention in effect.
+func (db *DB) Retention() time.Duration { return db.opts.Retention }
+
+// Querier returns a storage.Querier over [mint, maxt] (Unix ms, both
+// inclusive). It makes DB a storage.Queryable for PromQL and remote read.
+// Close the querier when done.
+func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := db.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("tsdb querier: %w", err)
+	}
+	return q, nil
+}
+
+// Stats is a summary of the TSDB for a status page.
+type Stats struct {
+	HeadSeries  uint64    // series held in memory
+	HeadMinTime time.Time // oldest in-order sample in the head (zero when empty)
+	HeadMaxTime time.Time // newest sample in the head (zero when empty)
+	Blocks      int       // persisted blocks
+}
+
+// Stats returns a summary of the TSDB's current state.
+func (db *DB) Stats() Stats {
+	h := db.db.Head()
+	s := Stats{HeadSeries: h.NumSeries(), Blocks: len(db.db.Blocks())}
+	if h.MinTime() != math.MaxInt64 { // the head's "empty" marker
+		s.HeadMinTime = time.UnixMilli(h.MinTime()).UTC()
+		s.HeadMaxTime = time.UnixMilli(h.MaxTime()).UTC()
+	}
+	return s
+}
+
+// compact persists whatever the head holds that is old enough into blocks.
+// The TSDB does this by itself once a minute; tests call it to get blocks
+// on disk without waiting.
+func (db *DB) compact(ctx context.Context) error {
+	if err := db.db.Compact(ctx); err != nil {
+		return fmt.Errorf("compact tsdb: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the TSDB and stops the query engine. It is safe
+// to call more than once; later calls return the first result. Appends and
+// queries after Close fail.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.appendMu.Lock()
+		defer db.appendMu.Unlock()
+		db.closed = true
+		var errs []error
+		if err := db.engine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close query engine: %w", err))
+		}
+		if err := db.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tsdb %s: %w", db.dir, err))
+		}
+		db.closeErr = errors.Join(errs...)
+		db.logger.Info("TSDB closed", "dir", db.dir)
+	})
+	return db.closeErr
+}

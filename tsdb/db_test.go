@@ -1,0 +1,287 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+func TestAppendReadBack(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	hour := testNow.Add(-time.Hour)
+	mustAppend(t, db, hourSamples("tokyo-1", "0a1b2c3d", hour, [4]float64{1, 2, 3, 4}, [4]float64{10, 20, 30, 40}, 720))
+
+	got := readSeries(t, db, eqMatcher("tunnel", "0a1b2c3d"))
+	want := []string{
+		`{__name__="nodepass_tunnel_hourly_points", endpoint="tokyo-1", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_bytes", direction="rx", endpoint="tokyo-1", protocol="tcp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_bytes", direction="rx", endpoint="tokyo-1", protocol="udp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_bytes", direction="tx", endpoint="tokyo-1", protocol="tcp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_bytes", direction="tx", endpoint="tokyo-1", protocol="udp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_total_bytes", direction="rx", endpoint="tokyo-1", protocol="tcp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_total_bytes", direction="rx", endpoint="tokyo-1", protocol="udp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_total_bytes", direction="tx", endpoint="tokyo-1", protocol="tcp", tunnel="0a1b2c3d"}`,
+		`{__name__="nodepass_tunnel_hourly_traffic_total_bytes", direction="tx", endpoint="tokyo-1", protocol="udp", tunnel="0a1b2c3d"}`,
+	}
+	if names := seriesNames(got); !slices.Equal(names, want) {
+		t.Fatalf("series:\n%q\nwant\n%q", names, want)
+	}
+	ts := hour.UnixMilli()
+	if p := got[want[0]]; !slices.Equal(p, []storedPoint{{ts, 720}}) {
+		t.Errorf("points: %v", p)
+	}
+	if p := got[want[3]]; !slices.Equal(p, []storedPoint{{ts, 2}}) { // tcp tx
+		t.Errorf("tcp tx: %v", p)
+	}
+}
+
+// TestAppendDuplicates checks "first write wins": an identical sample is a
+// no-op wherever the first copy lives (newest in-order sample, older
+// in-order sample, out-of-order chunk, same batch), and another value for a
+// stored timestamp is rejected, never stored next to the first.
+func TestAppendDuplicates(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	ctx := context.Background()
+	h := func(n int) time.Time { return testNow.Add(time.Duration(-n) * time.Hour) }
+	s := func(hoursAgo int, v float64) history.Sample { return pointsSample("e", "t", h(hoursAgo), v) }
+
+	mustAppend(t, db, []history.Sample{s(10, 10), s(5, 5)}) // in order
+	mustAppend(t, db, []history.Sample{s(8, 8)})            // out of order
+
+	for _, tc := range []struct {
+		name   string
+		batch  []history.Sample
+		reject []string
+	}{
+		{"identical newest in-order", []history.Sample{s(5, 5)}, nil},
+		{"identical older in-order", []history.Sample{s(10, 10)}, nil},
+		{"identical out-of-order", []history.Sample{s(8, 8)}, nil},
+		{"different newest in-order", []history.Sample{s(5, 6)}, []string{ReasonDuplicate}},
+		{"different older in-order", []history.Sample{s(10, 11)}, []string{ReasonDuplicate}},
+		{"different out-of-order", []history.Sample{s(8, 9)}, []string{ReasonDuplicate}},
+		{"conflict within one new batch", []history.Sample{s(2, 2), s(2, 3), s(2, 2)}, []string{ReasonDuplicate}},
+		{"conflict within one late batch", []history.Sample{s(7, 7), s(7, 70)}, []string{ReasonDuplicate}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := db.Append(ctx, tc.batch)
+			if tc.reject == nil {
+				if err != nil {
+					t.Fatalf("Append: %v", err)
+				}
+				return
+			}
+			if got := rejections(t, err); !slices.Equal(got, tc.reject) {
+				t.Fatalf("rejections %v, want %v", got, tc.reject)
+			}
+		})
+	}
+
+	want := []storedPoint{
+		{h(10).UnixMilli(), 10}, {h(8).UnixMilli(), 8}, {h(7).UnixMilli(), 7},
+		{h(5).UnixMilli(), 5}, {h(2).UnixMilli(), 2},
+	}
+	if got := readOne(t, db, s(0, 0)); !slices.Equal(got, want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+}
+
+// TestAppendOutOfOrderHours writes hours stamped at their start an hour
+// after the newest window sample, then hours several days old (a restart
+// catching up): all must be accepted.
+func TestAppendOutOfOrderHours(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	window := history.Sample{Metric: history.MetricWindowPoints, Endpoint: "e", Tunnel: "t", T: testNow.UnixMilli(), V: 30}
+	mustAppend(t, db, []history.Sample{window})
+
+	var batch []history.Sample
+	for _, ago := range []int{1, 5, 3, 26, 24 * 6, 2} {
+		batch = append(batch, hourSamples("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), [4]float64{1, 1, 1, 1}, [4]float64{}, float64(ago))...)
+	}
+	mustAppend(t, db, batch)
+	got := readOne(t, db, pointsSample("e", "t", testNow, 0))
+	if len(got) != 6 {
+		t.Fatalf("stored %d hours, want 6: %v", len(got), got)
+	}
+	if !slices.IsSortedFunc(got, func(a, b storedPoint) int { return int(a.T - b.T) }) {
+		t.Errorf("not sorted: %v", got)
+	}
+}
+
+func TestAppendRejectsBadSamples(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{Retention: 24 * time.Hour})
+	good := pointsSample("e", "t", testNow.Add(-time.Hour), 1)
+	bad := []struct {
+		reason string
+		mod    func(*history.Sample)
+	}{
+		{ReasonTooOld, func(s *history.Sample) { s.T = testNow.Add(-25 * time.Hour).UnixMilli() }},
+		{ReasonTooNew, func(s *history.Sample) { s.T = testNow.Add(2 * time.Hour).UnixMilli() }},
+		{ReasonInvalid, func(s *history.Sample) { s.Metric = "bad name" }},
+		{ReasonInvalid, func(s *history.Sample) { s.Metric = "" }},
+		{ReasonInvalid, func(s *history.Sample) { s.Tunnel = "" }},
+		{ReasonInvalid, func(s *history.Sample) { s.Endpoint = "\xff" }},
+		{ReasonInvalid, func(s *history.Sample) { s.V = math.Float64frombits(value.StaleNaN) }},
+	}
+	batch := []history.Sample{good}
+	var want []string
+	for _, b := range bad {
+		s := good
+		s.Tunnel = "other"
+		b.mod(&s)
+		batch = append(batch, s)
+		want = append(want, b.reason)
+	}
+	err := db.Append(context.Background(), batch)
+	if got := rejections(t, err); !slices.Equal(got, want) {
+		t.Fatalf("rejections %v, want %v", got, want)
+	}
+	rej, _ := errors.AsType[*RejectedError](err)
+	if rej.Committed != 1 || rej.Rejected[0].Index != 1 {
+		t.Errorf("committed %d, first index %d", rej.Committed, rej.Rejected[0].Index)
+	}
+	if got := readOne(t, db, good); len(got) != 1 {
+		t.Errorf("good sample not committed: %v", got)
+	}
+}
+
+// TestRestartKeepsData closes and reopens the DB: samples survive (WAL and
+// out-of-order WBL replay), and the duplicate rules still hold afterwards.
+func TestRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	h := func(n int) time.Time { return testNow.Add(time.Duration(-n) * time.Hour) }
+
+	db, err := Open(dir, nil, nil, Options{Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, db, hourSamples("e", "t", h(2), [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 9))
+	mustAppend(t, db, hourSamples("e", "t", h(30), [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 9)) // out of order
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append(ctx, []history.Sample{pointsSample("e", "t", h(1), 1)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close: %v, want ErrClosed", err)
+	}
+
+	db = openTestDB(t, dir, testNow, Options{})
+	want := []storedPoint{{h(30).UnixMilli(), 9}, {h(2).UnixMilli(), 9}}
+	if got := readOne(t, db, pointsSample("e", "t", h(0), 0)); !slices.Equal(got, want) {
+		t.Fatalf("after restart %v, want %v", got, want)
+	}
+	// The outbox re-sends after a crash: identical is fine, different is not.
+	mustAppend(t, db, hourSamples("e", "t", h(30), [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 9))
+	mustAppend(t, db, hourSamples("e", "t", h(2), [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 9))
+	err = db.Append(ctx, []history.Sample{pointsSample("e", "t", h(30), 99)})
+	if got := rejections(t, err); !slices.Equal(got, []string{ReasonDuplicate}) {
+		t.Errorf("rejections %v", got)
+	}
+}
+
+// TestDuplicatesAcrossBlocks checks the duplicate rules against samples
+// that were compacted out of the head into blocks.
+func TestDuplicatesAcrossBlocks(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	var batch []history.Sample
+	for ago := 9; ago >= 1; ago-- { // > 3h: the head compacts into blocks
+		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
+	}
+	mustAppend(t, db, batch)
+	if err := db.compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().Blocks == 0 {
+		t.Fatal("no blocks after compaction")
+	}
+	old := pointsSample("e", "t", testNow.Add(-8*time.Hour), 8)
+	mustAppend(t, db, []history.Sample{old})
+	old.V = 41
+	if got := rejections(t, db.Append(context.Background(), []history.Sample{old})); !slices.Equal(got, []string{ReasonDuplicate}) {
+		t.Errorf("rejections %v", got)
+	}
+	if got := readOne(t, db, old); len(got) != 9 || got[1] != (storedPoint{old.T, 8}) {
+		t.Errorf("stored %v, want 9 samples, 8 at -8h", got)
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	dir := t.TempDir()
+	db := openTestDB(t, dir, testNow, Options{})
+	if db.Retention() != DefaultRetention || db.opts.OutOfOrderTimeWindow != DefaultRetention {
+		t.Errorf("retention %v, ooo %v", db.Retention(), db.opts.OutOfOrderTimeWindow)
+	}
+	mustAppend(t, db, []history.Sample{pointsSample("e", "t", testNow, 1)})
+	// A Snappy WAL segment starts its records with the Snappy flag (bit 3 of
+	// the record header); Zstd would set bit 4.
+	seg, err := os.ReadFile(filepath.Join(dir, "wal", "00000000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snappy, zstd int
+	for off := 0; off+7 <= len(seg); {
+		typ := seg[off]
+		if typ == 0 {
+			break
+		}
+		if typ&0x08 != 0 {
+			snappy++
+		}
+		if typ&0x10 != 0 {
+			zstd++
+		}
+		n := int(seg[off+1])<<8 | int(seg[off+2])
+		off += 7 + n
+	}
+	if snappy == 0 || zstd != 0 {
+		t.Errorf("WAL records: %d snappy, %d zstd; want snappy only", snappy, zstd)
+	}
+	st := db.Stats()
+	if st.HeadSeries != 1 || !st.HeadMaxTime.Equal(testNow) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestAppendLateBulk re-sends an older hour for more tunnels than
+// bulkLookupMin (the crash-recovery case), so stored values are looked up
+// by metric name: identical samples are no-ops, a changed one is
+// rejected, a missing one is written.
+func TestAppendLateBulk(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	tunnels := bulkLookupMin + 6
+	older, newer := testNow.Add(-3*time.Hour), testNow.Add(-time.Hour)
+	batchAt := func(hour time.Time, skip int) []history.Sample {
+		var out []history.Sample
+		for i := range tunnels {
+			if i == skip {
+				continue
+			}
+			out = append(out, hourSamples("e", fmt.Sprintf("t%03d", i), hour, [4]float64{float64(i), 1, 2, 3}, [4]float64{}, 9)...)
+		}
+		return out
+	}
+	mustAppend(t, db, batchAt(older, 7)) // tunnel 7 misses the older hour
+	mustAppend(t, db, batchAt(newer, -1))
+
+	resend := batchAt(older, -1)
+	resend[0].V = 1e6 // tunnel 0 tcp rx changed
+	err := db.Append(context.Background(), resend)
+	if got := rejections(t, err); !slices.Equal(got, []string{ReasonDuplicate}) {
+		t.Fatalf("rejections %v", got)
+	}
+	if got := readOne(t, db, resend[0]); len(got) != 2 || got[0].V != 0 {
+		t.Errorf("tunnel 0: %v", got)
+	}
+	if got := readOne(t, db, pointsSample("e", "t007", older, 0)); len(got) != 2 || got[0] != (storedPoint{older.UnixMilli(), 9}) {
+		t.Errorf("tunnel 7 (missing hour written late): %v", got)
+	}
+}

@@ -1,0 +1,309 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// Appender commits a batch of samples. *DB implements it. The contract is
+// that of [DB.Append]: nil means the whole batch is stored; a
+// *RejectedError means the batch is stored except the samples it lists,
+// which must not be sent again; any other error means nothing was stored
+// and the batch may be retried.
+type Appender interface {
+	Append(ctx context.Context, samples []history.Sample) error
+}
+
+var _ Appender = (*DB)(nil)
+
+// Defaults applied by [NewWriter] to zero [WriterOptions] fields.
+const (
+	DefaultWriterBatchSize = 10_000
+	DefaultMinBackoff      = 500 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+)
+
+// WriterOptions configure a [Writer]. Zero fields get the defaults
+// documented on them.
+type WriterOptions struct {
+	// BatchSize is the most samples committed in one transaction.
+	// Zero means DefaultWriterBatchSize.
+	BatchSize int
+	// MinBackoff and MaxBackoff bound the wait after a failed append: it
+	// starts at MinBackoff, doubles on each further failure and stays at
+	// MaxBackoff; a success resets it. Zero means DefaultMinBackoff and
+	// DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// OnCommitted, when set, is called from the writer's goroutine with the
+	// samples of each committed batch (rejected samples left out), after the
+	// commit and the outbox Ack, before the next batch. Remote write plugs in here. The
+	// slice is the hook's own (the writer never reuses it); the hook must
+	// not block for long, as the next batch waits for it.
+	OnCommitted func([]history.Sample)
+	// Logger receives the writer's logs. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for LastError's time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Writer drains a [history.Outbox] into an [Appender]: it peeks a batch,
+// appends it and acknowledges it only once it is committed. A failed
+// append leaves the samples in the outbox and is retried after a capped
+// exponential backoff; the producer side (the collector writing to the
+// outbox) is never blocked, since the outbox is bounded and drops its
+// oldest samples when full. Samples the TSDB rejects for good are counted
+// and dropped, so one bad sample cannot wedge the queue.
+//
+// Run it as one goroutine. LastError and Healthy are goroutine-safe.
+type Writer struct {
+	app    Appender
+	outbox *history.Outbox
+	opts   WriterOptions
+	logger *slog.Logger
+
+	appended prometheus.Counter
+	failures prometheus.Counter
+	rejected *prometheus.CounterVec
+
+	mu       sync.Mutex
+	lastErr  error
+	lastErrT time.Time
+	healthy  bool
+}
+
+// NewWriter returns a Writer from outbox to app, with its metrics
+// registered on reg (nil for none):
+//
+//	nodepass_exporter_tsdb_appended_samples_total
+//	nodepass_exporter_tsdb_append_failures_total
+//	nodepass_exporter_tsdb_rejected_samples_total{reason}
+//	nodepass_exporter_tsdb_outbox_samples
+//	nodepass_exporter_tsdb_outbox_dropped_samples_total
+func NewWriter(app Appender, outbox *history.Outbox, reg prometheus.Registerer, opts WriterOptions) (*Writer, error) {
+	if app == nil || outbox == nil {
+		return nil, errors.New("tsdb writer: appender and outbox are required")
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultWriterBatchSize
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Writer{
+		app:     app,
+		outbox:  outbox,
+		opts:    opts,
+		logger:  logger.With("component", "tsdb_writer"),
+		healthy: true,
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nodepass_exporter_tsdb_appended_samples_total",
+			Help: "Samples committed to the embedded TSDB (identical re-sent samples included).",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nodepass_exporter_tsdb_append_failures_total",
+			Help: "Batches whose append to the embedded TSDB failed and was left in the outbox for a retry.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodepass_exporter_tsdb_rejected_samples_total",
+			Help: "Samples the embedded TSDB refused for good and that were dropped, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range RejectReasons() {
+		w.rejected.WithLabelValues(r)
+	}
+	if reg != nil {
+		cs := []prometheus.Collector{
+			w.appended, w.failures, w.rejected,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "nodepass_exporter_tsdb_outbox_samples",
+				Help: "Samples waiting in the outbox to be committed to the embedded TSDB.",
+			}, func() float64 { return float64(outbox.Len()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nodepass_exporter_tsdb_outbox_dropped_samples_total",
+				Help: "Samples dropped because the outbox was full (the TSDB fell too far behind).",
+			}, func() float64 { return float64(outbox.Dropped()) }),
+		}
+		for _, c := range cs {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register tsdb writer metrics: %w", err)
+			}
+		}
+	}
+	return w, nil
+}
+
+// LastError returns the most recent append error and when it happened, or
+// (nil, zero time) if there was none. The error stays after a later
+// success, for a status page; use Healthy for the current state.
+func (w *Writer) LastError() (error, time.Time) { //nolint:staticcheck // ST1008: reads as "the error, and when"
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr, w.lastErrT
+}
+
+// Healthy reports whether the last append attempt succeeded (true before
+// the first attempt).
+func (w *Writer) Healthy() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.healthy
+}
+
+// Run drains the outbox until ctx ends, then makes one final attempt to
+// commit what is left and returns. It returns nil, or the final flush's
+// error (the samples then stay in the outbox, whose owner persists it).
+func (w *Writer) Run(ctx context.Context) error {
+	var backoff time.Duration
+	for {
+		if err := w.drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				return w.finalFlush(ctx)
+			}
+			backoff = nextBackoff(backoff, w.opts.MinBackoff, w.opts.MaxBackoff)
+			w.logger.Warn("TSDB append failed, will retry", "err", err, "backoff", backoff, "outbox", w.outbox.Len())
+			timer := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return w.finalFlush(ctx)
+			case <-timer.C:
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case <-ctx.Done():
+			return w.finalFlush(ctx)
+		case <-w.outbox.Ready():
+		}
+	}
+}
+
+// drain commits batches until the outbox is empty, an append fails, or ctx
+// ends.
+func (w *Writer) drain(ctx context.Context) error {
+	for ctx.Err() == nil {
+		done, err := w.flushNext(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// finalFlush gives what the outbox holds one try, batch by batch, with a
+// context that is no longer cancelled, and stops at the first failure.
+// Samples written meanwhile wait for the next start: a producer that does
+// not stop cannot keep the writer from returning.
+func (w *Writer) finalFlush(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	for left := w.outbox.Len(); left > 0; left -= w.opts.BatchSize {
+		done, err := w.flushNext(ctx)
+		if err != nil {
+			w.logger.Error("final TSDB flush failed; samples stay in the outbox", "err", err, "outbox", w.outbox.Len())
+			return fmt.Errorf("final tsdb flush: %w", err)
+		}
+		if done {
+			break
+		}
+	}
+	return nil
+}
+
+// flushNext appends the oldest batch of the outbox and acknowledges it on
+// success (including a partial success with rejected samples). done
+// reports an empty outbox.
+func (w *Writer) flushNext(ctx context.Context) (done bool, err error) {
+	// The outbox drops its oldest samples when full, possibly some of this
+	// batch while it is being committed: acknowledging by sequence number
+	// removes only what this batch wrote, never a newer sample.
+	batch, first := w.outbox.PeekSeq(w.opts.BatchSize)
+	if len(batch) == 0 {
+		return true, nil
+	}
+	committed, err := w.flush(ctx, batch)
+	if err != nil {
+		return false, err
+	}
+	w.outbox.AckThrough(first + uint64(len(batch)))
+	if w.opts.OnCommitted != nil && len(committed) > 0 {
+		w.opts.OnCommitted(committed)
+	}
+	return false, nil
+}
+
+// flush appends one batch, counts, and returns the samples committed.
+func (w *Writer) flush(ctx context.Context, batch []history.Sample) ([]history.Sample, error) {
+	err := w.app.Append(ctx, batch)
+	var rej *RejectedError
+	switch {
+	case err == nil:
+	case errors.As(err, &rej):
+		for _, r := range rej.Rejected {
+			w.rejected.WithLabelValues(r.Reason).Inc()
+		}
+		w.logger.Warn("TSDB rejected samples; dropped", "rejected", len(rej.Rejected), "batch", len(batch), "err", err)
+	default:
+		w.failures.Inc()
+		w.setState(err)
+		return nil, err
+	}
+	committed := batch
+	if rej != nil {
+		committed = withoutRejected(batch, rej.Rejected)
+	}
+	w.appended.Add(float64(len(committed)))
+	w.setState(nil)
+	return committed, nil
+}
+
+func (w *Writer) setState(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.healthy = err == nil
+	if err != nil {
+		w.lastErr, w.lastErrT = err, w.opts.Now()
+	}
+}
+
+// withoutRejected returns batch minus the rejected samples.
+func withoutRejected(batch []history.Sample, rejected []Rejection) []history.Sample {
+	drop := make(map[int]bool, len(rejected))
+	for _, r := range rejected {
+		drop[r.Index] = true
+	}
+	out := make([]history.Sample, 0, len(batch))
+	for i, s := range batch {
+		if !drop[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nextBackoff doubles cur within [lo, hi].
+func nextBackoff(cur, lo, hi time.Duration) time.Duration {
+	if cur < lo {
+		return lo
+	}
+	return min(cur*2, hi)
+}

@@ -1,0 +1,330 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// committedLog collects what OnCommitted sees and signals each call.
+type committedLog struct {
+	mu      sync.Mutex
+	batches [][]history.Sample
+	signal  chan struct{}
+}
+
+func newCommittedLog() *committedLog { return &committedLog{signal: make(chan struct{}, 100)} }
+
+func (c *committedLog) hook(s []history.Sample) {
+	c.mu.Lock()
+	c.batches = append(c.batches, slices.Clone(s))
+	c.mu.Unlock()
+	c.signal <- struct{}{}
+}
+
+func (c *committedLog) samples() []history.Sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []history.Sample
+	for _, b := range c.batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// waitFor waits for n OnCommitted calls; the timeout is only a guard
+// against a hang, not a synchronisation.
+func (c *committedLog) waitFor(t *testing.T, n int) {
+	t.Helper()
+	guard := time.After(20 * time.Second)
+	for range n {
+		select {
+		case <-c.signal:
+		case <-guard:
+			t.Fatalf("OnCommitted not called %d times", n)
+		}
+	}
+}
+
+// startWriter runs w until the test ends and checks Run's result.
+func startWriter(t *testing.T, w *Writer) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func TestWriterRetriesThenCommitsOnce(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	outbox := history.NewOutbox(1000)
+	reg := prometheus.NewRegistry()
+	diskFull := errors.New("write wal: no space left on device")
+	app := &failingAppender{next: db, fails: 2, err: diskFull}
+	log := newCommittedLog()
+	w, err := NewWriter(app, outbox, reg, WriterOptions{
+		MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond,
+		OnCommitted: log.hook, Now: func() time.Time { return testNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := hourSamples("e", "t", testNow.Add(-time.Hour), [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 9)
+	outbox.Write(batch)
+	stop := startWriter(t, w)
+	log.waitFor(t, 1)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	if app.calls != 3 {
+		t.Errorf("append calls %d, want 3 (2 failures, 1 success)", app.calls)
+	}
+	if got := log.samples(); !slices.Equal(got, batch) {
+		t.Errorf("OnCommitted got %d samples, want the batch once", len(got))
+	}
+	for _, s := range batch {
+		if got := readOne(t, db, s); len(got) != 1 {
+			t.Errorf("%s stored %d times", s.Metric, len(got))
+		}
+	}
+	if outbox.Len() != 0 {
+		t.Errorf("outbox holds %d", outbox.Len())
+	}
+	lastErr, at := w.LastError()
+	if !errors.Is(lastErr, diskFull) || !at.Equal(testNow) {
+		t.Errorf("LastError %v at %v", lastErr, at)
+	}
+	if !w.Healthy() {
+		t.Error("not healthy after a successful append")
+	}
+	want := `
+# HELP nodepass_exporter_tsdb_append_failures_total Batches whose append to the embedded TSDB failed and was left in the outbox for a retry.
+# TYPE nodepass_exporter_tsdb_append_failures_total counter
+nodepass_exporter_tsdb_append_failures_total 2
+# HELP nodepass_exporter_tsdb_appended_samples_total Samples committed to the embedded TSDB (identical re-sent samples included).
+# TYPE nodepass_exporter_tsdb_appended_samples_total counter
+nodepass_exporter_tsdb_appended_samples_total 9
+# HELP nodepass_exporter_tsdb_outbox_dropped_samples_total Samples dropped because the outbox was full (the TSDB fell too far behind).
+# TYPE nodepass_exporter_tsdb_outbox_dropped_samples_total counter
+nodepass_exporter_tsdb_outbox_dropped_samples_total 0
+# HELP nodepass_exporter_tsdb_outbox_samples Samples waiting in the outbox to be committed to the embedded TSDB.
+# TYPE nodepass_exporter_tsdb_outbox_samples gauge
+nodepass_exporter_tsdb_outbox_samples 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"nodepass_exporter_tsdb_append_failures_total", "nodepass_exporter_tsdb_appended_samples_total",
+		"nodepass_exporter_tsdb_outbox_dropped_samples_total", "nodepass_exporter_tsdb_outbox_samples"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestWriterRejectsWithoutWedging sends a batch holding samples the TSDB
+// can never take (older than the retention, a different value for a
+// stored timestamp): they are counted and dropped, the rest is committed,
+// and later samples still flow.
+func TestWriterRejectsWithoutWedging(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{Retention: 48 * time.Hour})
+	mustAppend(t, db, []history.Sample{pointsSample("e", "t", testNow.Add(-2*time.Hour), 5)})
+	outbox := history.NewOutbox(1000)
+	reg := prometheus.NewRegistry()
+	log := newCommittedLog()
+	w, err := NewWriter(db, outbox, reg, WriterOptions{OnCommitted: log.hook, MinBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := pointsSample("e", "t", testNow.Add(-time.Hour), 1)
+	outbox.Write([]history.Sample{
+		pointsSample("e", "t", testNow.Add(-72*time.Hour), 1), // older than the retention
+		pointsSample("e", "t", testNow.Add(-2*time.Hour), 6),  // 5 is stored
+		good,
+	})
+	startWriter(t, w)
+	log.waitFor(t, 1)
+	later := pointsSample("e", "t", testNow, 2)
+	outbox.Write([]history.Sample{later})
+	log.waitFor(t, 1)
+
+	if got := log.samples(); !slices.Equal(got, []history.Sample{good, later}) {
+		t.Errorf("committed %v", got)
+	}
+	if outbox.Len() != 0 {
+		t.Errorf("outbox holds %d", outbox.Len())
+	}
+	for reason, want := range map[string]float64{ReasonTooOld: 1, ReasonDuplicate: 1, ReasonInvalid: 0} {
+		if got := testutil.ToFloat64(w.rejected.WithLabelValues(reason)); got != want {
+			t.Errorf("rejected{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(w.appended); got != 2 {
+		t.Errorf("appended %v, want 2", got)
+	}
+	if !w.Healthy() {
+		t.Error("rejections must not make the writer unhealthy")
+	}
+}
+
+// TestWriterBackoff checks the retry schedule in a synctest bubble (fake
+// time): it doubles from MinBackoff, stays at MaxBackoff, and the producer
+// is never blocked meanwhile.
+func TestWriterBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		outbox := history.NewOutbox(10)
+		var calls []time.Time
+		app := appenderFunc(func(context.Context, []history.Sample) error {
+			calls = append(calls, time.Now())
+			if len(calls) <= 6 {
+				return errors.New("read-only file system")
+			}
+			return nil
+		})
+		w, err := NewWriter(app, outbox, nil, WriterOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+
+		// While the writer fails and backs off, the producer keeps writing:
+		// a full outbox drops its oldest samples, Write never blocks.
+		for range 21 {
+			outbox.Write([]history.Sample{pointsSample("e", "t", testNow, 2)})
+		}
+		time.Sleep(time.Second) // fake time: every retry is done by now
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var gaps []time.Duration
+		for i := 1; i < len(calls); i++ {
+			gaps = append(gaps, calls[i].Sub(calls[i-1]))
+		}
+		ms := time.Millisecond
+		want := []time.Duration{10 * ms, 20 * ms, 40 * ms, 40 * ms, 40 * ms, 40 * ms}
+		if !slices.Equal(gaps, want) {
+			t.Errorf("retry gaps %v, want %v", gaps, want)
+		}
+		if outbox.Len() != 0 || outbox.Dropped() != 11 {
+			t.Errorf("outbox len %d dropped %d", outbox.Len(), outbox.Dropped())
+		}
+	})
+}
+
+// TestWriterFinalFlush: when ctx ends, Run commits what is left before it
+// returns, and reports a failed final flush (the samples stay queued).
+func TestWriterFinalFlush(t *testing.T) {
+	db := openTestDB(t, "", testNow, Options{})
+	s := pointsSample("e", "t", testNow, 1)
+
+	outbox := history.NewOutbox(10)
+	outbox.Write([]history.Sample{s})
+	w, err := NewWriter(db, outbox, nil, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if outbox.Len() != 0 || len(readOne(t, db, s)) != 1 {
+		t.Errorf("not flushed: outbox %d", outbox.Len())
+	}
+
+	// A producer that keeps writing does not keep Run from returning.
+	var endless appenderFunc = func(context.Context, []history.Sample) error {
+		outbox.Write([]history.Sample{s})
+		return nil
+	}
+	outbox.Write([]history.Sample{s})
+	w, err = NewWriter(endless, outbox, nil, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx); err != nil || outbox.Len() != 1 {
+		t.Errorf("Run: %v, outbox %d", err, outbox.Len())
+	}
+	outbox.Ack(1)
+
+	outbox.Write([]history.Sample{s})
+	fail := &failingAppender{next: db, fails: 1, err: errors.New("disk full")}
+	w, err = NewWriter(fail, outbox, nil, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx); err == nil || outbox.Len() != 1 || w.Healthy() {
+		t.Errorf("Run: %v, outbox %d, healthy %v; want an error and the sample kept", err, outbox.Len(), w.Healthy())
+	}
+}
+
+// TestWriterAckWithDrops: when the outbox drops samples of the batch in
+// flight (it was full), the writer must not acknowledge newer samples.
+func TestWriterAckWithDrops(t *testing.T) {
+	outbox := history.NewOutbox(4)
+	var got []float64
+	app := appenderFunc(func(_ context.Context, b []history.Sample) error {
+		for _, s := range b {
+			got = append(got, s.V)
+		}
+		if len(got) == 2 { // first batch in flight: 3 newer samples push 1..2 out
+			outbox.Write([]history.Sample{pointsSample("e", "t", testNow, 3), pointsSample("e", "t", testNow, 4), pointsSample("e", "t", testNow, 5)})
+		}
+		return nil
+	})
+	outbox.Write([]history.Sample{pointsSample("e", "t", testNow, 1), pointsSample("e", "t", testNow, 2)})
+	w, err := NewWriter(app, outbox, nil, WriterOptions{BatchSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// A final flush takes what the outbox held when it began (1 and 2); the
+	// second Run takes the rest.
+	for range 2 {
+		if err := w.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 1 and 2 committed while 1 was dropped for space: the outbox then held
+	// [2 3 4 5], and a plain Ack(2) would have removed 3 unsent.
+	if want := []float64{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("appended %v, want %v", got, want)
+	}
+}
+
+func TestNewWriterRegisterTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	outbox := history.NewOutbox(1)
+	if _, err := NewWriter(appenderFunc(nil), outbox, reg, WriterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewWriter(appenderFunc(nil), outbox, reg, WriterOptions{}); err == nil {
+		t.Error("second registration on one registry must fail")
+	}
+	if _, err := NewWriter(nil, outbox, nil, WriterOptions{}); err == nil {
+		t.Error("nil appender must fail")
+	}
+}
+
+type appenderFunc func(context.Context, []history.Sample) error
+
+func (f appenderFunc) Append(ctx context.Context, s []history.Sample) error { return f(ctx, s) }
