@@ -31,6 +31,12 @@ func (s *Store) Apply(name string, ev *Event) error {
 		return nil
 	}
 	in := &ev.Instance
+	if ev.Type == EventInitial && !e.inBurst {
+		// Any initial event starts the burst, the pseudo-instance's too: a
+		// master with no tunnels left sends only that one.
+		e.inBurst = true
+		e.burst = make(map[string]struct{}, len(e.tunnels))
+	}
 	if string(in.ID) == PseudoInstanceID {
 		return nil
 	}
@@ -40,10 +46,6 @@ func (s *Store) Apply(name string, ev *Event) error {
 		return ErrBadID
 	}
 	if ev.Type == EventInitial {
-		if !e.inBurst {
-			e.inBurst = true
-			e.burst = make(map[string]struct{}, len(e.tunnels))
-		}
 		e.burst[string(in.ID)] = struct{}{}
 	}
 

@@ -53,10 +53,6 @@ func (m *Manager) Apply(cfgs []EndpointConfig) error {
 		if n, ok := next[name]; !ok || n != r {
 			r.cancel()
 			<-r.done
-			if !ok {
-				m.store.RemoveEndpoint(name)
-				m.logger.Info("endpoint removed", "endpoint", name)
-			}
 		}
 	}
 	for name, r := range next {
@@ -71,6 +67,19 @@ func (m *Manager) Apply(cfgs []EndpointConfig) error {
 		}
 	}
 	m.conns = next
+	// Endpoints restored from disk that the configuration no longer names.
+	var gone []string
+	m.store.View(func(v StoreView) {
+		for _, name := range v.EndpointNames() {
+			if _, ok := next[name]; !ok {
+				gone = append(gone, name)
+			}
+		}
+	})
+	for _, name := range gone {
+		m.store.RemoveEndpoint(name)
+		m.logger.Info("endpoint removed", "endpoint", name)
+	}
 	return nil
 }
 

@@ -222,3 +222,23 @@ func equalTotals(got, want map[string]Counters) bool {
 	}
 	return true
 }
+
+// TestInitialBurstResyncs: tunnels the master no longer has are removed by
+// the next initial burst, also when the master has none left and sends only
+// the pseudo-instance.
+func TestInitialBurstResyncs(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	s.Connected("m", false)
+	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	if n := len(totals(t, s, "m")); n != 2 {
+		t.Fatalf("%d tunnels after the burst, want 2", n)
+	}
+	s.Connected("m", true)
+	onlyKey := "retry: 3000\n\nevent: instance\ndata: {\"type\":\"initial\",\"time\":\"2026-11-21T23:55:01Z\",\"instance\":{\"id\":\"********\",\"url\":\"" + recordedKey + "\",\"tcprx\":0,\"tcptx\":0,\"udprx\":0,\"udptx\":0},\"logs\":\"\"}\n\n"
+	feed(t, s, "m", []byte(onlyKey), clock, nil)
+	s.EndBurst("m") // the collector's pause timer
+	if n := len(totals(t, s, "m")); n != 0 {
+		t.Fatalf("%d tunnels left after an empty burst, want 0", n)
+	}
+}

@@ -1,0 +1,57 @@
+package collector
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
+	_, srvA := newReplayMaster(t, true, loadCapture(t, captureAfter))
+	_, srvB := newReplayMaster(t, true, loadCapture(t, captureAfter))
+	s := NewStore(Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	m := NewManager(ctx, s, discardLogger())
+	defer func() {
+		cancel()
+		m.Wait()
+	}()
+	cfg := func(name, url string) EndpointConfig {
+		return EndpointConfig{Name: name, BaseURL: url + "/api", APIKey: recordedKey, MinBackoff: 10 * time.Millisecond}
+	}
+	a, b := cfg("a", srvA.URL), cfg("b", srvB.URL)
+	if err := m.Apply([]EndpointConfig{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both endpoints' tunnels", func() bool {
+		return len(totals(t, s, "a")) == 2 && len(totals(t, s, "b")) == 2
+	})
+	before := totals(t, s, "a")
+
+	// A bad new config (unreadable CA file) changes nothing.
+	bad := b
+	bad.CAFile = "/nonexistent/ca.pem"
+	if err := m.Apply([]EndpointConfig{a, bad}); err == nil {
+		t.Fatal("a config with a missing CA file was accepted")
+	}
+	if m.conns["b"].cfg != b {
+		t.Fatal("a failed apply replaced endpoint b")
+	}
+
+	// Removing b leaves a's connection and state as they were.
+	connA := m.conns["a"]
+	if err := m.Apply([]EndpointConfig{a}); err != nil {
+		t.Fatal(err)
+	}
+	if m.conns["a"] != connA {
+		t.Error("endpoint a was restarted by a change to b")
+	}
+	var names []string
+	s.View(func(v StoreView) { names = append(names, v.EndpointNames()...) })
+	if len(names) != 1 || names[0] != "a" {
+		t.Errorf("endpoints after removing b: %v", names)
+	}
+	if got := totals(t, s, "a"); !equalTotals(got, before) {
+		t.Errorf("a's totals changed: %v -> %v", before, got)
+	}
+}
