@@ -2,13 +2,18 @@ package collector
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
@@ -184,4 +189,88 @@ func BenchmarkHeapPerTunnel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMetrics10kGzip is BenchmarkMetrics10k plus gzip at BestSpeed, as
+// /metrics answers a scraper that accepts gzip.
+func BenchmarkMetrics10kGzip(b *testing.B) {
+	s, _ := ingestSetup(b, 10_000)
+	buf := s.AppendMetrics(nil)
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = s.AppendMetrics(buf[:0])
+		zw.Reset(io.Discard)
+		_, _ = zw.Write(buf)
+		_ = zw.Close()
+	}
+}
+
+// constCollector is the baseline for /metrics: the same per-tunnel series
+// as const metrics through a client_golang Collector, gathered and encoded.
+type constCollector struct {
+	s       *Store
+	traffic *prometheus.Desc
+	info    *prometheus.Desc
+	status  *prometheus.Desc
+	gauges  [4]*prometheus.Desc
+}
+
+func newConstCollector(s *Store) *constCollector {
+	c := &constCollector{s: s,
+		traffic: prometheus.NewDesc(famTunnelTraffic.name, famTunnelTraffic.help, []string{"endpoint", "tunnel", "protocol", "direction"}, nil),
+		info:    prometheus.NewDesc(famTunnelInfo.name, famTunnelInfo.help, []string{"endpoint", "tunnel", "alias", "type", "mode"}, nil),
+		status:  prometheus.NewDesc(famTunnelStatus.name, famTunnelStatus.help, []string{"endpoint", "tunnel", "status"}, nil),
+	}
+	for i, f := range []family{famTunnelPing, famTunnelPool, famTunnelTCP, famTunnelUDP} {
+		c.gauges[i] = prometheus.NewDesc(f.name, f.help, []string{"endpoint", "tunnel"}, nil)
+	}
+	return c
+}
+
+func (c *constCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *constCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.View(func(v StoreView) {
+		for _, name := range v.EndpointNames() {
+			e := v.Endpoint(name)
+			for _, id := range e.TunnelIDs() {
+				t := e.Tunnel(id)
+				ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, name, id, t.Alias, t.Type, strconv.FormatInt(t.Mode, 10))
+				for _, st := range tunnelStatuses {
+					ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, float64(boolValue(t.Status == st)), name, id, st)
+				}
+				for i, l := range CounterLabels {
+					ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.CounterValue, float64(t.Total[i]), name, id, l.Protocol, l.Direction)
+				}
+				for i, v := range []float64{float64(t.Ping) / 1000, float64(t.Pool), float64(t.TCPs), float64(t.UDPs)} {
+					ch <- prometheus.MustNewConstMetric(c.gauges[i], prometheus.GaugeValue, v, name, id)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkMetrics10kClientGolang is the baseline of BenchmarkMetrics10k.
+func BenchmarkMetrics10kClientGolang(b *testing.B) {
+	s, _ := ingestSetup(b, 10_000)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newConstCollector(s))
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
 }
