@@ -74,6 +74,7 @@ type Server struct {
 	opts    Options
 	router  *mux.Router
 	metrics *metricsHandler
+	memory  *memoryAPI // set by routes
 	started time.Time
 }
 

@@ -230,7 +230,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	}()
 	goRun("sweeper", a.sweep)
 	goRun("persister", a.persist.Run)
-	goRun("push", a.server.Run)
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	defer stopPush()
+	pushDone := make(chan struct{})
+	go func() {
+		defer close(pushDone)
+		_ = a.server.Run(pushCtx)
+	}()
+	// SSE streams never go idle: end them when the server shuts down, or
+	// Shutdown would wait for its whole timeout.
+	httpServer.RegisterOnShutdown(stopPush)
 	writerCtx, stopWriter := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() {
@@ -261,6 +270,7 @@ loop:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = httpServer.Shutdown(shutdownCtx)
+	<-pushDone
 	stopConns()
 	a.manager.Wait()
 	if a.demoServer != nil {

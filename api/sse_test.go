@@ -1,0 +1,480 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/collector"
+)
+
+// sseEvent is one parsed block of an event stream.
+type sseEvent struct {
+	name, id, data, comment, retry string
+}
+
+// sseStream reads an event stream in the background.
+type sseStream struct {
+	events chan sseEvent
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// pushServer runs a fixture's server over HTTP with the push loop.
+type pushServer struct {
+	*fixture
+	ts      *httptest.Server
+	cancel  context.CancelFunc
+	runDone chan struct{}
+}
+
+func newPushServer(t *testing.T, opts Options, tune func(h *sseHub)) *pushServer {
+	t.Helper()
+	if opts.TunnelInterval == 0 {
+		opts.TunnelInterval = 20 * time.Millisecond
+	}
+	if opts.DashboardInterval == 0 {
+		opts.DashboardInterval = 20 * time.Millisecond
+	}
+	f := newFixture(t, opts)
+	f.seed()
+	if tune != nil {
+		tune(f.srv.memory.hub)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pushServer{fixture: f, ts: httptest.NewServer(f.srv.Handler()), cancel: cancel, runDone: make(chan struct{})}
+	go func() {
+		defer close(p.runDone)
+		if err := f.srv.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *pushServer) stop() {
+	p.cancel()
+	<-p.runDone
+	p.ts.Close()
+}
+
+func (p *pushServer) open(t *testing.T, path string) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.ts.URL+path, nil)
+	resp, err := p.ts.Client().Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body.Close()
+		cancel()
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &sseStream{events: make(chan sseEvent, 1024), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer close(s.events)
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		var ev sseEvent
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimSuffix(line, "\n")
+			if line == "" {
+				select {
+				case s.events <- ev:
+				case <-ctx.Done():
+					return
+				}
+				ev = sseEvent{}
+				continue
+			}
+			field, value, _ := strings.Cut(line, ": ")
+			switch field {
+			case "":
+				ev.comment = value
+			case "event":
+				ev.name = value
+			case "id":
+				ev.id = value
+			case "data":
+				ev.data = value
+			case "retry":
+				ev.retry = value
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	<-s.done
+}
+
+// next returns the next event matching keep, failing after timeout.
+func (s *sseStream) next(t *testing.T, timeout time.Duration, keep func(sseEvent) bool) sseEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if keep == nil || keep(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no matching event within %v", timeout)
+		}
+	}
+}
+
+func named(name string) func(sseEvent) bool {
+	return func(ev sseEvent) bool { return ev.name == name }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSSEDashboard(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	s := p.open(t, "/api/memory/sse/dashboard")
+	if ev := s.next(t, time.Second, nil); ev.retry != "3000" {
+		t.Fatalf("first block %+v, want retry: 3000", ev)
+	}
+	first := s.next(t, time.Second, named("dashboard"))
+	second := s.next(t, time.Second, named("dashboard"))
+	a, _ := strconv.Atoi(first.id)
+	b, _ := strconv.Atoi(second.id)
+	if a == 0 || b <= a {
+		t.Errorf("ids %q then %q, want increasing", first.id, second.id)
+	}
+	var d dashboardJSON
+	if err := json.Unmarshal([]byte(second.data), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Source != "memory" || d.Traffic.Total != 3750 || d.TunnelCounts.Total != 3 {
+		t.Errorf("dashboard %+v", d)
+	}
+	if n := p.srv.memory.hub.clients(); n != 1 {
+		t.Errorf("%d clients", n)
+	}
+}
+
+func TestSSETunnel(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	p.log("tokyo-1", "aaaaaaa1", "kept line")
+	s := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
+	state := s.next(t, time.Second, named("tunnel"))
+	var te tunnelEventJSON
+	if err := json.Unmarshal([]byte(state.data), &te); err != nil {
+		t.Fatal(err)
+	}
+	if state.id == "" || te.Source != "memory" || te.Tunnel.InstanceID != "aaaaaaa1" || te.Tunnel.Traffic.Total != 3700 || te.Tunnel.Tags["env"] != "prod" {
+		t.Errorf("tunnel event %+v", te)
+	}
+	var le logEventJSON
+	if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).data), &le); err != nil {
+		t.Fatal(err)
+	}
+	if !le.Initial || len(le.Lines) != 1 || le.Lines[0] != "kept line" || le.Seq != 1 {
+		t.Errorf("initial log %+v", le)
+	}
+
+	// New lines follow once each, with the master's colours stripped.
+	p.log("tokyo-1", "aaaaaaa1", "\x1b[31mERROR\x1b[0m <script>alert(1)</script>")
+	p.log("tokyo-1", "aaaaaaa1", "third")
+	var lines []string
+	for len(lines) < 2 {
+		le = logEventJSON{}
+		if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).data), &le); err != nil {
+			t.Fatal(err)
+		}
+		if le.Initial {
+			t.Fatalf("initial lines sent again: %+v", le)
+		}
+		lines = append(lines, le.Lines...)
+	}
+	if strings.Join(lines, "|") != "ERROR <script>alert(1)</script>|third" {
+		t.Errorf("lines %q", lines)
+	}
+
+	// Deleted: one "gone", then nothing until it returns.
+	p.apply("tokyo-1", collector.EventDelete, p.last["tokyo-1/aaaaaaa1"])
+	gone := s.next(t, time.Second, named("gone"))
+	if !strings.Contains(gone.data, `"instanceId":"aaaaaaa1"`) {
+		t.Errorf("gone %+v", gone)
+	}
+	p.apply("tokyo-1", collector.EventCreate, p.last["tokyo-1/aaaaaaa1"])
+	s.next(t, time.Second, named("tunnel"))
+}
+
+func TestSSETunnelWithoutEndpoint(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	s := p.open(t, "/api/memory/sse/tunnels/bbbbbbb1")
+	if ev := s.next(t, time.Second, named("tunnel")); !strings.Contains(ev.data, `"endpointId":"osaka"`) {
+		t.Errorf("tunnel %s", ev.data)
+	}
+	// The same id on a second master makes the short path ambiguous.
+	p.apply("tokyo-1", collector.EventInitial, inst{id: "bbbbbbb1", status: "running"})
+	resp, err := p.ts.Client().Get(p.ts.URL + "/api/memory/sse/tunnels/bbbbbbb1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("ambiguous id: %d, want 409", resp.StatusCode)
+	}
+}
+
+func TestSSEHeartbeat(t *testing.T) {
+	p := newPushServer(t, Options{}, func(h *sseHub) { h.heartbeat = 30 * time.Millisecond })
+	s := p.open(t, "/api/memory/sse/dashboard")
+	if ev := s.next(t, 2*time.Second, func(ev sseEvent) bool { return ev.comment != "" }); ev.comment != "heartbeat" {
+		t.Errorf("comment %q", ev.comment)
+	}
+}
+
+// TestSSESharedFrames checks that a tick renders each frame once: clients
+// of one tunnel see the same ids with the same bytes.
+func TestSSESharedFrames(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	var streams []*sseStream
+	for range 3 {
+		streams = append(streams, p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1"))
+	}
+	waitFor(t, "3 clients", func() bool { return p.srv.memory.hub.clients() == 3 })
+	seen := make([]map[string]string, len(streams))
+	for i, s := range streams {
+		seen[i] = map[string]string{}
+		for range 8 {
+			ev := s.next(t, time.Second, named("tunnel"))
+			seen[i][ev.id] = ev.data
+		}
+	}
+	common := 0
+	for id, data := range seen[0] {
+		if seen[1][id] == data && seen[2][id] == data {
+			common++
+		}
+	}
+	if common < 3 {
+		t.Errorf("%d frames shared by all three clients, want most of 8", common)
+	}
+}
+
+func TestSSEDisconnectEndsStream(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	hub := p.srv.memory.hub
+	s := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
+	s.next(t, time.Second, named("tunnel"))
+	waitFor(t, "one client", func() bool { return hub.clients() == 1 })
+	s.close()
+	waitFor(t, "no client", func() bool { return hub.clients() == 0 })
+	hub.mu.Lock()
+	topics := len(hub.topics)
+	hub.mu.Unlock()
+	if topics != 0 {
+		t.Errorf("%d topics left", topics)
+	}
+}
+
+func TestSSERunStopsClients(t *testing.T) {
+	p := newPushServer(t, Options{}, nil)
+	s := p.open(t, "/api/memory/sse/dashboard")
+	s.next(t, time.Second, named("dashboard"))
+	p.cancel()
+	<-p.runDone
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case _, ok := <-s.events:
+			if !ok {
+				goto ended
+			}
+		case <-deadline:
+			t.Fatal("stream still open after Run ended")
+		}
+	}
+ended:
+	resp, err := p.ts.Client().Get(p.ts.URL + "/api/memory/sse/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("subscribe after Run: %d, want 503", resp.StatusCode)
+	}
+}
+
+// stalledWriter is a ResponseWriter whose client never reads: every write
+// blocks until the write deadline, as on a full TCP window.
+type stalledWriter struct {
+	header   http.Header
+	mu       sync.Mutex
+	deadline time.Time
+	writes   chan struct{}
+}
+
+func (w *stalledWriter) Header() http.Header { return w.header }
+func (w *stalledWriter) WriteHeader(int)     {}
+func (w *stalledWriter) FlushError() error   { return nil }
+
+func (w *stalledWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadline = t
+	return nil
+}
+
+func (w *stalledWriter) Write([]byte) (int, error) {
+	select {
+	case w.writes <- struct{}{}:
+	default:
+	}
+	w.mu.Lock()
+	d := w.deadline
+	w.mu.Unlock()
+	if d.IsZero() {
+		return 0, errors.New("stalledWriter: write without a deadline would block forever")
+	}
+	time.Sleep(time.Until(d))
+	return 0, os.ErrDeadlineExceeded
+}
+
+// TestSSESlowClientDropped stalls one client: it is dropped when its buffer
+// fills, its goroutine ends at the write deadline, and meanwhile the other
+// client and ingest go on at full pace.
+func TestSSESlowClientDropped(t *testing.T) {
+	p := newPushServer(t, Options{TunnelInterval: 10 * time.Millisecond}, func(h *sseHub) { h.writeTimeout = 1500 * time.Millisecond })
+	hub := p.srv.memory.hub
+	fast := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
+
+	slow := &stalledWriter{header: http.Header{}, writes: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1", nil)
+	served := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(served)
+		p.srv.Handler().ServeHTTP(slow, req)
+	}()
+	<-slow.writes
+
+	// While the slow client is stuck, the fast one gets every tick and
+	// events apply without waiting.
+	got, maxApply := 0, time.Duration(0)
+	in := p.last["tokyo-1/aaaaaaa1"]
+	for time.Since(start) < time.Second {
+		select {
+		case ev := <-fast.events:
+			if ev.name == "tunnel" {
+				got++
+			}
+		case <-time.After(5 * time.Millisecond):
+			in.c[collector.TCPRx] += 100
+			t0 := time.Now()
+			p.apply("tokyo-1", collector.EventUpdate, in)
+			maxApply = max(maxApply, time.Since(t0))
+		}
+	}
+	if hub.dropped.Load() != 1 {
+		t.Errorf("%d clients dropped, want the slow one", hub.dropped.Load())
+	}
+	if got < 20 {
+		t.Errorf("fast client got %d tunnel events in 1 s at a 10 ms tick", got)
+	}
+	// Waiting on the stalled client would take its 1.5 s write timeout; the
+	// margin is for the race detector on a busy machine.
+	if maxApply > 500*time.Millisecond {
+		t.Errorf("an event took %v to apply while a client stalled", maxApply)
+	}
+	select {
+	case <-served:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the stalled client's handler did not end at its write deadline")
+	}
+	if n := hub.clients(); n != 1 {
+		t.Errorf("%d clients, want the fast one", n)
+	}
+}
+
+// TestSSELogsExactlyOnce streams log lines while clients join at different
+// moments: each client gets every line from its first one on, once, in
+// order, whether it came with the kept lines or with a tick.
+func TestSSELogsExactlyOnce(t *testing.T) {
+	p := newPushServer(t, Options{TunnelInterval: 5 * time.Millisecond}, nil)
+	const total = 400
+	var streams []*sseStream
+	for i := range total {
+		if i%100 == 50 {
+			streams = append(streams, p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1"))
+		}
+		p.log("tokyo-1", "aaaaaaa1", "n="+strconv.Itoa(i))
+		if i%7 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		// Stay within the 100 lines the Store keeps, however slowly the
+		// push loop runs on a busy machine: losing lines that scrolled
+		// out of the Store is not what this test is about.
+		waitFor(t, "the push to catch up", func() bool {
+			hub := p.srv.memory.hub
+			hub.mu.Lock()
+			defer hub.mu.Unlock()
+			for _, tp := range hub.topics {
+				if tp.logSeq+50 < uint64(i+1) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for k, s := range streams {
+		var got []int
+		for len(got) == 0 || got[len(got)-1] != total-1 {
+			var le logEventJSON
+			if err := json.Unmarshal([]byte(s.next(t, 2*time.Second, named("log")).data), &le); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range le.Lines {
+				n, err := strconv.Atoi(strings.TrimPrefix(l, "n="))
+				if err != nil {
+					t.Fatalf("line %q", l)
+				}
+				got = append(got, n)
+			}
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] != got[i-1]+1 {
+				t.Fatalf("client %d: line %d follows %d", k, got[i], got[i-1])
+			}
+		}
+	}
+}
