@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -67,6 +68,9 @@ type Options struct {
 	TunnelInterval, DashboardInterval time.Duration
 	// Version is the exporter's version for status pages.
 	Version string
+	// CORSOrigins are the origins allowed to read the API from a browser
+	// page of another site; none by default ("*" allows any).
+	CORSOrigins []string
 }
 
 // Server is the HTTP surface.
@@ -117,7 +121,37 @@ func New(opts Options) *Server {
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler {
+	if len(s.opts.CORSOrigins) == 0 {
+		return s.router
+	}
+	return cors(s.opts.CORSOrigins, s.router)
+}
+
+// cors answers preflight requests and marks answers readable by the allowed
+// origins. Without it a browser lets only same-origin pages read the API.
+func cors(origins []string, next http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		allowed[strings.TrimRight(o, "/")] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && (allowed["*"] || allowed[origin]) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Router returns the router, for tests that walk every route.
 func (s *Server) Router() *mux.Router { return s.router }

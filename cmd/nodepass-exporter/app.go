@@ -189,6 +189,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		Ready: a.ready.Load, Reload: a.reload, Mount: a.storage.mount,
 		Retention: time.Duration(a.s.retention), Location: a.location,
 		TunnelInterval: a.s.tunnelInterval, DashboardInterval: a.s.dashInterval, Version: version,
+		CORSOrigins: splitList(a.s.corsOrigins),
 	})
 	a.listener, err = net.Listen("tcp", a.s.listenAddress)
 	if err != nil {
@@ -355,4 +356,15 @@ func (l lintCleanGatherer) Gather() ([]*dto.MetricFamily, error) {
 		out = append(out, mf)
 	}
 	return out, err
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
