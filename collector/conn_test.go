@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"fmt"
 	"log/slog"
@@ -243,4 +244,62 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+// TestConnTLS follows a master over https: with its CA file it connects;
+// without it the certificate is refused (and the error shown); with
+// insecure_skip_verify it connects.
+func TestConnTLS(t *testing.T) {
+	m := &replayMaster{streams: [][]byte{loadCapture(t, captureAfter)}, hold: true, info: []byte(`{"ver":"v1.14.0"}`)}
+	m.key.Store(recordedKey)
+	srv := httptest.NewTLSServer(m)
+	t.Cleanup(srv.Close)
+	caFile := t.TempDir() + "/ca.pem"
+	der := srv.Certificate().Raw
+	pemBytes := "-----BEGIN CERTIFICATE-----\n" + base64Lines(der) + "-----END CERTIFICATE-----\n"
+	if err := os.WriteFile(caFile, []byte(pemBytes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		cfg      EndpointConfig
+		wantUp   bool
+		errMatch string
+	}{
+		{"ca file", EndpointConfig{CAFile: caFile}, true, ""},
+		{"unknown ca", EndpointConfig{}, false, "certificate"},
+		{"skip verify", EndpointConfig{InsecureSkipVerify: true}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStore(Options{})
+			cfg := tc.cfg
+			cfg.Name, cfg.BaseURL, cfg.APIKey = "m", srv.URL+"/api", recordedKey
+			runConn(t, s, cfg, discardLogger())
+			waitFor(t, "the connection outcome", func() bool {
+				ok := false
+				endpointView(s, "m", func(e *Endpoint) {
+					if tc.wantUp {
+						ok = e.Conn.State == StateUp && len(e.ids) == 2
+					} else {
+						ok = e.Conn.State == StateDown && strings.Contains(e.Conn.LastError, tc.errMatch)
+					}
+				})
+				return ok
+			})
+		})
+	}
+	if _, err := NewConn(EndpointConfig{Name: "m", CAFile: "/nonexistent.pem"}, NewStore(Options{}), discardLogger()); err == nil {
+		t.Error("a missing CA file was accepted")
+	}
+}
+
+func base64Lines(der []byte) string {
+	s := base64.StdEncoding.EncodeToString(der)
+	var b strings.Builder
+	for len(s) > 64 {
+		b.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	b.WriteString(s + "\n")
+	return b.String()
 }

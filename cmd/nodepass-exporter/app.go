@@ -41,6 +41,7 @@ type app struct {
 	listener net.Listener
 
 	reloadMu    sync.Mutex
+	loaded      bool // a configuration was applied once
 	manager     *collector.Manager
 	reloadOK    prometheus.Gauge
 	reloadTime  prometheus.Gauge
@@ -85,6 +86,11 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 		Help: "Unix time of the last successful configuration load.",
 	})
 	reg.MustRegister(a.reloadOK, a.reloadTime)
+	// A bad config or key file stops the exporter here, before it touches
+	// the data directory.
+	if _, err := a.endpointConfigs(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -137,9 +143,12 @@ func (a *app) reload() error {
 	}
 	if err != nil {
 		a.reloadOK.Set(0)
-		a.logger.Error("configuration not applied; the previous one stays in force", "err", err)
+		if a.loaded {
+			a.logger.Error("configuration not applied; the previous one stays in force", "err", err)
+		}
 		return err
 	}
+	a.loaded = true
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 	a.logger.Info("configuration applied", "endpoints", len(cfgs))
