@@ -39,3 +39,13 @@ func TestCORSOffByDefaultAndAllowList(t *testing.T) {
 		}
 	}
 }
+
+func TestPanicInHandlerIsA500(t *testing.T) {
+	srv := New(Options{Store: collector.NewStore(collector.Options{})})
+	srv.Router().HandleFunc("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/boom", nil))
+	if rec.Code != http.StatusInternalServerError || rec.Body.String() != "{\"error\":\"internal error\"}\n" {
+		t.Fatalf("panic answered %d %q", rec.Code, rec.Body.String())
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -122,10 +123,31 @@ func New(opts Options) *Server {
 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler {
-	if len(s.opts.CORSOrigins) == 0 {
-		return s.router
+	var h http.Handler = s.router
+	if len(s.opts.CORSOrigins) > 0 {
+		h = cors(s.opts.CORSOrigins, h)
 	}
-	return cors(s.opts.CORSOrigins, s.router)
+	return recoverer(s.opts.Logger, h)
+}
+
+// recoverer turns a panic in a handler into a 500 JSON answer and one log
+// line, instead of net/http's stack trace and a dropped connection. A bug
+// must not take the process or the client's view down with it.
+func recoverer(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value, as net/http compares it
+					panic(v)
+				}
+				if logger != nil {
+					logger.Error("handler panicked", "path", r.URL.Path, "err", fmt.Sprint(v))
+				}
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // cors answers preflight requests and marks answers readable by the allowed
