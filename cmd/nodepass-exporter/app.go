@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -24,6 +25,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/config"
+	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
@@ -86,10 +88,15 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 		Help: "Unix time of the last successful configuration load.",
 	})
 	reg.MustRegister(a.reloadOK, a.reloadTime)
-	// A bad config or key file stops the exporter here, before it touches
-	// the data directory.
+	// A bad config, key or web config file stops the exporter here, before
+	// it touches the data directory.
 	if _, err := a.endpointConfigs(); err != nil {
 		return nil, err
+	}
+	if s.webConfigFile != "" {
+		if err := web.Validate(s.webConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", s.webConfigFile, err)
+		}
 	}
 	return a, nil
 }
@@ -195,7 +202,10 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	a.server = api.New(api.Options{
 		Store: a.store, Registry: a.reg, Gatherer: lintCleanGatherer{a.reg}, Logger: a.logger.With("component", "api"),
 		Hourly: a.storage.hourly(), Components: a.components, QueueUse: a.manager.QueueUse,
-		Ready: a.ready.Load, Reload: a.reload, Mount: a.storage.mount,
+		Ready: a.ready.Load, Reload: a.reload, Mount: func(r *mux.Router) {
+			a.storage.mount(r)
+			r.PathPrefix(dashboards.Prefix).Handler(dashboards.Handler()).Methods(http.MethodGet, http.MethodHead)
+		},
 		Retention: time.Duration(a.s.retention), Location: a.location,
 		TunnelInterval: a.s.tunnelInterval, DashboardInterval: a.s.dashInterval, Version: version,
 		CORSOrigins: splitList(a.s.corsOrigins),

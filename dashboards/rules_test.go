@@ -1,0 +1,190 @@
+package dashboards
+
+import (
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// The rule files, relative to the package directory.
+const (
+	recordingRules = "rules/nodepass.rules.yml"
+	alertingRules  = "rules/nodepass.alerts.yml"
+	ruleTests      = "rules/nodepass_test.yml"
+	runbook        = "rules/RUNBOOK.md"
+)
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Record      string            `yaml:"record"`
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type ruleTestFile struct {
+	RuleFiles []string `yaml:"rule_files"`
+	Tests     []struct {
+		AlertRuleTest []struct {
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []any  `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+		PromQLExprTest []struct {
+			Expr string `yaml:"expr"`
+		} `yaml:"promql_expr_test"`
+	} `yaml:"tests"`
+}
+
+// needTool returns the path of a Debian tool; without it the test is
+// skipped, or fails when CI is set (make deps installs it).
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing: make deps installs it", name)
+		}
+		t.Skipf("%s not installed; run make deps", name)
+	}
+	return p
+}
+
+// recordName is level:metric:operations.
+var recordName = regexp.MustCompile(`^[a-z_]+:nodepass_[a-z_]+:[a-z0-9_]+$`)
+
+// TestRulesAreDocumentedAndTested checks the rule files without promtool:
+// every expression parses; recording rules are named level:metric:ops and
+// have a promql_expr_test; every alert has a severity, a summary, a
+// description and a runbook_url whose anchor is a section of RUNBOOK.md,
+// and at least one promtool test case in which it fires.
+func TestRulesAreDocumentedAndTested(t *testing.T) {
+	var tests ruleTestFile
+	readYAML(t, ruleTests, &tests)
+	fires, exprTests := map[string]int{}, map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.Alertname] += len(a.ExpAlerts)
+		}
+		for _, e := range tc.PromQLExprTest {
+			exprTests[e.Expr] = true
+		}
+	}
+	if strings.Join(tests.RuleFiles, ",") != "nodepass.rules.yml,nodepass.alerts.yml" {
+		t.Errorf("%s tests %v, want both rule files", ruleTests, tests.RuleFiles)
+	}
+	book, err := fs.ReadFile(FS(), runbook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, records := 0, 0
+	for _, file := range []string{recordingRules, alertingRules} {
+		var rf ruleFile
+		readYAML(t, file, &rf)
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				name := r.Record + r.Alert
+				if _, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr); err != nil {
+					t.Errorf("%s: %s: %v", file, name, err)
+				}
+				if r.Record != "" {
+					records++
+					if !recordName.MatchString(r.Record) {
+						t.Errorf("%s: %s is not named level:metric:operations", file, r.Record)
+					}
+					if !exprTests[r.Record] {
+						t.Errorf("%s: recording rule %s has no promql_expr_test in %s", file, r.Record, ruleTests)
+					}
+					continue
+				}
+				alerts++
+				if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+					t.Errorf("%s: %s: severity %q, want critical or warning", file, name, s)
+				}
+				for _, a := range []string{"summary", "description", "runbook_url"} {
+					if strings.TrimSpace(r.Annotations[a]) == "" {
+						t.Errorf("%s: %s has no %s", file, name, a)
+					}
+				}
+				anchor := "#" + strings.ToLower(name)
+				if !strings.HasSuffix(r.Annotations["runbook_url"], "/dashboards/rules/RUNBOOK.md"+anchor) {
+					t.Errorf("%s: %s: runbook_url %q does not end in /dashboards/rules/RUNBOOK.md%s", file, name, r.Annotations["runbook_url"], anchor)
+				}
+				if !strings.Contains(string(book), "\n## "+name+"\n") {
+					t.Errorf("%s: %s has no section in %s", file, name, runbook)
+				}
+				if fires[name] == 0 {
+					t.Errorf("%s: alert %s never fires in %s", file, name, ruleTests)
+				}
+			}
+		}
+	}
+	if records < 4 || alerts < 10 {
+		t.Errorf("found %d recording rules and %d alerts; the files were not read right", records, alerts)
+	}
+}
+
+// TestPromtool runs promtool check rules on both files and promtool test
+// rules on the unit tests, with Debian's promtool.
+func TestPromtool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs promtool")
+	}
+	promtool := needTool(t, "promtool")
+	out, err := exec.Command(promtool, "check", "rules", recordingRules, alertingRules).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
+	cmd.Dir = filepath.Dir(ruleTests)
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestPromtoolCatchesAWrongExpectation proves the unit tests can fail: the
+// same tests with one expected label changed must make promtool fail.
+func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs promtool")
+	}
+	promtool := needTool(t, "promtool")
+	dir := t.TempDir()
+	for _, f := range []string{recordingRules, alertingRules, ruleTests} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == ruleTests {
+			const from, to = "alias: web\n", "alias: not-web\n"
+			if !strings.Contains(string(b), from) {
+				t.Fatalf("%s no longer holds %q", f, from)
+			}
+			b = []byte(strings.Replace(string(b), from, to, 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("promtool test rules passed with a wrong expectation:\n%s", out)
+	}
+	if !strings.Contains(string(out), "NodePassTunnelError") {
+		t.Errorf("promtool failed, but not on the changed alert:\n%s", out)
+	}
+}
