@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 5
 
-.PHONY: all build test test-short deps bench lint fmt tidy-check soak clean run-demo
+.PHONY: all build test test-short deps bench lint fmt tidy-check soak clean run-demo docker-check
 
 all: lint test build
 
@@ -52,6 +52,10 @@ tidy-check:
 	@$(GO) mod tidy
 	@if ! diff -q go.mod /tmp/go.mod.bak >/dev/null || ! diff -q go.sum /tmp/go.sum.bak >/dev/null; then \
 		cp /tmp/go.mod.bak go.mod; cp /tmp/go.sum.bak go.sum; echo "go mod tidy changes go.mod/go.sum"; exit 1; fi
+
+## docker-check: run the Dockerfile's build command outside Docker (no engine here)
+docker-check:
+	$(GO) test -count=1 -run TestDockerfileBuildStage ./e2e/
 
 run-demo:
 	$(GO) run ./cmd/nodepass-exporter --demo
