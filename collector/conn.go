@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // EndpointConfig configures the connection to one NodePass master.
@@ -72,6 +74,21 @@ func (c *EndpointConfig) defaults() {
 
 // burstPause ends an initial burst when no event follows for this long.
 const burstPause = time.Second
+
+// maxPooledBuf is the largest event buffer handed back to the queue's pool.
+// NodePass events are about 1.5 KB; the queue cycles through all of its
+// QueueSize buffers, so keeping a rare large event's buffer would let a
+// master that sends a run of them pin QueueSize times MaxEvent bytes.
+const maxPooledBuf = 16 << 10
+
+// recycle returns an applied event's buffer for reuse, or nil (a fresh
+// buffer is allocated when needed) when it grew too large to keep.
+func recycle(b []byte) []byte {
+	if cap(b) > maxPooledBuf {
+		return nil
+	}
+	return b[:0]
+}
 
 // Errors that end a stream.
 var (
@@ -234,7 +251,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 		// body and ends; what it had read is dropped with the stream.
 		for data := range full {
 			c.queued.Add(-1)
-			free <- data[:0]
+			free <- recycle(data)
 		}
 		<-readErr
 		return events > 0, err
@@ -254,7 +271,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 			}
 			c.queued.Add(-1)
 			typ := c.applyData(&dec, &ev, data)
-			free <- data[:0]
+			free <- recycle(data)
 			events++
 			if typ == EventInitial {
 				burst.Reset(burstPause)
@@ -312,11 +329,53 @@ func (c *Conn) applyData(dec *Decoder, ev *Event, data []byte) EventType {
 		c.logger.Debug("invalid event skipped", "reason", reason, "bytes", len(data))
 		return EventUnknown
 	}
+	clipEvent(ev)
 	if err := c.store.Apply(c.cfg.Name, ev); err != nil {
 		c.logger.Debug("invalid event skipped", "reason", reasonBadID, "type", ev.Type.String())
 		return EventUnknown
 	}
 	return ev.Type
+}
+
+// Bounds on what one event can make the Store keep. The framer bounds an
+// event at MaxEvent (8 MiB), but the Store keeps each tunnel's strings and
+// its last 100 log lines: without these, a master sending long strings
+// could pin hundreds of megabytes per tunnel. NodePass's own values are a
+// fraction of them; the API clips further for display.
+const (
+	maxKeptText = 1 << 10 // alias, type, status, peer fields, tag keys and values, time
+	maxKeptURL  = 4 << 10 // url and config
+	maxKeptLog  = 4 << 10 // one log line
+	maxKeptTags = 64
+)
+
+// clipEvent shortens ev's strings in place to the bounds above, at a UTF-8
+// character boundary. It only reslices: the steady state stays free of
+// allocations.
+func clipEvent(ev *Event) {
+	in := &ev.Instance
+	for _, f := range [...]*[]byte{&in.Alias, &in.Type, &in.Status, &in.PeerSID, &in.PeerType, &in.PeerAlias, &ev.Time} {
+		*f = clipBytes(*f, maxKeptText)
+	}
+	in.URL = clipBytes(in.URL, maxKeptURL)
+	in.Config = clipBytes(in.Config, maxKeptURL)
+	ev.Logs = clipBytes(ev.Logs, maxKeptLog)
+	in.Tags = in.Tags[:min(len(in.Tags), maxKeptTags)]
+	for i := range in.Tags {
+		in.Tags[i].Key = clipBytes(in.Tags[i].Key, maxKeptText)
+		in.Tags[i].Value = clipBytes(in.Tags[i].Value, maxKeptText)
+	}
+}
+
+// clipBytes returns b cut to at most n bytes, not inside a UTF-8 sequence.
+func clipBytes(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return b[:n]
 }
 
 // get performs an authenticated GET of the API path and checks the answer.
@@ -337,7 +396,7 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bodySnippet(resp.Body))
+		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bodySnippet(resp.Body, c.cfg.APIKey))
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
 		resp.Body.Close()
@@ -346,9 +405,27 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	return resp, nil
 }
 
-// bodySnippet returns the start of an error body, printable, for logs.
-func bodySnippet(r io.Reader) string {
-	b, _ := io.ReadAll(io.LimitReader(r, 200))
+// maxSnippet bounds the part of an error body kept for logs and status.
+const maxSnippet = 200
+
+// bodySnippet returns the start of an error body, printable, for logs and
+// /api/status, with the API key cut out: a proxy's error page may echo the
+// request headers. It reads the key's length past the bound and drops a
+// start of the key left at the end of what it read, so that no part of a
+// key straddling the cut is shown.
+func bodySnippet(r io.Reader, apiKey string) string {
+	b, _ := io.ReadAll(io.LimitReader(r, int64(maxSnippet+len(apiKey))))
+	if apiKey != "" {
+		key := []byte(apiKey)
+		b = bytes.ReplaceAll(b, key, []byte("<redacted>"))
+		for n := len(key) - 1; n > 0; n-- {
+			if bytes.HasSuffix(b, key[:n]) {
+				b = b[:len(b)-n]
+				break
+			}
+		}
+	}
+	b = b[:min(len(b), maxSnippet)]
 	s := strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '

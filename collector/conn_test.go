@@ -2,8 +2,8 @@ package collector
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"

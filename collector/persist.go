@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
@@ -177,6 +179,50 @@ func (p *Persister) Save() error {
 		p.logger.Info("state saved again", "path", p.path)
 	}
 	p.lastErr, p.saved, p.lastSave = nil, version, time.Now()
+	return nil
+}
+
+// Register adds the persister's metrics to reg:
+//
+//	nodepass_exporter_state_save_failures_total
+//	nodepass_exporter_state_last_save_successful
+//	nodepass_exporter_state_last_save_success_timestamp_seconds
+//
+// so that a snapshot that cannot be written (disk full, read-only data
+// directory) is visible to alerting, not only in the log and /api/status.
+func (p *Persister) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nodepass_exporter_state_save_failures_total",
+			Help: "Failed writes of the counter snapshot (nodepass-state.json); each is retried.",
+		}, func() float64 {
+			_, _, n := p.Status()
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nodepass_exporter_state_last_save_successful",
+			Help: "Whether the last write of the counter snapshot worked (1) or not (0).",
+		}, func() float64 {
+			if err, _, _ := p.Status(); err != nil {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nodepass_exporter_state_last_save_success_timestamp_seconds",
+			Help: "Unix time of the last successful write of the counter snapshot.",
+		}, func() float64 {
+			_, at, _ := p.Status()
+			if at.IsZero() {
+				return 0
+			}
+			return float64(at.UnixNano()) / 1e9
+		}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register state metrics: %w", err)
+		}
+	}
 	return nil
 }
 

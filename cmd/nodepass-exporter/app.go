@@ -174,6 +174,9 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		return fmt.Errorf("restore counters (move %s aside to start from zero): %w", statePath, err)
 	}
 	a.persist = collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"))
+	if err := a.persist.Register(a.reg); err != nil {
+		return err
+	}
 	// Save once at once: a data dir that cannot be written is an error at
 	// start, not a surprise later.
 	if err := a.persist.Save(); err != nil {
