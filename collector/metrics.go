@@ -163,6 +163,13 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	})
 	w.header(famTunnelTraffic)
 	eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
+		if t.stale {
+			// Restored from a snapshot up to a second older than what a
+			// scraper may have seen before a crash: serving it could look
+			// like a counter reset. The first event after the restart
+			// brings the total up to date (counter rule 2).
+			return
+		}
 		for i, l := range CounterLabels {
 			w.tunnel(famTunnelTraffic.name, e.Name, t.ID)
 			w.b = append(w.b, `,protocol="`...)

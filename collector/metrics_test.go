@@ -117,3 +117,31 @@ func TestBadIDRejected(t *testing.T) {
 		t.Error("pseudo-instance reached the state")
 	}
 }
+
+// TestRestoredTotalsWaitForTheStream: after a restart the totals come from a
+// snapshot that may be a second older than the last scrape; they are served
+// only once the master's first event has brought them up to date, so a
+// scraper never sees a total go down.
+func TestRestoredTotalsWaitForTheStream(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	s := newTestStore(clock)
+	s.Connected("m", false)
+	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	path := t.TempDir() + "/" + StateFileName
+	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestStore(clock)
+	if err := s2.Restore(path); err != nil {
+		t.Fatal(err)
+	}
+	page := string(s2.AppendMetrics(nil))
+	if strings.Contains(page, "nodepass_tunnel_traffic_bytes_total{") || !strings.Contains(page, `nodepass_tunnel_info{endpoint="m",tunnel="0a93e346"`) {
+		t.Fatalf("restored, unconfirmed tunnels: want info but no totals:\n%s", page)
+	}
+	s2.Connected("m", false)
+	feed(t, s2, "m", loadCapture(t, captureAfter), clock, nil)
+	if !strings.Contains(string(s2.AppendMetrics(nil)), `nodepass_tunnel_traffic_bytes_total{endpoint="m",tunnel="0a93e346",protocol="tcp",direction="rx"}`) {
+		t.Fatal("totals not served after the stream confirmed the tunnel")
+	}
+}
