@@ -183,10 +183,19 @@ func addHour(dst *collector.Counters, h *history.Hour) {
 	}
 }
 
+// dashboardHandler serves the dashboard rendered at most once per
+// renderGap (memory_cache.go): it is what every open dashboard polls.
 func (m *memoryAPI) dashboardHandler(w http.ResponseWriter, r *http.Request) {
-	d := m.dashboard(r.Context())
+	body := m.dashboardBody(r.Context())
 	m.hit()
-	writeJSON(w, http.StatusOK, d)
+	writeBody(w, body)
+}
+
+// dashboardBody returns the dashboard as JSON followed by a newline,
+// rendered at most once per renderGap for all readers: the REST answer,
+// and the data of an SSE "dashboard" frame (without the newline).
+func (m *memoryAPI) dashboardBody(ctx context.Context) []byte {
+	return m.caches.dashboard.get(m, func() any { return m.dashboard(ctx) })
 }
 
 // todayCache holds today's closed hours as read from storage, and the last

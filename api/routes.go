@@ -33,6 +33,7 @@ type memoryAPI struct {
 	hub    *sseHub
 	today  todayCache
 	health healthCache
+	caches responseCaches
 
 	started time.Time
 	// requests and hits count memory API answers, and those served from
@@ -54,6 +55,7 @@ func (s *Server) routes(r *mux.Router) {
 		opts:    &s.opts,
 		logger:  logger.With("component", "api"),
 		started: s.started,
+		caches:  responseCaches{gap: renderGap},
 	}
 	m.hub = newSSEHub(m)
 	s.memory = m

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -19,22 +18,38 @@ import (
 )
 
 // updateStream returns one SSE update event per tunnel, shaped like the
-// recording's, with counters offset by round so that deltas are real.
+// recording's, with counters offset by round so that deltas are real, and
+// the master's time different in every event as NodePass sends it.
 func updateStream(tunnels, round int) []byte {
 	var b bytes.Buffer
+	at := time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC).Add(time.Duration(round) * benchRoundInterval)
 	for i := range tunnels {
 		n := uint64(round) * 1000
-		fmt.Fprintf(&b, "event: instance\ndata: {\"type\":\"update\",\"time\":\"2026-11-21T23:53:25.133766502Z\",\"instance\":{\"id\":\"%08x\",\"alias\":\"tunnel-%d\",\"type\":\"server\",\"status\":\"running\",\"url\":\"server://127.0.0.1:10101/127.0.0.1:18081?log=info\\u0026mode=1\",\"config\":\"server://127.0.0.1:10101/127.0.0.1:18081?block=0\\u0026dial=auto\\u0026dns=5m0s\\u0026log=info\\u0026max=1024\\u0026mode=1\",\"restart\":true,\"meta\":{\"peer\":{\"sid\":\"\",\"type\":\"\",\"alias\":\"\"},\"tags\":{}},\"mode\":1,\"ping\":2,\"pool\":0,\"tcps\":3,\"udps\":1,\"tcprx\":%d,\"tcptx\":%d,\"udprx\":%d,\"udptx\":%d},\"logs\":\"\"}\n\n",
-			i+1, i, n+uint64(i), 2*n+uint64(i), n/2, n/3)
+		ts := at.Add(time.Duration(i) * benchRoundInterval / time.Duration(tunnels)).Format(time.RFC3339Nano)
+		fmt.Fprintf(&b, "event: instance\ndata: {\"type\":\"update\",\"time\":\"%s\",\"instance\":{\"id\":\"%08x\",\"alias\":\"tunnel-%d\",\"type\":\"server\",\"status\":\"running\",\"url\":\"server://127.0.0.1:10101/127.0.0.1:18081?log=info\\u0026mode=1\",\"config\":\"server://127.0.0.1:10101/127.0.0.1:18081?block=0\\u0026dial=auto\\u0026dns=5m0s\\u0026log=info\\u0026max=1024\\u0026mode=1\",\"restart\":true,\"meta\":{\"peer\":{\"sid\":\"\",\"type\":\"\",\"alias\":\"\"},\"tags\":{}},\"mode\":1,\"ping\":%d,\"pool\":0,\"tcps\":%d,\"udps\":1,\"tcprx\":%d,\"tcptx\":%d,\"udprx\":%d,\"udptx\":%d},\"logs\":\"\"}\n\n",
+			ts, i+1, i, 2+(i+round)%5, 3+(i*round)%4, n+uint64(i), 2*n+uint64(i), n/2, n/3)
 	}
 	return b.Bytes()
 }
 
+// benchRoundInterval is the exporter clock's advance per round of the
+// benchmark streams: every tunnel reports once per NodePass interval.
+const benchRoundInterval = 5 * time.Second
+
+// benchDrainEvery is how often the ingest benchmark empties the outbox, as
+// the TSDB writer acknowledges a committed batch (10,000 samples by
+// default; at one window record per 30 events that is about 27,000 events).
+const benchDrainEvery = 4096
+
 // ingestSetup returns a Store that already knows every tunnel (steady
-// state) and two rounds of update streams to alternate.
-func ingestSetup(b *testing.B, tunnels int) (*Store, [2][]byte) {
+// state) and two rounds of update streams to alternate. Each tunnel's window
+// starts at its own phase (i mod 30 points), as on a running exporter where
+// tunnels joined at different times, so one event in 30 closes a window
+// whatever the tunnel count. The clock starts at 23:00 so that the run
+// stays within one hour (an hour closes once per 720 rounds).
+func ingestSetup(b *testing.B, tunnels int) (*Store, *fakeClock, [2][]byte) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)}
-	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1 << 30)})
+	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1_000_000)})
 	streams := [2][]byte{updateStream(tunnels, 1), updateStream(tunnels, 2)}
 	var (
 		dec Decoder
@@ -51,37 +66,46 @@ func ingestSetup(b *testing.B, tunnels int) (*Store, [2][]byte) {
 				_ = s.Apply("bench", &ev)
 			}
 		}
+		clock.now = clock.now.Add(benchRoundInterval)
 	}
-	return s, streams
+	e := s.endpoints["bench"]
+	for i, id := range e.ids {
+		t := e.tunnels[id]
+		t.Window = history.Window{Start: t.LastPoint.UnixMilli()}
+		for range i % s.opts.WindowPoints {
+			t.Window.AddPoint(history.Point{T: t.LastPoint.UnixMilli(), Ping: t.Ping, Pool: t.Pool, TCPs: t.TCPs, UDPs: t.UDPs, Up: true})
+		}
+	}
+	s.outbox.Ack(s.outbox.Len())
+	return s, clock, streams
 }
 
 // BenchmarkIngest measures the full ingest path per event: SSE framing,
-// decoding, state update, counter deltas, window and hour bookkeeping.
+// decoding, state update, counter deltas, window and hour bookkeeping, and
+// the closed windows' way into the outbox, which is emptied every
+// benchDrainEvery events as the TSDB writer does (the TSDB append itself
+// runs on the writer's goroutine and is measured in package tsdb).
 // "stdlib" is the baseline: the same path with encoding/json decoding.
 // Run with -cpu=1: the figure is per core.
 func BenchmarkIngest(b *testing.B) {
 	for _, tunnels := range []int{10_000, 100_000} {
 		for _, dec := range []string{"scanner", "stdlib"} {
 			b.Run(fmt.Sprintf("tunnels=%d/decoder=%s", tunnels, dec), func(b *testing.B) {
-				s, streams := ingestSetup(b, tunnels)
+				s, clock, streams := ingestSetup(b, tunnels)
 				decode := fastDecode()
 				if dec == "stdlib" {
 					decode = stdlibDecode()
 				}
-				r := bytes.NewReader(nil)
-				fr := NewFramer(r, 1<<20, 2<<20)
+				fr := NewFramer(&cycleReader{streams: streams}, 1<<20, 2<<20)
 				var ev Event
-				round := 0
+				var written uint64
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					f, err := fr.Next()
-					if errors.Is(err, io.EOF) {
-						round++
-						r.Reset(streams[round%2])
-						fr = NewFramer(r, 1<<20, 2<<20)
-						f, err = fr.Next()
+					if i%tunnels == 0 {
+						clock.now = clock.now.Add(benchRoundInterval) // a new round
 					}
+					f, err := fr.Next()
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -91,14 +115,44 @@ func BenchmarkIngest(b *testing.B) {
 					if err := s.Apply("bench", &ev); err != nil {
 						b.Fatal(err)
 					}
+					if i%benchDrainEvery == benchDrainEvery-1 {
+						written += drainOutbox(s.outbox)
+					}
 				}
 				b.StopTimer()
+				written += drainOutbox(s.outbox)
+				if n := s.outbox.Dropped(); n != 0 {
+					b.Fatalf("outbox dropped %d samples", n)
+				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-				// The outbox would be drained by the TSDB writer.
-				s.outbox.Ack(s.outbox.Len())
+				b.ReportMetric(float64(written)/float64(b.N), "samples/event")
 			})
 		}
 	}
+}
+
+// cycleReader plays the two rounds of update streams in turn, for ever,
+// like one long-lived connection to a master.
+type cycleReader struct {
+	streams [2][]byte
+	round   int
+	r       bytes.Reader
+}
+
+func (c *cycleReader) Read(p []byte) (int, error) {
+	if c.r.Len() == 0 {
+		c.r.Reset(c.streams[c.round%2])
+		c.round++
+	}
+	return c.r.Read(p)
+}
+
+// drainOutbox acknowledges everything waiting, as the TSDB writer does
+// after a commit, and returns how many samples that was.
+func drainOutbox(o *history.Outbox) uint64 {
+	n := o.Len()
+	o.Ack(n)
+	return uint64(n)
 }
 
 func fastDecode() func([]byte, *Event) error {
@@ -147,7 +201,7 @@ func stdlibDecode() func([]byte, *Event) error {
 // BenchmarkMetrics10k renders /metrics for 10,000 tunnels. The baseline
 // (client_golang const metrics through a Collector) is in package api.
 func BenchmarkMetrics10k(b *testing.B) {
-	s, _ := ingestSetup(b, 10_000)
+	s, _, _ := ingestSetup(b, 10_000)
 	buf := s.AppendMetrics(nil)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
@@ -194,7 +248,7 @@ func BenchmarkHeapPerTunnel(b *testing.B) {
 // BenchmarkMetrics10kGzip is BenchmarkMetrics10k plus gzip at BestSpeed, as
 // /metrics answers a scraper that accepts gzip.
 func BenchmarkMetrics10kGzip(b *testing.B) {
-	s, _ := ingestSetup(b, 10_000)
+	s, _, _ := ingestSetup(b, 10_000)
 	buf := s.AppendMetrics(nil)
 	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	b.SetBytes(int64(len(buf)))
@@ -254,7 +308,7 @@ func (c *constCollector) Collect(ch chan<- prometheus.Metric) {
 
 // BenchmarkMetrics10kClientGolang is the baseline of BenchmarkMetrics10k.
 func BenchmarkMetrics10kClientGolang(b *testing.B) {
-	s, _ := ingestSetup(b, 10_000)
+	s, _, _ := ingestSetup(b, 10_000)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newConstCollector(s))
 	var buf bytes.Buffer

@@ -2,8 +2,11 @@ package collector
 
 import (
 	"errors"
+	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -75,13 +78,30 @@ type Store struct {
 	scratch   []history.Sample
 	version   uint64 // bumped on every change that must be persisted
 	stats     ingestStats
+	seed      maphash.Seed  // for Tunnel.descHash
+	applied   atomic.Uint64 // Apply calls, to pick the ones timed
+	// generation counts every change a reader could see (Generation).
+	generation atomic.Uint64
 }
 
 // NewStore returns an empty Store.
 func NewStore(opts Options) *Store {
 	opts.defaults()
-	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, outbox: opts.Outbox}
+	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
 }
+
+// lockForWrite takes the write lock and marks the state changed for
+// Generation. Every method that changes what a reader sees takes it.
+func (s *Store) lockForWrite() {
+	s.mu.Lock()
+	s.generation.Add(1)
+}
+
+// Generation returns a number that changes whenever the state changes in a
+// way a reader could see (events, connection states, master facts,
+// invalid-event counts). Answers rendered from the state can be cached
+// while it stays the same; it is read without the lock.
+func (s *Store) Generation() uint64 { return s.generation.Load() }
 
 // Outbox returns the queue of samples waiting for the TSDB.
 func (s *Store) Outbox() *history.Outbox { return s.outbox }
@@ -111,6 +131,8 @@ type Endpoint struct {
 	// closes, so a tunnel that comes back in the same hour continues its
 	// bucket and every (series, hour) gets exactly one value.
 	retired map[string]history.Hour
+	// prev is the tunnel of the last event, for lookup.
+	prev *Tunnel
 }
 
 // ConnState is the state of an endpoint's SSE connection.
@@ -158,23 +180,26 @@ type Info struct {
 type TagKV struct{ Key, Value string }
 
 // Tunnel is the live state of one NodePass instance.
+//
+// The fields every event touches come first, so that at 10,000+ tunnels,
+// when no tunnel stays in the CPU cache between two of its events, an
+// update costs as few cache lines as possible.
 type Tunnel struct {
-	ID        string
-	Alias     string
-	Type      string
-	Status    string
-	URL       string
-	Config    string
-	Restart   bool
-	Mode      int64
-	Ping      int64
-	Pool      int64
-	TCPs      int64
-	UDPs      int64
-	PeerSID   string
-	PeerType  string
-	PeerAlias string
-	Tags      []TagKV
+	ID string
+	// key is ID's 8 bytes as a number, to match a tunnel without reading
+	// the string's bytes (see Endpoint.lookup).
+	key uint64
+	// next is the tunnel whose event followed this one's last time.
+	next *Tunnel
+	// removed is set when the tunnel leaves its endpoint; a stale next
+	// pointer to it is then ignored.
+	removed bool
+	// firstAfterConnect selects counter rule 2 for the next observation.
+	firstAfterConnect bool
+	// stale is set for tunnels restored from disk that no stream has
+	// confirmed yet.
+	stale   bool
+	Restart bool
 
 	// Raw is the snapshot: the last raw counters seen.
 	Raw Counters
@@ -182,20 +207,47 @@ type Tunnel struct {
 	Total Counters
 	// Rate is the live rate in bytes/s per counter, from the last two points.
 	Rate Counters
-	// firstAfterConnect selects counter rule 2 for the next observation.
-	firstAfterConnect bool
-	// stale is set for tunnels restored from disk that no stream has
-	// confirmed yet.
-	stale bool
+	Mode int64
+	Ping int64
+	Pool int64
+	TCPs int64
+	UDPs int64
 
 	Window history.Window
 	Hour   history.Hour
 
-	LastPoint  time.Time // exporter clock of the last data point
-	LastEvent  time.Time
-	MasterTime string // the master's time of the last event (diagnostics)
+	LastPoint time.Time // exporter clock of the last data point
+	LastEvent time.Time
+
+	// descHash is a hash of the descriptive fields below as last received:
+	// while it is unchanged (nearly always) an update compares no strings.
+	descHash  uint64
+	Alias     string
+	Type      string
+	Status    string
+	URL       string
+	Config    string
+	PeerSID   string
+	PeerType  string
+	PeerAlias string
+	Tags      []TagKV
+
+	// masterTime is the master's time of the last event (diagnostics), kept
+	// in place: it changes with every event and must not allocate.
+	masterTime    [maxMasterTime]byte
+	masterTimeLen uint8
 
 	logs logRing
+}
+
+// maxMasterTime bounds the kept master time: RFC 3339 with nanoseconds and
+// a zone offset is 35 bytes.
+const maxMasterTime = 40
+
+// MasterTime returns the master's time of the last event, as it sent it
+// (diagnostics). The caller holds the read lock.
+func (t *Tunnel) MasterTime() string {
+	return strings.ToValidUTF8(string(t.masterTime[:t.masterTimeLen]), "\uFFFD")
 }
 
 // Tunnel returns a copy-free pointer to a tunnel; the caller must hold the
@@ -228,7 +280,7 @@ func (v StoreView) Outbox() *history.Outbox { return v.s.outbox }
 
 // AddEndpoint registers an endpoint (no-op if it exists).
 func (s *Store) AddEndpoint(name string) {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	s.endpointLocked(name)
 }
@@ -253,7 +305,7 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 // RemoveEndpoint flushes an endpoint's partial windows and open hours to the
 // outbox and forgets it (used when a reload removes a master).
 func (s *Store) RemoveEndpoint(name string) {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	e, ok := s.endpoints[name]
 	if !ok {
@@ -280,7 +332,7 @@ func (s *Store) RemoveEndpoint(name string) {
 // SetConn records a connection state change of an endpoint and reports
 // whether the state changed (callers log once per change).
 func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)
 	changed := e.Conn.State != state
@@ -297,7 +349,7 @@ func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
 // Connected marks the start of a new stream: the next observation of each
 // known tunnel follows counter rule 2, and an initial burst is expected.
 func (s *Store) Connected(name string, reconnect bool) {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)
 	for _, t := range e.tunnels {
@@ -312,7 +364,7 @@ func (s *Store) Connected(name string, reconnect bool) {
 
 // SetInfo stores a master's /info figures.
 func (s *Store) SetInfo(name string, info Info) {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)
 	info.Valid = true
@@ -322,7 +374,7 @@ func (s *Store) SetInfo(name string, info Info) {
 
 // CountInvalid counts an event that was skipped, by reason.
 func (s *Store) CountInvalid(name, reason string) {
-	s.mu.Lock()
+	s.lockForWrite()
 	defer s.mu.Unlock()
 	s.endpointLocked(name).Invalid[reason]++
 	s.stats.invalid++

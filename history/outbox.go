@@ -2,6 +2,15 @@ package history
 
 import "sync"
 
+// minOutboxCap is the ring's first allocation; keepOutboxCap is the largest
+// ring kept once the outbox has drained (an hour change at 100,000 tunnels
+// queues 900,000 samples, about 90 MB, which must not stay allocated for
+// the rest of the hour).
+const (
+	minOutboxCap  = 1024
+	keepOutboxCap = 1 << 16
+)
+
 // Outbox is a bounded FIFO of samples waiting to be committed to the TSDB.
 //
 // The collector pushes closed windows and hours into it while holding its own
@@ -12,12 +21,19 @@ import "sync"
 //
 // A consumer (the TSDB writer) reads with Peek, commits, then calls Ack; on a
 // failed commit it simply peeks again later. All methods are goroutine-safe.
+//
+// The samples sit in a ring, so Write and Ack cost what they add or remove,
+// never what is still waiting: the ingest path writes under the Store's
+// lock and must not wait for a writer acknowledging one batch of a large
+// backlog.
 type Outbox struct {
 	mu      sync.Mutex
-	buf     []Sample
+	ring    []Sample // len(ring) is the capacity; grows by doubling up to max
+	start   int      // index of the oldest sample
+	n       int      // samples waiting
 	max     int
 	dropped uint64
-	head    uint64 // sequence number of buf[0]: samples ever removed
+	head    uint64 // sequence number of the oldest sample: samples ever removed
 	ready   chan struct{}
 }
 
@@ -33,17 +49,50 @@ func (o *Outbox) Write(samples []Sample) {
 		return
 	}
 	o.mu.Lock()
-	o.buf = append(o.buf, samples...)
-	if over := len(o.buf) - o.max; over > 0 {
+	if len(samples) > o.max {
+		// Only the newest max can be kept; the rest is dropped at once.
+		over := len(samples) - o.max
 		o.dropped += uint64(over)
 		o.head += uint64(over)
-		o.buf = append(o.buf[:0], o.buf[over:]...)
+		samples = samples[over:]
 	}
+	if over := o.n + len(samples) - o.max; over > 0 {
+		o.removeLocked(over)
+		o.dropped += uint64(over)
+	}
+	o.growLocked(o.n + len(samples))
+	end := (o.start + o.n) % len(o.ring)
+	copied := copy(o.ring[end:], samples)
+	copy(o.ring, samples[copied:])
+	o.n += len(samples)
 	o.mu.Unlock()
 	select {
 	case o.ready <- struct{}{}:
 	default:
 	}
+}
+
+// growLocked makes room for need samples, keeping their order.
+func (o *Outbox) growLocked(need int) {
+	if need <= len(o.ring) {
+		return
+	}
+	size := max(len(o.ring), minOutboxCap)
+	for size < need {
+		size *= 2
+	}
+	ring := make([]Sample, min(size, max(o.max, need)))
+	o.copyLocked(ring, o.n)
+	o.ring, o.start = ring, 0
+}
+
+// copyLocked copies the n oldest samples into dst in order.
+func (o *Outbox) copyLocked(dst []Sample, n int) {
+	if n == 0 {
+		return
+	}
+	first := copy(dst[:n], o.ring[o.start:min(o.start+n, len(o.ring))])
+	copy(dst[first:n], o.ring[:n-first])
 }
 
 // Ready is signalled (capacity one, never closed) after each Write, so a
@@ -52,19 +101,27 @@ func (o *Outbox) Ready() <-chan struct{} { return o.ready }
 
 // Peek returns a copy of up to max of the oldest samples without removing them.
 func (o *Outbox) Peek(max int) []Sample {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n := min(max, len(o.buf))
-	return append([]Sample(nil), o.buf[:n]...)
+	batch, _ := o.AppendPeek(nil, max)
+	return batch
 }
 
 // PeekSeq is Peek that also returns the sequence number of the first
 // sample, for AckThrough.
 func (o *Outbox) PeekSeq(max int) ([]Sample, uint64) {
+	return o.AppendPeek(nil, max)
+}
+
+// AppendPeek appends up to max of the oldest samples to dst and returns it
+// with the sequence number of the first one, for AckThrough. A consumer that
+// passes the same dst[:0] each time copies without allocating.
+func (o *Outbox) AppendPeek(dst []Sample, max int) ([]Sample, uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n := min(max, len(o.buf))
-	return append([]Sample(nil), o.buf[:n]...), o.head
+	n := min(max, o.n)
+	base := len(dst)
+	dst = append(dst, make([]Sample, n)...)
+	o.copyLocked(dst[base:], n)
+	return dst, o.head
 }
 
 // AckThrough removes every sample whose sequence number is below end (the
@@ -75,7 +132,7 @@ func (o *Outbox) AckThrough(end uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if end > o.head {
-		o.removeLocked(int(min(end-o.head, uint64(len(o.buf)))))
+		o.removeLocked(int(min(end-o.head, uint64(o.n))))
 	}
 }
 
@@ -85,21 +142,34 @@ func (o *Outbox) AckThrough(end uint64) {
 func (o *Outbox) Ack(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.removeLocked(min(n, len(o.buf)))
+	o.removeLocked(min(n, o.n))
 }
 
-func (o *Outbox) removeLocked(n int) {
-	rest := copy(o.buf, o.buf[n:])
-	clear(o.buf[rest:])
-	o.buf = o.buf[:rest]
-	o.head += uint64(n)
+// removeLocked removes the k oldest samples (k <= o.n).
+func (o *Outbox) removeLocked(k int) {
+	if k <= 0 {
+		return
+	}
+	// Clear what is removed, so the ring holds no strings of tunnels gone.
+	first := min(k, len(o.ring)-o.start)
+	clear(o.ring[o.start : o.start+first])
+	clear(o.ring[:k-first])
+	o.start = (o.start + k) % len(o.ring)
+	o.n -= k
+	o.head += uint64(k)
+	if o.n == 0 {
+		o.start = 0
+		if len(o.ring) > keepOutboxCap {
+			o.ring = nil // a burst is over: give its memory back
+		}
+	}
 }
 
 // Len returns the number of samples waiting.
 func (o *Outbox) Len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.buf)
+	return o.n
 }
 
 // Cap returns the bound given to NewOutbox.
@@ -116,5 +186,7 @@ func (o *Outbox) Dropped() uint64 {
 func (o *Outbox) Snapshot() []Sample {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]Sample(nil), o.buf...)
+	out := make([]Sample, o.n)
+	o.copyLocked(out, o.n)
+	return out
 }

@@ -83,3 +83,49 @@ func TestWindowAndHourRecords(t *testing.T) {
 		t.Errorf("HourStart(-1) = %d", HourStart(-1))
 	}
 }
+
+// TestOutboxRing: the ring keeps order across wrap-around, growth, drops and
+// partial acks, against a plain slice as the model.
+func TestOutboxRing(t *testing.T) {
+	o := NewOutbox(3000)
+	var model []float64
+	var head uint64
+	next := 0.0
+	for step := range 400 {
+		n := (step*37)%700 + 1
+		batch := make([]Sample, n)
+		for i := range batch {
+			batch[i] = Sample{Metric: "m", V: next}
+			model = append(model, next)
+			next++
+		}
+		o.Write(batch)
+		if over := len(model) - 3000; over > 0 {
+			model = model[over:]
+			head += uint64(over)
+		}
+		got, first := o.PeekSeq(500)
+		if first != head {
+			t.Fatalf("step %d: first seq %d, want %d", step, first, head)
+		}
+		for i, s := range got {
+			if s.V != model[i] {
+				t.Fatalf("step %d: sample %d = %v, want %v", step, i, s.V, model[i])
+			}
+		}
+		ack := (step * 53) % 900
+		o.AckThrough(first + uint64(min(ack, len(got))))
+		k := min(ack, len(got))
+		model = model[k:]
+		head += uint64(k)
+		if o.Len() != len(model) {
+			t.Fatalf("step %d: len %d, want %d", step, o.Len(), len(model))
+		}
+	}
+	if got := values(o.Snapshot()); len(got) != len(model) || (len(got) > 0 && got[0] != model[0]) {
+		t.Fatalf("snapshot %d samples, want %d", len(got), len(model))
+	}
+	if o.Dropped() == 0 {
+		t.Fatal("the test never filled the outbox")
+	}
+}

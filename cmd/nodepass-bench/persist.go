@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
+
+// runPersist measures the state snapshot (collector.Persister) of a Store
+// with many tunnels, each with a half-full window and an open hour: how
+// long a save takes, how big the file is, and how long ingest waits for it
+// (the snapshot is copied under the Store's lock).
+func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := newFlags("persist", stderr)
+	tunnels := fl.Int("tunnels", 100_000, "tunnels in the Store")
+	saves := fl.Int("saves", 5, "snapshots to time")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "nodepass-bench-persist-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var clock virtualClock
+	clock.set(time.Now().UTC().Truncate(time.Hour))
+	store := collector.NewStore(collector.Options{Now: clock.Now, Outbox: history.NewOutbox(1_000_000)})
+	rng := rand.New(rand.NewPCG(1, 2))
+	gens := make([]*genTunnel, *tunnels)
+	for i := range gens {
+		gens[i] = newGenTunnel(rng, i)
+	}
+	var ev collector.Event
+	for range 15 { // half a window each
+		clock.add(reportInterval)
+		mt := clock.Now().AppendFormat(nil, time.RFC3339Nano)
+		for _, g := range gens {
+			g.step(rng)
+			g.event(&ev, collector.EventUpdate, mt)
+			if err := store.Apply("bench", &ev); err != nil {
+				return err
+			}
+		}
+	}
+	path := filepath.Join(dir, collector.StateFileName)
+	p := collector.NewPersister(store, path, time.Hour, slog.New(slog.DiscardHandler))
+
+	// Ingest goes on while the saves run; its longest wait for the lock is
+	// the stall a save causes.
+	var (
+		took  []time.Duration
+		stall time.Duration
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for range *saves {
+			start := time.Now() // ingest below changes the state: each Save writes
+
+			if err := p.Save(); err != nil {
+				fmt.Fprintln(stderr, "persist:", err)
+				return
+			}
+			took = append(took, time.Since(start))
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	var ingest collector.Event
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			goto measured
+		default:
+		}
+		g := gens[i%len(gens)]
+		g.event(&ingest, collector.EventLog, nil)
+		start := time.Now()
+		_ = store.Apply("bench", &ingest)
+		stall = max(stall, time.Since(start))
+	}
+measured:
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	slices.Sort(took)
+	med := took[len(took)/2]
+	printHeader(stdout)
+	printResult(stdout, fmt.Sprintf("BenchmarkPersist/tunnels=%d", *tunnels), med.Nanoseconds(),
+		metric{float64(med.Microseconds()) / 1000, "save-ms"},
+		metric{float64(info.Size()), "file-B"},
+		metric{float64(info.Size()) / float64(*tunnels), "file-B/tunnel"},
+		metric{float64(stall.Microseconds()) / 1000, "max-ingest-stall-ms"},
+	)
+	return nil
+}
