@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,45 +34,11 @@ type benchProc struct {
 }
 
 // startBenchExporter runs the exporter binary with args (plus a loopback
-// listen address) and waits until it is ready.
+// listen address) and waits for the address it listens on.
 func startBenchExporter(tb testing.TB, env []string, args ...string) *benchProc {
 	tb.Helper()
-	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
-	cmd := exec.Command(exporterBin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, pw), io.MultiWriter(out, pw)
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &benchProc{cmd: cmd, out: out, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(p.done)
-	}()
-	tb.Cleanup(p.kill)
-	select {
-	case p.addr = <-addrc:
-	case <-p.done:
-		tb.Fatalf("exporter exited at start:\n%s", out.String())
-	case <-time.After(2 * time.Minute):
-		tb.Fatalf("exporter did not start:\n%s", out.String())
-	}
-	return p
+	e := launch(tb, env, args...)
+	return &benchProc{cmd: e.cmd, addr: e.addr, out: e.output, done: e.done}
 }
 
 func (p *benchProc) url(path string) string { return "http://" + p.addr + path }

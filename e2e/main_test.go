@@ -64,7 +64,7 @@ func needTool(t *testing.T, name string) string {
 
 // exporter is a running exporter process.
 type exporter struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
 	output *lockedBuffer
@@ -94,6 +94,17 @@ var listenRE = regexp.MustCompile(`msg="nodepass-exporter started".* listen=(\S+
 // and waits until it is ready.
 func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	t.Helper()
+	e := launch(t, env, args...)
+	e.waitReady()
+	return e
+}
+
+// launch runs the binary with args (plus a loopback listen address) and
+// waits for the address it listens on, not for readiness (a caller with
+// TLS or credentials checks that with its own client). The process is
+// killed when the test ends.
+func launch(tb testing.TB, env []string, args ...string) *exporter {
+	tb.Helper()
 	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
 	cmd := exec.Command(exporterBin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -101,9 +112,9 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, pw), io.MultiWriter(out, pw)
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	e := &exporter{t: t, cmd: cmd, output: out, done: make(chan struct{})}
+	e := &exporter{t: tb, cmd: cmd, output: out, done: make(chan struct{})}
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -121,15 +132,14 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 		pw.Close()
 		close(e.done)
 	}()
-	t.Cleanup(func() { e.kill() })
+	tb.Cleanup(e.kill)
 	select {
 	case e.addr = <-addrc:
 	case <-e.done:
-		t.Fatalf("exporter exited at start:\n%s", out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("exporter did not start:\n%s", out.String())
+		tb.Fatalf("exporter exited at start:\n%s", out.String())
+	case <-time.After(2 * time.Minute):
+		tb.Fatalf("exporter did not start:\n%s", out.String())
 	}
-	e.waitReady()
 	return e
 }
 
@@ -178,7 +188,7 @@ func (e *exporter) get(path string) []byte {
 	return httpGet(e.t, e.url(path))
 }
 
-func httpGet(t *testing.T, u string) []byte {
+func httpGet(t testing.TB, u string) []byte {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {

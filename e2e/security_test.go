@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -101,40 +99,7 @@ func startAuthExporter(t *testing.T, user, pass string, args ...string) *exporte
 	if err := os.WriteFile(webCfg, []byte(fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args = append([]string{"--web.listen-address=127.0.0.1:0", "--web.config.file=" + webCfg}, args...)
-	cmd := exec.Command(exporterBin, args...)
-	out := &lockedBuffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, pw), io.MultiWriter(out, pw)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &exporter{t: t, cmd: cmd, output: out, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(e.done)
-	}()
-	t.Cleanup(e.kill)
-	select {
-	case e.addr = <-addrc:
-	case <-e.done:
-		t.Fatalf("exporter exited at start:\n%s", out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("exporter did not start:\n%s", out.String())
-	}
+	e := launch(t, nil, append([]string{"--web.config.file=" + webCfg}, args...)...)
 	waitUntil(t, 30*time.Second, "ready (with credentials)", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, e.url("/-/ready"), nil)
 		req.SetBasicAuth(user, pass)

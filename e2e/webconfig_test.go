@@ -77,44 +77,7 @@ func mustWrite(t *testing.T, path, content string) {
 
 // spawnExporter starts the binary and waits for the address it listens on, but
 // not for readiness (which needs the caller's client).
-func spawnExporter(t *testing.T, args ...string) *exporter {
-	t.Helper()
-	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
-	cmd := exec.Command(exporterBin, args...)
-	out := &lockedBuffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, pw), io.MultiWriter(out, pw)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &exporter{t: t, cmd: cmd, output: out, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(e.done)
-	}()
-	t.Cleanup(e.kill)
-	select {
-	case e.addr = <-addrc:
-	case <-e.done:
-		t.Fatalf("exporter exited at start:\n%s", out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("exporter did not start:\n%s", out.String())
-	}
-	return e
-}
+func spawnExporter(t *testing.T, args ...string) *exporter { return launch(t, nil, args...) }
 
 // authClient does requests with or without basic auth.
 type authClient struct {
