@@ -16,29 +16,9 @@ import (
 
 // labelNames serves /api/v1/labels: start, end, match[], limit.
 func (a *API) labelNames(r *http.Request) apiResult {
-	p, res, ok := a.parseLabelParams(r)
-	if !ok {
-		return res
-	}
-	q, err := a.db.Querier(p.start, p.end)
-	if err != nil {
-		return apiResult{err: engineError(err)}
-	}
-	defer q.Close()
-
-	var warnings annotations.Annotations
-	set := map[string]struct{}{}
-	for _, ms := range p.matcherSets {
-		names, w, err := q.LabelNames(r.Context(), p.hints, ms...)
-		warnings.Merge(w)
-		if err != nil {
-			return apiResult{err: engineError(err), warnings: warnings}
-		}
-		for _, n := range names {
-			set[n] = struct{}{}
-		}
-	}
-	return limitStrings(set, p.limit, warnings)
+	return a.labelUnion(r, func(q storage.Querier, p labelParams, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(r.Context(), p.hints, ms...)
+	})
 }
 
 // labelValues serves /api/v1/label/{name}/values: start, end, match[],
@@ -51,6 +31,14 @@ func (a *API) labelValues(r *http.Request) apiResult {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return badData(fmt.Errorf("invalid label name: %q", name))
 	}
+	return a.labelUnion(r, func(q storage.Querier, p labelParams, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(r.Context(), name, p.hints, ms...)
+	})
+}
+
+// labelUnion answers with the union of what fetch returns for each match[]
+// set (or once, for no set), within start and end, cut to limit.
+func (a *API) labelUnion(r *http.Request, fetch func(storage.Querier, labelParams, []*labels.Matcher) ([]string, annotations.Annotations, error)) apiResult {
 	p, res, ok := a.parseLabelParams(r)
 	if !ok {
 		return res
@@ -64,7 +52,7 @@ func (a *API) labelValues(r *http.Request) apiResult {
 	var warnings annotations.Annotations
 	set := map[string]struct{}{}
 	for _, ms := range p.matcherSets {
-		vals, w, err := q.LabelValues(r.Context(), name, p.hints, ms...)
+		vals, w, err := fetch(q, p, ms)
 		warnings.Merge(w)
 		if err != nil {
 			return apiResult{err: engineError(err), warnings: warnings}
