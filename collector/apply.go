@@ -218,7 +218,13 @@ func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample)
 	if t.Hour.Open() {
 		e.retired[t.ID] = t.Hour
 	}
-	t.removed = true
+	// A live tunnel's next may still point here (lookup checks removed),
+	// but a removed one holds on to nothing, so churn cannot chain up
+	// deleted tunnels in memory.
+	t.removed, t.next = true, nil
+	if e.prev == t {
+		e.prev = nil
+	}
 	delete(e.tunnels, t.ID)
 	if i, ok := slices.BinarySearch(e.ids, t.ID); ok {
 		e.ids = slices.Delete(e.ids, i, i+1)
