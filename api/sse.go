@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,6 +182,17 @@ func (h *sseHub) frame(event string, v any) []byte {
 		h.m.logger.Error("encoding a push event", "event", event, "err", err)
 		data = []byte(`{"error":"encoding failed"}`)
 	}
+	return h.frameJSON(event, data)
+}
+
+// dashboardFrameNow frames the dashboard from the body the REST answer
+// caches, so the push and /api/memory/dashboard share one rendering.
+func (h *sseHub) dashboardFrameNow(ctx context.Context) []byte {
+	return h.frameJSON("dashboard", bytes.TrimSuffix(h.m.dashboardBody(ctx), []byte("\n")))
+}
+
+// frameJSON wraps encoded JSON (no raw newline) as an SSE event.
+func (h *sseHub) frameJSON(event string, data []byte) []byte {
 	b := make([]byte, 0, len(data)+len(event)+32)
 	b = append(b, "event: "...)
 	b = append(b, event...)
@@ -271,7 +283,7 @@ func (h *sseHub) dashboardTick(ctx context.Context) {
 	if n == 0 {
 		return
 	}
-	f := h.frame("dashboard", h.m.dashboard(ctx))
+	f := h.dashboardFrameNow(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastDash, h.lastDashAt = f, time.Now()
@@ -291,7 +303,7 @@ func (h *sseHub) dashboardFrame(ctx context.Context) []byte {
 		return f
 	}
 	h.mu.Unlock()
-	f := h.frame("dashboard", h.m.dashboard(ctx))
+	f := h.dashboardFrameNow(ctx)
 	h.mu.Lock()
 	h.lastDash, h.lastDashAt = f, time.Now()
 	h.mu.Unlock()
