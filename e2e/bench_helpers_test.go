@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -73,25 +72,7 @@ func (p *benchProc) rssBytes(tb testing.TB) float64 {
 // metric returns the sum of the samples of a metric family on /metrics.
 func (p *benchProc) metric(tb testing.TB, name string) float64 {
 	tb.Helper()
-	resp, err := http.Get(p.url("/metrics"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != ' ' && line[len(name)] != '{') {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return metricSum(httpGet(tb, p.url("/metrics")), name)
 }
 
 // memoryStats is the part of /api/memory/stats the benchmarks read.
