@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -26,6 +27,12 @@ const stateFormat = 1
 // the monotonic totals, the open window and hour, plus the outbox. It is
 // written atomically (temp file, fsync, rename, fsync of the directory), so
 // a crash leaves either the old or the new file, never half of one.
+//
+// It is the layout of the file: snapshotWriter writes it by hand (the same
+// bytes encoding/json writes for these types), Restore reads it with
+// encoding/json. Each tunnel's state and the outbox's samples of that
+// tunnel are one consistent cut (see snapshotWriter); different tunnels
+// may be cut a few milliseconds apart.
 type stateFile struct {
 	Format    int              `json:"format"`
 	SavedAt   time.Time        `json:"savedAt"`
@@ -49,31 +56,6 @@ type stateTunnel struct {
 	Total  Counters       `json:"total"`
 	Window history.Window `json:"window"`
 	Hour   history.Hour   `json:"hour"`
-}
-
-// snapshot copies what must be persisted; the caller holds the read lock.
-func (s *Store) snapshotLocked() *stateFile {
-	f := &stateFile{Format: stateFormat, SavedAt: s.opts.Now().UTC(), Endpoints: make([]stateEndpoint, 0, len(s.names))}
-	for _, name := range s.names {
-		e := s.endpoints[name]
-		se := stateEndpoint{Name: name, Tunnels: make([]stateTunnel, 0, len(e.ids))}
-		if len(e.retired) > 0 {
-			se.Retired = make(map[string]history.Hour, len(e.retired))
-			for id, h := range e.retired {
-				se.Retired[id] = h
-			}
-		}
-		for _, id := range e.ids {
-			t := e.tunnels[id]
-			se.Tunnels = append(se.Tunnels, stateTunnel{
-				ID: id, Alias: t.Alias, Type: t.Type, Status: t.Status, Mode: t.Mode,
-				Raw: t.Raw, Total: t.Total, Window: t.Window, Hour: t.Hour,
-			})
-		}
-		f.Endpoints = append(f.Endpoints, se)
-	}
-	f.Outbox = s.outbox.Snapshot()
-	return f
 }
 
 // Restore loads a snapshot written by a Persister. A missing file is a fresh
@@ -124,6 +106,11 @@ type Persister struct {
 	interval time.Duration
 	logger   *slog.Logger
 
+	// saveMu makes saves one at a time; it guards snap and create.
+	saveMu sync.Mutex
+	snap   snapshotWriter
+	create func(dir, pattern string) (tempFile, error)
+
 	mu       sync.Mutex
 	saved    uint64 // store version of the last successful save
 	lastErr  error
@@ -133,7 +120,7 @@ type Persister struct {
 
 // NewPersister returns a Persister writing to path every interval.
 func NewPersister(store *Store, path string, interval time.Duration, logger *slog.Logger) *Persister {
-	return &Persister{store: store, path: path, interval: interval, logger: logger}
+	return &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp}
 }
 
 // Run saves until ctx ends, then saves a last time.
@@ -151,20 +138,29 @@ func (p *Persister) Run(ctx context.Context) error {
 }
 
 // Save writes the snapshot now if the state changed since the last save.
+//
+// The state is copied in slices of at most sliceTunnels tunnels, each
+// under its own short hold of the Store's read lock, and streamed into the
+// file (see snapshotWriter), so ingest waits for one slice at most and no
+// copy or encoding of the whole state is ever held in memory.
 func (p *Persister) Save() error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
 	p.store.mu.RLock()
 	version := p.store.version
+	p.store.mu.RUnlock()
 	p.mu.Lock()
 	unchanged := version == p.saved && p.lastErr == nil && !p.lastSave.IsZero()
 	p.mu.Unlock()
 	if unchanged {
-		p.store.mu.RUnlock()
 		return nil
 	}
-	f := p.store.snapshotLocked()
-	p.store.mu.RUnlock()
-
-	err := writeFileAtomic(p.path, f)
+	// A change after the version was read may or may not be in the file;
+	// either way the version differs next time, and the next save has it.
+	savedAt := p.store.opts.Now().UTC()
+	err := writeFileAtomic(p.path, p.create, func(w io.Writer) error {
+		return p.snap.write(w, p.store, savedAt)
+	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -234,15 +230,28 @@ func (p *Persister) Status() (lastErr error, lastSave time.Time, failures uint64
 	return p.lastErr, p.lastSave, p.failures
 }
 
-func writeFileAtomic(path string, v any) error {
+// tempFile is the file a snapshot is written to before it replaces the old
+// one (an *os.File; tests put a failing one in its place).
+type tempFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+func createTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+
+// writeFileAtomic writes a new file with write and puts it in place of path
+// atomically: temp file, fsync, rename, fsync of the directory. On any
+// error the temp file is removed and path keeps its old content.
+func writeFileAtomic(path string, create func(dir, pattern string) (tempFile, error), write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	tmp, err := create(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temp state file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	enc := json.NewEncoder(tmp)
-	if err := enc.Encode(v); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write state: %w", err)
 	}
