@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +23,16 @@ const (
 	sseWriteTimeout = 10 * time.Second
 	sseMaxClients   = 10_000
 	sseRetryMs      = 3000
+	// sseLiveness is how often taken-over streams are checked for clients
+	// that went away (sse_conn.go); a write to them fails too.
+	sseLiveness = time.Second
+	// tickChunk is how many tunnels a tick renders under one read lock and
+	// then delivers, so that ingest waits for the lock no longer than that.
+	tickChunk = 64
 )
+
+// heartbeatFrame is the comment that keeps idle streams (and proxies) open.
+var heartbeatFrame = []byte(": heartbeat\n\n")
 
 // Errors of a subscription.
 var (
@@ -37,10 +46,13 @@ var (
 // sseHub fans the push events out to every connected client.
 //
 // Each tick renders one frame per watched tunnel and one for the dashboard,
-// and hands the same bytes to every client of it with a non-blocking send
-// into the client's bounded channel; a client whose channel is full is
-// dropped there and then. So ingest never waits on push (the Store's read
-// lock is held only to copy figures) and no client waits on another.
+// and hands the same bytes to every client of it without waiting: a
+// taken-over stream (sse_conn.go) gets them written to its socket at once
+// or queued, a stream served by net/http gets them in its bounded channel;
+// a client whose queue or channel is full is dropped there and then. So
+// ingest never waits on push (the Store's read lock is held only to render
+// a chunk of tunnels) and no client waits on another. The tunnel tick
+// renders and writes on all processors.
 type sseHub struct {
 	m *memoryAPI
 	// Set before the first subscription; tests shorten them.
@@ -52,6 +64,13 @@ type sseHub struct {
 	nextID  atomic.Uint64
 	count   atomic.Int64
 	dropped atomic.Uint64
+	// running is set while run serves the streams: only then are streams
+	// taken over from net/http.
+	running atomic.Bool
+	// drainers counts the goroutines writing a taken-over stream's backlog.
+	drainers sync.WaitGroup
+	// frameSize is about the size of a tunnel frame, to size the buffers.
+	frameSize atomic.Int64
 
 	mu         sync.Mutex
 	closed     bool
@@ -74,19 +93,29 @@ type topic struct {
 	gone bool
 }
 
-// sseClient is one connected stream.
+// sseClient is one connected stream: taken over (conn set) or served by
+// net/http from its channel.
 type sseClient struct {
+	conn *sseConn
+
 	ch        chan []byte
 	done      chan struct{}
 	closeOnce sync.Once
-	topic     *topic // nil for the dashboard
-	logSeq    uint64 // lines up to here were queued; guarded by sseHub.mu
+
+	topic  *topic // nil for the dashboard
+	logSeq uint64 // lines up to here were queued; guarded by sseHub.mu
 }
 
-func (c *sseClient) close() { c.closeOnce.Do(func() { close(c.done) }) }
+func (c *sseClient) close() {
+	if c.conn != nil {
+		c.conn.kill()
+		return
+	}
+	c.closeOnce.Do(func() { close(c.done) })
+}
 
 func newSSEHub(m *memoryAPI) *sseHub {
-	return &sseHub{
+	h := &sseHub{
 		m:            m,
 		buffer:       sseBuffer,
 		heartbeat:    sseHeartbeat,
@@ -95,14 +124,12 @@ func newSSEHub(m *memoryAPI) *sseHub {
 		topics:       map[topicKey]*topic{},
 		dash:         map[*sseClient]struct{}{},
 	}
+	h.frameSize.Store(1024)
+	return h
 }
 
 // clients returns the number of connected push clients.
 func (h *sseHub) clients() int { return int(h.count.Load()) }
-
-func (h *sseHub) newClient() *sseClient {
-	return &sseClient{ch: make(chan []byte, max(h.buffer, 2)), done: make(chan struct{})}
-}
 
 // add registers c: on the tunnel named by key, or on the dashboard when key
 // is nil.
@@ -130,7 +157,8 @@ func (h *sseHub) add(c *sseClient, key *topicKey) error {
 	return nil
 }
 
-// remove unregisters c; it is safe to call more than once.
+// remove unregisters c and ends its stream; it is safe to call more than
+// once.
 func (h *sseHub) remove(c *sseClient) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -156,8 +184,8 @@ func (h *sseHub) removeLocked(c *sseClient) {
 	h.count.Add(-1)
 }
 
-// sendLocked queues a frame for c without waiting; a client with a full
-// buffer is dropped.
+// sendLocked queues a frame for c, a stream served by net/http, without
+// waiting; a client with a full buffer is dropped.
 func (h *sseHub) sendLocked(c *sseClient, frame []byte) {
 	select {
 	case <-c.done:
@@ -171,6 +199,58 @@ func (h *sseHub) sendLocked(c *sseClient, frame []byte) {
 		h.m.logger.Debug("dropping a slow push client", "buffered", len(c.ch))
 		h.removeLocked(c)
 	}
+}
+
+// delivery is what one taken-over client gets from a tick.
+type delivery struct {
+	c      *sseClient
+	frames [2][]byte
+	n      int
+}
+
+// queueLocked hands a tick's frames (b may be nil) to c: at once to the
+// channel of a stream served by net/http, or into out for a taken-over
+// stream, to be written after the hub's lock is released.
+func (h *sseHub) queueLocked(c *sseClient, out *[]delivery, a, b []byte) {
+	if c.conn == nil {
+		h.sendLocked(c, a)
+		if b != nil {
+			h.sendLocked(c, b)
+		}
+		return
+	}
+	d := delivery{c: c, frames: [2][]byte{a, b}, n: 1}
+	if b != nil {
+		d.n = 2
+	}
+	*out = append(*out, d)
+}
+
+// pushAll writes the deliveries and removes the clients that failed or fell
+// behind.
+func (h *sseHub) pushAll(ds []delivery) {
+	for i := range ds {
+		d := &ds[i]
+		if !h.push(d.c, d.frames[:d.n]...) {
+			h.remove(d.c)
+		}
+	}
+}
+
+// parallel runs fn over [0, n) in contiguous parts, one per processor (and
+// at least minPart each), and returns when all are done.
+func parallel(n, minPart int, fn func(lo, hi int)) {
+	parts := min(runtime.GOMAXPROCS(0), (n+minPart-1)/minPart)
+	if parts <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range parts - 1 {
+		wg.Go(func() { fn(n*k/parts, n*(k+1)/parts) })
+	}
+	fn(n*(parts-1)/parts, n)
+	wg.Wait()
 }
 
 // frame renders one SSE event with the next id. data must hold no raw
@@ -194,16 +274,52 @@ func (h *sseHub) dashboardFrameNow(ctx context.Context) []byte {
 // frameJSON wraps encoded JSON (no raw newline) as an SSE event.
 func (h *sseHub) frameJSON(event string, data []byte) []byte {
 	b := make([]byte, 0, len(data)+len(event)+32)
-	b = append(b, "event: "...)
-	b = append(b, event...)
-	b = append(b, "\nid: "...)
-	b = strconv.AppendUint(b, h.nextID.Add(1), 10)
-	b = append(b, "\ndata: "...)
+	b = appendFrameHead(b, event, h.nextID.Add(1))
 	b = append(b, data...)
 	return append(b, '\n', '\n')
 }
 
-// Payloads of the tunnel stream.
+// appendTunnelFrame appends a "tunnel" event for t. The caller holds the
+// read lock.
+func (h *sseHub) appendTunnelFrame(b []byte, now time.Time, endpoint string, t *collector.Tunnel) []byte {
+	start := len(b)
+	b = appendFrameHead(b, "tunnel", h.nextID.Add(1))
+	b, ok := appendTunnelEvent(b, now, endpoint, t)
+	if !ok { // encoding/json fails on it too: let it say so
+		return append(b[:start], h.frame("tunnel", tunnelEventJSON{Source: sourceMemory, Time: now, Tunnel: newTunnelDetail(endpoint, t)})...)
+	}
+	return append(b, '\n', '\n')
+}
+
+// appendLogFrame appends a "log" event; lines are clipped already.
+func (h *sseHub) appendLogFrame(b []byte, key topicKey, seq uint64, initial bool, lines []string) []byte {
+	b = appendFrameHead(b, "log", h.nextID.Add(1))
+	b = appendLogEvent(b, key.endpoint, key.id, seq, initial, lines)
+	return append(b, '\n', '\n')
+}
+
+// logFrameSize is about the size of a "log" frame of lines.
+func logFrameSize(lines []string) int {
+	n := 160
+	for _, l := range lines {
+		n += min(len(l), maxLogBytes) + 8
+	}
+	return n
+}
+
+// appendGoneFrame appends a "gone" event.
+func (h *sseHub) appendGoneFrame(b []byte, now time.Time, key topicKey) []byte {
+	start := len(b)
+	b = appendFrameHead(b, "gone", h.nextID.Add(1))
+	b, ok := appendGoneEvent(b, now, key.endpoint, key.id)
+	if !ok {
+		return append(b[:start], h.frame("gone", goneEventJSON{Source: sourceMemory, Time: now, EndpointID: key.endpoint, InstanceID: key.id})...)
+	}
+	return append(b, '\n', '\n')
+}
+
+// Payloads of the tunnel stream. The frames are rendered by hand
+// (sse_json.go) with the same bytes as encoding/json gives for these.
 type (
 	tunnelEventJSON struct {
 		Source string           `json:"source"`
@@ -230,18 +346,35 @@ type (
 
 // Run pushes the tunnel and dashboard streams until ctx ends, then closes
 // every push client. main runs it next to the HTTP server; without it the
-// streams send their first events and heartbeats only.
+// streams stay with net/http and send their first events and heartbeats
+// only.
 func (s *Server) Run(ctx context.Context) error {
 	return s.memory.hub.run(ctx)
 }
 
 func (h *sseHub) run(ctx context.Context) error {
-	defer h.shutdown()
+	h.running.Store(true)
+	defer func() {
+		h.shutdown()
+		h.drainers.Wait()
+	}()
 	var wg sync.WaitGroup
-	// Two loops, so that a slow storage read for the dashboard's "today"
-	// cannot delay the tunnel streams.
-	loop := func(every time.Duration, tick func(context.Context)) {
+	// Separate loops, so that a slow storage read for the dashboard's
+	// "today" cannot delay the tunnel streams. The dashboard ticks half a
+	// tunnel interval after the tunnel streams, and the upkeep of the
+	// taken-over streams a quarter of the shorter of the two periods, so
+	// that each has the processors to itself.
+	loop := func(offset, every time.Duration, tick func(context.Context)) {
 		defer wg.Done()
+		if offset > 0 {
+			wait := time.NewTimer(offset)
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return
+			case <-wait.C:
+			}
+		}
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -253,11 +386,54 @@ func (h *sseHub) run(ctx context.Context) error {
 			}
 		}
 	}
-	wg.Add(2)
-	go loop(h.m.opts.TunnelInterval, func(context.Context) { h.tunnelTick() })
-	go loop(h.m.opts.DashboardInterval, h.dashboardTick)
+	tunnels := h.m.opts.TunnelInterval
+	wg.Add(3)
+	go loop(0, tunnels, func(context.Context) { h.tunnelTick() })
+	go loop(tunnels/2, h.m.opts.DashboardInterval, h.dashboardTick)
+	every := min(h.heartbeat, sseLiveness)
+	go loop(min(tunnels, every)/4, every, h.upkeep())
 	wg.Wait()
 	return nil
+}
+
+// upkeep returns the tick that sends the heartbeats of the taken-over
+// streams and finds their clients that went away.
+func (h *sseHub) upkeep() func(context.Context) {
+	nextBeat := time.Now().Add(h.heartbeat)
+	buf := make([]byte, 512)
+	var conns []*sseClient
+	return func(context.Context) {
+		conns = h.takenOver(conns[:0])
+		beat := !time.Now().Before(nextBeat)
+		if beat {
+			nextBeat = time.Now().Add(h.heartbeat)
+		}
+		for _, c := range conns {
+			if c.peerGone(buf) || beat && !h.push(c, heartbeatFrame) {
+				h.remove(c)
+			}
+		}
+		clear(conns)
+	}
+}
+
+// takenOver appends the taken-over clients to out.
+func (h *sseHub) takenOver(out []*sseClient) []*sseClient {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.dash {
+		if c.conn != nil {
+			out = append(out, c)
+		}
+	}
+	for _, tp := range h.topics {
+		for c := range tp.clients {
+			if c.conn != nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // shutdown closes every client and refuses new ones.
@@ -265,6 +441,7 @@ func (h *sseHub) shutdown() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
+	h.running.Store(false)
 	for c := range h.dash {
 		h.removeLocked(c)
 	}
@@ -284,12 +461,14 @@ func (h *sseHub) dashboardTick(ctx context.Context) {
 		return
 	}
 	f := h.dashboardFrameNow(ctx)
+	var out []delivery
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.lastDash, h.lastDashAt = f, time.Now()
 	for c := range h.dash {
-		h.sendLocked(c, f)
+		h.queueLocked(c, &out, f, nil)
 	}
+	h.mu.Unlock()
+	parallel(len(out), 64, func(lo, hi int) { h.pushAll(out[lo:hi]) })
 }
 
 // dashboardFrame returns a dashboard frame for a new subscriber: the last
@@ -312,20 +491,23 @@ func (h *sseHub) dashboardFrame(ctx context.Context) []byte {
 
 // tunnelJob is one watched tunnel during a tick.
 type tunnelJob struct {
-	tp      *topic
-	from    uint64 // log lines after this were asked for
-	found   bool
-	detail  tunnelDetailJSON
-	lines   []string
-	seq     uint64 // sequence number of the last line
-	reset   bool   // the log restarted (tunnel deleted and created again)
-	state   []byte
-	logs    []byte
-	goneMsg []byte
+	tp    *topic
+	from  uint64 // log lines after this were asked for
+	found bool
+	lines []string
+	seq   uint64 // sequence number of the last line
+	reset bool   // the log restarted (tunnel deleted and created again)
+	// The frames, and while they are rendered their ends in the buffer.
+	state, logs, goneMsg []byte
+	stateEnd, logsEnd    int
 }
 
 // tunnelTick renders each watched tunnel's state and new log lines once
-// and queues them for its clients.
+// and queues them for its clients. One goroutine per processor takes
+// chunks of tunnels in turn, renders a chunk under the read lock, and
+// delivers it; taking chunks rather than a fixed share keeps both busy to
+// the end when one of them is held up (by the read lock, or by the system
+// running something else on its processor).
 func (h *sseHub) tunnelTick() {
 	h.mu.Lock()
 	jobs := make([]tunnelJob, 0, len(h.topics))
@@ -337,50 +519,83 @@ func (h *sseHub) tunnelTick() {
 		return
 	}
 	now := h.m.now()
+	var next atomic.Int64
+	chunks := (len(jobs) + tickChunk - 1) / tickChunk
+	parallel(chunks, 2, func(int, int) {
+		var out []delivery
+		for {
+			lo := int(next.Add(tickChunk)) - tickChunk
+			if lo >= len(jobs) {
+				return
+			}
+			part := jobs[lo:min(lo+tickChunk, len(jobs))]
+			h.renderTunnels(part, now)
+			out = out[:0]
+			h.mu.Lock()
+			for i := range part {
+				h.deliverLocked(&part[i], &out)
+			}
+			h.mu.Unlock()
+			h.pushAll(out)
+			clear(out)
+		}
+	})
+}
+
+// renderTunnels renders the frames of jobs into one buffer: the states under
+// the read lock, the log lines and "gone" events after it.
+func (h *sseHub) renderTunnels(jobs []tunnelJob, now time.Time) {
+	buf := make([]byte, 0, len(jobs)*int(h.frameSize.Load())*5/4)
 	h.m.store.View(func(v collector.StoreView) {
 		for i := range jobs {
 			j := &jobs[i]
-			e := v.Endpoint(j.tp.key.endpoint)
-			if e == nil {
-				continue
+			if e := v.Endpoint(j.tp.key.endpoint); e != nil {
+				if t := e.Tunnel(j.tp.key.id); t != nil {
+					j.found = true
+					buf = h.appendTunnelFrame(buf, now, j.tp.key.endpoint, t)
+					j.lines, j.seq = t.LogsSince(j.from)
+					if j.seq < j.from {
+						j.reset, j.from = true, 0
+						j.lines, j.seq = t.LogsSince(0)
+					}
+				}
 			}
-			t := e.Tunnel(j.tp.key.id)
-			if t == nil {
-				continue
-			}
-			j.found = true
-			j.detail = newTunnelDetail(e.Name, t)
-			j.lines, j.seq = t.LogsSince(j.from)
-			if j.seq < j.from {
-				j.reset, j.from = true, 0
-				j.lines, j.seq = t.LogsSince(0)
-			}
+			j.stateEnd = len(buf)
 		}
 	})
+	h.frameSize.Store(int64(max(len(buf)/len(jobs), 256)))
 	for i := range jobs {
 		j := &jobs[i]
-		key := j.tp.key
+		switch {
+		case j.found && len(j.lines) > 0:
+			buf = h.appendLogFrame(buf, j.tp.key, j.seq, false, clipLogs(j.lines))
+		case !j.found && !j.tp.gone:
+			buf = h.appendGoneFrame(buf, now, j.tp.key)
+		}
+		j.logsEnd = len(buf)
+	}
+	// The frames share buf; capacity is cut so that none can grow into
+	// the next.
+	start, logStart := 0, jobs[len(jobs)-1].stateEnd
+	for i := range jobs {
+		j := &jobs[i]
 		switch {
 		case j.found:
-			j.state = h.frame("tunnel", tunnelEventJSON{Source: sourceMemory, Time: now, Tunnel: j.detail})
-			if len(j.lines) > 0 {
-				j.logs = h.frame("log", logEventJSON{Source: sourceMemory, EndpointID: key.endpoint, InstanceID: key.id, Seq: j.seq, Lines: clipLogs(j.lines)})
+			j.state = buf[start:j.stateEnd:j.stateEnd]
+			if j.logsEnd > logStart {
+				j.logs = buf[logStart:j.logsEnd:j.logsEnd]
 			}
-		case !j.tp.gone:
-			j.goneMsg = h.frame("gone", goneEventJSON{Source: sourceMemory, Time: now, EndpointID: key.endpoint, InstanceID: key.id})
+		case j.logsEnd > logStart:
+			j.goneMsg = buf[logStart:j.logsEnd:j.logsEnd]
 		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i := range jobs {
-		h.deliverLocked(&jobs[i])
+		start, logStart = j.stateEnd, j.logsEnd
 	}
 }
 
 // deliverLocked queues one tunnel's frames to its clients. A client that
 // subscribed after the lines were read already has some of them; it gets
 // its own, shorter frame.
-func (h *sseHub) deliverLocked(j *tunnelJob) {
+func (h *sseHub) deliverLocked(j *tunnelJob, out *[]delivery) {
 	tp := j.tp
 	if h.topics[tp.key] != tp {
 		return // every client left meanwhile
@@ -389,26 +604,27 @@ func (h *sseHub) deliverLocked(j *tunnelJob) {
 	if !j.found {
 		if j.goneMsg != nil {
 			for c := range tp.clients {
-				h.sendLocked(c, j.goneMsg)
+				h.queueLocked(c, out, j.goneMsg, nil)
 			}
 		}
 		return
 	}
 	first := j.seq - uint64(len(j.lines)) // the lines are first+1 .. seq
 	for c := range tp.clients {
-		h.sendLocked(c, j.state)
 		cur := c.logSeq
 		if j.reset {
 			cur = 0
 		}
+		var logs []byte
 		switch {
 		case j.logs == nil || cur >= j.seq:
 		case cur <= first:
-			h.sendLocked(c, j.logs)
+			logs = j.logs
 		default:
 			rest := j.lines[cur-first:]
-			h.sendLocked(c, h.frame("log", logEventJSON{Source: sourceMemory, EndpointID: tp.key.endpoint, InstanceID: tp.key.id, Seq: j.seq, Lines: rest}))
+			logs = h.appendLogFrame(make([]byte, 0, logFrameSize(rest)), tp.key, j.seq, false, rest)
 		}
+		h.queueLocked(c, out, j.state, logs)
 		c.logSeq = max(c.logSeq, j.seq)
 		if j.reset {
 			c.logSeq = j.seq

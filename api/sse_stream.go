@@ -18,13 +18,7 @@ type dashboardStream struct{ *memoryAPI }
 
 func (d dashboardStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := d.hub
-	c := h.newClient()
-	c.ch <- h.dashboardFrame(r.Context())
-	if err := h.add(c, nil); err != nil {
-		refuse(w, err)
-		return
-	}
-	h.serve(w, r, c)
+	h.serve(w, r, &sseClient{}, nil, h.dashboardFrame(r.Context()))
 }
 
 // tunnelStream serves the tunnel streams, with or without the endpoint in
@@ -33,19 +27,20 @@ func (m *memoryAPI) tunnelStream(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	endpoint, id := vars["id"], vars["instanceId"]
 	h := m.hub
-	c := h.newClient()
+	c := &sseClient{}
 	var (
-		err    error
-		detail tunnelDetailJSON
-		lines  []string
+		err   error
+		state []byte
+		lines []string
 	)
+	now := m.now()
 	m.store.View(func(v collector.StoreView) {
 		var t *collector.Tunnel
 		endpoint, t, err = findTunnel(v, endpoint, id)
 		if err != nil {
 			return
 		}
-		detail = newTunnelDetail(endpoint, t)
+		state = h.appendTunnelFrame(make([]byte, 0, h.frameSize.Load()+64), now, endpoint, t)
 		lines, c.logSeq = t.LogsSince(0)
 	})
 	switch {
@@ -59,15 +54,9 @@ func (m *memoryAPI) tunnelStream(w http.ResponseWriter, r *http.Request) {
 	if lines == nil {
 		lines = []string{}
 	}
-	// The first frames are queued before the client is registered, so that
-	// no tick can push ahead of them.
-	c.ch <- h.frame("tunnel", tunnelEventJSON{Source: sourceMemory, Time: m.now(), Tunnel: detail})
-	c.ch <- h.frame("log", logEventJSON{Source: sourceMemory, EndpointID: endpoint, InstanceID: id, Seq: c.logSeq, Initial: true, Lines: clipLogs(lines)})
-	if err := h.add(c, &topicKey{endpoint: endpoint, id: id}); err != nil {
-		refuse(w, err)
-		return
-	}
-	h.serve(w, r, c)
+	key := topicKey{endpoint: endpoint, id: id}
+	logs := h.appendLogFrame(make([]byte, 0, logFrameSize(lines)), key, c.logSeq, true, clipLogs(lines))
+	h.serve(w, r, c, &key, state, logs)
 }
 
 // findTunnel finds a tunnel by id, on the named endpoint or, when endpoint
@@ -104,11 +93,36 @@ func refuse(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusServiceUnavailable, err.Error())
 }
 
-// serve writes c's frames to the connection until the client goes away,
+// serve registers c (on the tunnel named by key, or on the dashboard) with
+// its first frames queued ahead of any tick's, and serves its stream: taken
+// over from net/http where it can be (sse_conn.go), by net/http otherwise.
+func (h *sseHub) serve(w http.ResponseWriter, r *http.Request, c *sseClient, key *topicKey, first ...[]byte) {
+	if h.canTakeOver(w, r) {
+		c.conn = &sseConn{queue: first}
+		if err := h.add(c, key); err != nil {
+			refuse(w, err)
+			return
+		}
+		h.serveTakenOver(w, c)
+		return
+	}
+	c.ch = make(chan []byte, max(h.buffer, len(first)))
+	c.done = make(chan struct{})
+	for _, f := range first {
+		c.ch <- f
+	}
+	if err := h.add(c, key); err != nil {
+		refuse(w, err)
+		return
+	}
+	h.serveHTTP(w, r, c)
+}
+
+// serveHTTP writes c's frames to the connection until the client goes away,
 // the hub drops or closes it, or a write fails. A write that cannot finish
 // within writeTimeout (a client that stopped reading) fails, so the
 // goroutine never outlives its client by more than that.
-func (h *sseHub) serve(w http.ResponseWriter, r *http.Request, c *sseClient) {
+func (h *sseHub) serveHTTP(w http.ResponseWriter, r *http.Request, c *sseClient) {
 	defer h.remove(c)
 	rc := http.NewResponseController(w)
 	// Leave no deadline behind for a later request on the same connection.
@@ -140,7 +154,7 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request, c *sseClient) {
 		case <-c.done:
 			return
 		case <-heartbeat.C:
-			if flush([]byte(": heartbeat\n\n")) != nil {
+			if flush(heartbeatFrame) != nil {
 				return
 			}
 		case b := <-c.ch:

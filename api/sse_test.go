@@ -39,6 +39,13 @@ type pushServer struct {
 
 func newPushServer(t *testing.T, opts Options, tune func(h *sseHub)) *pushServer {
 	t.Helper()
+	return newPushServerWith(t, opts, tune, httptest.NewServer)
+}
+
+// newPushServerWith is newPushServer with the test server that start
+// makes (TLS, HTTP/2, a middleware, another listener).
+func newPushServerWith(t *testing.T, opts Options, tune func(h *sseHub), start func(http.Handler) *httptest.Server) *pushServer {
+	t.Helper()
 	if opts.TunnelInterval == 0 {
 		opts.TunnelInterval = 20 * time.Millisecond
 	}
@@ -51,7 +58,7 @@ func newPushServer(t *testing.T, opts Options, tune func(h *sseHub)) *pushServer
 		tune(f.srv.memory.hub)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pushServer{fixture: f, ts: httptest.NewServer(f.srv.Handler()), cancel: cancel, runDone: make(chan struct{})}
+	p := &pushServer{fixture: f, ts: start(f.srv.Handler()), cancel: cancel, runDone: make(chan struct{})}
 	go func() {
 		defer close(p.runDone)
 		if err := f.srv.Run(ctx); err != nil {
@@ -59,6 +66,8 @@ func newPushServer(t *testing.T, opts Options, tune func(h *sseHub)) *pushServer
 		}
 	}()
 	t.Cleanup(p.stop)
+	// Streams are taken over from net/http only while Run runs.
+	waitFor(t, "Run to start", f.srv.memory.hub.running.Load)
 	return p
 }
 

@@ -1,0 +1,81 @@
+//go:build unix
+
+package api
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// nonBlocking writes to and reads from a socket without waiting: one
+// system call on the socket, which the Go runtime keeps non-blocking.
+type nonBlocking struct{ raw syscall.RawConn }
+
+// newNonBlocking returns c's raw socket, or none (every write then waits in
+// a goroutine) for a connection that has no file descriptor.
+func newNonBlocking(c net.Conn) nonBlocking {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nonBlocking{}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nonBlocking{}
+	}
+	return nonBlocking{raw}
+}
+
+// write writes b as far as the socket takes it now: all of it (nil error),
+// or n bytes and errWouldBlock, or n bytes and the socket's error.
+func (nb nonBlocking) write(b []byte) (int, error) {
+	if nb.raw == nil {
+		return 0, errWouldBlock
+	}
+	done := 0
+	for done < len(b) {
+		var (
+			n   int
+			err error
+		)
+		if rerr := nb.raw.Write(func(fd uintptr) bool {
+			n, err = syscall.Write(int(fd), b[done:])
+			return true // one attempt: never wait for the socket
+		}); rerr != nil {
+			return done, rerr
+		}
+		done += max(n, 0)
+		switch {
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR), err == nil && n <= 0:
+			return done, errWouldBlock
+		case err != nil:
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// closed reports whether the peer closed the connection or it failed, by
+// one read that does not wait; what the peer sent lands in buf.
+func (nb nonBlocking) closed(buf []byte) bool {
+	if nb.raw == nil {
+		return false
+	}
+	var (
+		n   int
+		err error
+	)
+	if rerr := nb.raw.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), buf)
+		return true
+	}); rerr != nil {
+		return true
+	}
+	switch {
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+		return false
+	case err != nil:
+		return true
+	}
+	return n == 0 // end of stream
+}
