@@ -433,3 +433,19 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotCopySlice is one hold of the read lock by a save at
+// 100,000 tunnels: the longest ingest waits for a save.
+func BenchmarkSnapshotCopySlice(b *testing.B) {
+	s := benchStore(b, 100_000)
+	var sw snapshotWriter
+	ids := s.endpoints["bench"].ids
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		sw.cuts = sw.cuts[:0]
+		sw.retired = sw.retired[:0]
+		i = (i + sliceTunnels) % (len(ids) - sliceTunnels)
+		sw.copySlice(s, "bench", ids[i])
+	}
+}
