@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // runPersist measures the state snapshot (collector.Persister) of a Store
 // with many tunnels, each with a half-full window and an open hour: how
 // long a save takes while ingest runs, how big the file is, how long ingest
-// waits for the Store's lock meanwhile (the longest Apply), and then, with
+// waits for the Store's lock meanwhile (the longest Apply; and, for
+// comparison, the longest Apply without saves, next to a goroutine that
+// only burns CPU), and then, with
 // ingest stopped, the CPU time (the whole process's, the garbage collector
 // included) and the bytes allocated per save.
 func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,8 +101,41 @@ measured:
 	if err != nil {
 		return err
 	}
+	var phase time.Duration
+	for _, d := range took {
+		phase += d
+	}
 	slices.Sort(took)
 	med := took[len(took)/2]
+
+	// The control: as long again, ingest next to a goroutine that only
+	// burns CPU (no lock), as the saver does. Its longest Apply is what the
+	// scheduler and the garbage collector cost on this machine without
+	// any save: on 2 cores shared with other work, a few milliseconds.
+	var (
+		control  time.Duration
+		stopBurn atomic.Bool
+		burnDone = make(chan struct{})
+	)
+	go func() {
+		defer close(burnDone)
+		x := uint64(1)
+		for !stopBurn.Load() {
+			for range 10_000 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		burnSink.Store(x)
+	}()
+	for i, end := 0, time.Now().Add(phase); time.Now().Before(end); i++ {
+		g := gens[i%len(gens)]
+		g.event(&ingest, collector.EventLog, nil)
+		start := time.Now()
+		_ = store.Apply("bench", &ingest)
+		control = max(control, time.Since(start))
+	}
+	stopBurn.Store(true)
+	<-burnDone
 
 	// The same saves with ingest stopped (one event before each, so that
 	// each save writes): the CPU time of the process and the bytes
@@ -127,6 +163,7 @@ measured:
 		metric{float64(info.Size()), "file-B"},
 		metric{float64(info.Size()) / float64(*tunnels), "file-B/tunnel"},
 		metric{float64(stall.Microseconds()) / 1000, "max-ingest-stall-ms"},
+		metric{float64(control.Microseconds()) / 1000, "max-ingest-stall-nosave-ms"},
 		metric{float64(cpu.Microseconds()) / 1000 / float64(*saves), "quiet-save-cpu-ms"},
 		metric{float64(alloc) / float64(*saves), "quiet-save-alloc-B"},
 	)
@@ -141,3 +178,6 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// burnSink keeps the control's CPU burner from being optimized away.
+var burnSink atomic.Uint64
