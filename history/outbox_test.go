@@ -54,7 +54,7 @@ func TestWindowAndHourRecords(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{
-		MetricWindowTraffic + "tcprx": 30, MetricWindowTraffic + "tcptx": 60, MetricWindowPing: 0.003,
+		MetricWindowTraffic + "tcprx": 30, MetricWindowTraffic + "tcptx": 60, MetricWindowPing: 3146 * PingResolution, // 3 ms on the µs grid
 		MetricWindowPool: 1, MetricWindowTCP: 2, MetricWindowUpRatio: 2.0 / 3, MetricWindowSeconds: 2, MetricWindowPoints: 3,
 	} {
 		if byName[name] != want {

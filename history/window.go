@@ -1,5 +1,7 @@
 package history
 
+import "math"
+
 // Metric names written for windows and hours (DESIGN.md, "Names").
 const (
 	MetricWindowTraffic     = "nodepass_tunnel_window_traffic_bytes"
@@ -129,10 +131,10 @@ func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
 		out = append(out, s)
 	}
 	out = append(out,
-		at(MetricWindowPing, float64(w.PingSum)/n/pingMillisecondsPerUnit),
-		at(MetricWindowPool, float64(w.PoolSum)/n),
-		at(MetricWindowTCP, float64(w.TCPsSum)/n),
-		at(MetricWindowUDP, float64(w.UDPsSum)/n),
+		at(MetricWindowPing, roundTo(float64(w.PingSum)/n/pingMillisecondsPerUnit, PingResolution)),
+		at(MetricWindowPool, roundTo(float64(w.PoolSum)/n, ConnectionsResolution)),
+		at(MetricWindowTCP, roundTo(float64(w.TCPsSum)/n, ConnectionsResolution)),
+		at(MetricWindowUDP, roundTo(float64(w.UDPsSum)/n, ConnectionsResolution)),
 		at(MetricWindowUpRatio, float64(w.UpPoints)/n),
 		at(MetricWindowSeconds, float64(stamp-w.Start)/millisecondsPerSecond),
 		at(MetricWindowPoints, n),
@@ -140,3 +142,24 @@ func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
 	*w = Window{Start: stamp}
 	return out
 }
+
+// Resolutions of the averages a window record stores. An average of 30
+// whole numbers is a fraction like 64.0333… whose float64 fills all 52 bits
+// of the mantissa, and the TSDB's XOR encoding stores the bits in which two
+// consecutive values differ: nearly all of them. Exact, the four averages
+// were 58 % of the chunk bytes of a simulated day (5.3 to 6.5 bytes per
+// sample, against 2 for the traffic sums). On a binary grid their low bits
+// are zero, and they cost 1.1 to 2.9 bytes.
+//
+// Ping is rounded to 2^-20 s (0.95 µs; NodePass reports whole
+// milliseconds, so an average over 30 points moves in steps of 33 µs), pool,
+// TCP and UDP averages to 2^-10 (0.001 of a connection; over 30 points they
+// move in steps of 0.033).
+const (
+	PingResolution        = 1.0 / (1 << 20) // seconds
+	ConnectionsResolution = 1.0 / (1 << 10) // connections
+)
+
+// roundTo rounds v to the nearest multiple of res, a power of two, so that
+// the scaling is exact.
+func roundTo(v, res float64) float64 { return math.Round(v/res) * res }

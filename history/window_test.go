@@ -1,6 +1,9 @@
 package history
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // TestWindowStamp: records are stamped at the last point's second, never at
 // or before the previous record, and their durations add up to the time
@@ -32,5 +35,54 @@ func TestWindowStamp(t *testing.T) {
 	}
 	if want := float64(451_000-150_004) / 1000; seconds != want {
 		t.Errorf("durations add up to %v s, want %v", seconds, want)
+	}
+}
+
+// TestWindowAveragesResolution: the stored averages are the exact averages
+// rounded to their documented grid (ping to 2^-20 s, connections to 2^-10),
+// never further off than half a step, and averages already on the grid (a
+// whole number of connections, an idle tunnel's zero) are stored exactly.
+func TestWindowAveragesResolution(t *testing.T) {
+	for _, tc := range []struct {
+		points           int
+		ping, pool, tcps int64 // per point
+		udps             []int64
+	}{
+		{points: 30, ping: 42, pool: 64, tcps: 1, udps: []int64{1, 2}},
+		{points: 30, ping: 7, pool: 63, tcps: 1234, udps: []int64{0}},
+		{points: 7, ping: 1, pool: 65, tcps: 0, udps: []int64{3}},
+		{points: 1, ping: 999, pool: 0, tcps: 100_000, udps: []int64{5}},
+	} {
+		var w Window
+		var udpSum int64
+		for i := range tc.points {
+			// Vary ping and pool so that the average is not a whole number.
+			u := tc.udps[i%len(tc.udps)]
+			udpSum += u
+			w.AddPoint(Point{T: int64(5000 * (i + 1)), Ping: tc.ping + int64(i%3), Pool: tc.pool + int64(i%2), TCPs: tc.tcps, UDPs: u, Up: true})
+		}
+		pingSum, poolSum := w.PingSum, w.PoolSum
+		n := float64(tc.points)
+		exact := map[string]struct{ v, res float64 }{
+			MetricWindowPing: {float64(pingSum) / n / 1000, PingResolution},
+			MetricWindowPool: {float64(poolSum) / n, ConnectionsResolution},
+			MetricWindowTCP:  {float64(tc.tcps), ConnectionsResolution},
+			MetricWindowUDP:  {float64(udpSum) / n, ConnectionsResolution},
+		}
+		for _, s := range w.Flush("e", "t", nil) {
+			want, ok := exact[s.Metric]
+			if !ok {
+				continue
+			}
+			if steps := s.V / want.res; steps != math.Trunc(steps) {
+				t.Errorf("%+v: %s = %v is not a multiple of %v", tc, s.Metric, s.V, want.res)
+			}
+			if d := math.Abs(s.V - want.v); d > want.res/2 {
+				t.Errorf("%+v: %s = %v, %v from the exact average %v (more than half of %v)", tc, s.Metric, s.V, d, want.v, want.res)
+			}
+			if want.v == math.Trunc(want.v) && s.V != want.v {
+				t.Errorf("%+v: %s = %v, want the whole number %v exactly", tc, s.Metric, s.V, want.v)
+			}
+		}
 	}
 }
