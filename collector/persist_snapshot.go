@@ -170,7 +170,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 	n := 0
 	for i := range sw.outbox {
 		smp := &sw.outbox[i]
-		if n == 0 || smp.Endpoint != last.endpoint || smp.Tunnel != last.tunnel {
+		if i == 0 || smp.Endpoint != last.endpoint || smp.Tunnel != last.tunnel {
 			last.endpoint, last.tunnel = smp.Endpoint, smp.Tunnel
 			last.seqEnd = sw.cutFor(smp.Endpoint, smp.Tunnel)
 		}
@@ -275,6 +275,9 @@ func (sw *snapshotWriter) release() {
 	}
 	if cap(sw.retired) > keepOutboxCopy {
 		sw.retired = nil
+	}
+	if cap(sw.recs) > 4*sliceTunnels { // slices grown for many retired hours
+		sw.recs = nil
 	}
 	if cap(sw.buf) > 2*flushBytes {
 		sw.buf = nil
