@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // Push defaults. A tunnel stream sends at most two frames per tick (state
@@ -271,6 +272,42 @@ func (h *sseHub) dashboardFrameNow(ctx context.Context) []byte {
 	return h.frameJSON("dashboard", bytes.TrimSuffix(h.m.dashboardBody(ctx), []byte("\n")))
 }
 
+// dashboardTickFrame renders the dashboard frame of a tick: the body the
+// REST answer caches when it was rendered for this tick, else its own. The
+// cache serves a body for up to 20 times its rendering time (see
+// memory_cache.go), so one slow rendering (250 ms while thousands of
+// clients connect) would push a dashboard seconds old on the next ticks.
+// Today's closed hours are read from storage (every todayTTL) before the
+// clock reading the frame carries, so that the read does not delay it.
+func (h *sseHub) dashboardTickFrame(ctx context.Context) []byte {
+	m := h.m
+	now := m.now()
+	_, fromMs := todayStart(now, m.opts.Location)
+	m.today.closed(ctx, m, fromMs, history.HourStart(now.UnixMilli()))
+	start := m.now()
+	body := bytes.TrimSuffix(m.dashboardBody(ctx), []byte("\n"))
+	if at, ok := bodyTime(body); ok && !at.Before(start) {
+		return h.frameJSON("dashboard", body)
+	}
+	return h.frame("dashboard", m.dashboard(ctx))
+}
+
+// bodyTime returns the "time" of a memory API answer, which follows its
+// "source" at the start.
+func bodyTime(body []byte) (time.Time, bool) {
+	const prefix = `{"source":"` + sourceMemory + `","time":"`
+	rest, ok := bytes.CutPrefix(body, []byte(prefix))
+	if !ok {
+		return time.Time{}, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	return t, err == nil
+}
+
 // frameJSON wraps encoded JSON (no raw newline) as an SSE event.
 func (h *sseHub) frameJSON(event string, data []byte) []byte {
 	b := make([]byte, 0, len(data)+len(event)+32)
@@ -460,7 +497,7 @@ func (h *sseHub) dashboardTick(ctx context.Context) {
 	if n == 0 {
 		return
 	}
-	f := h.dashboardFrameNow(ctx)
+	f := h.dashboardTickFrame(ctx)
 	var out []delivery
 	h.mu.Lock()
 	h.lastDash, h.lastDashAt = f, time.Now()

@@ -487,3 +487,46 @@ func TestSSELogsExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEDashboardTickIsFresh makes the REST cache hold on to a body (as it
+// does for 20 times a slow rendering's cost): the push tick still sends the
+// dashboard of its own moment.
+func TestSSEDashboardTickIsFresh(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.seed()
+	m := f.srv.memory
+	ctx := context.Background()
+	old := m.dashboardBody(ctx)
+	c := &m.caches.dashboard
+	c.mu.Lock()
+	c.cost = time.Hour // as after a rendering slowed by a storm of clients
+	c.mu.Unlock()
+	f.clock.Add(2 * time.Second)
+	in := f.last["tokyo-1/aaaaaaa1"]
+	in.c[collector.TCPRx] += 1000
+	f.apply("tokyo-1", collector.EventUpdate, in)
+	if got := m.dashboardBody(ctx); string(got) != string(old) {
+		t.Fatal("the cache rendered again: the test does not hold the old body")
+	}
+	frame := string(m.hub.dashboardTickFrame(ctx))
+	_, data, ok := strings.Cut(frame, "\ndata: ")
+	if !strings.HasPrefix(frame, "event: dashboard\n") || !ok {
+		t.Fatalf("frame %q", frame)
+	}
+	var d dashboardJSON
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Time.Equal(f.clock.Now()) || d.Traffic.Total != 3750+1000 {
+		t.Errorf("tick frame of %v with total %d; want the state at %v, total %d", d.Time, d.Traffic.Total, f.clock.Now(), 3750+1000)
+	}
+	// A body rendered for the tick is taken as it is.
+	c.mu.Lock()
+	c.cost, c.at = 0, time.Now().Add(-time.Hour)
+	c.mu.Unlock()
+	f.clock.Add(2 * time.Second)
+	frame = string(m.hub.dashboardTickFrame(ctx))
+	if body := m.dashboardBody(ctx); !strings.HasSuffix(frame, "\ndata: "+string(body)+"\n") {
+		t.Errorf("tick frame %q is not the cached body %q", frame, body)
+	}
+}
