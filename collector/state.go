@@ -67,8 +67,10 @@ func (o *Options) defaults() {
 //
 // One lock guards it all: writers (one applier goroutine per master) hold it
 // for about a microsecond per event; readers (/metrics, REST, SSE push) hold
-// the read lock while they copy or render. A single lock also makes the
-// persisted snapshot a consistent cut of state and outbox together.
+// the read lock while they copy or render. The persister copies the state
+// in slices of tunnels under short read-lock holds; its snapshot is a
+// consistent cut per tunnel (each tunnel's state with its samples in the
+// outbox), which is what the counter rules need (see snapshotWriter).
 type Store struct {
 	mu        sync.RWMutex
 	opts      Options

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
 
@@ -62,6 +63,9 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		*dir = d
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The garbage collector as the exporter sets it (GOGC and GOMEMLIMIT in
+	// the environment override it, to measure other settings).
+	fmt.Fprintln(stderr, "day: garbage collector:", memtune.Apply(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup"))
 
 	// The exporter's components, wired as cmd/nodepass-exporter does.
 	var clock virtualClock

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
 )
 
 // Set by -ldflags "-X main.version=... -X main.revision=...".
@@ -42,11 +44,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	memory := memtune.Apply(os.Getenv, "/sys/fs/cgroup", "/proc/self/cgroup")
 	app, err := newApp(s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "nodepass-exporter:", err)
 		return 1
 	}
+	app.logger.Info("garbage collector", memory.LogAttrs()...)
 	if err := app.run(ctx, hup); err != nil {
 		app.logger.Error("exiting", "err", err)
 		return 1
