@@ -185,6 +185,7 @@ func (h *sseHub) serveTakenOver(w http.ResponseWriter, c *sseClient) {
 	// but its writes' own. Bytes the client sent after its request, which
 	// the hijack hands over buffered, are not answered.
 	_ = conn.SetDeadline(time.Time{})
+	h.takeovers.Add(1)
 	s := c.conn
 	s.mu.Lock()
 	s.conn = conn

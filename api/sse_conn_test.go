@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -496,5 +497,36 @@ func TestSSETakenOverWithoutDescriptor(t *testing.T) {
 		if _, ok := <-s.events; !ok {
 			break
 		}
+	}
+}
+
+// forcedGCs returns the collections the program asked for.
+func forcedGCs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestSSEStormCollectsOnce connects a storm of streams (3, for the test)
+// and checks that one collection follows once it is over, and none after
+// fewer streams.
+func TestSSEStormCollectsOnce(t *testing.T) {
+	p := newPushServer(t, Options{}, func(h *sseHub) { h.storm = 3 })
+	addr := p.ts.Listener.Addr().String()
+	before := forcedGCs()
+	for range 2 {
+		dialRaw(t, addr, "/api/memory/sse/dashboard", 0)
+	}
+	time.Sleep(3 * sseLiveness)
+	if n := forcedGCs() - before; n != 0 {
+		t.Fatalf("%d collections after 2 new streams", n)
+	}
+	for range 3 {
+		dialRaw(t, addr, "/api/memory/sse/dashboard", 0)
+	}
+	waitFor(t, "a collection", func() bool { return forcedGCs() > before })
+	time.Sleep(2 * sseLiveness)
+	if n := forcedGCs() - before; n != 1 {
+		t.Errorf("%d collections after a storm", n)
 	}
 }
