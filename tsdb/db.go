@@ -68,6 +68,19 @@ type Options struct {
 	// Now is the clock used to judge sample timestamps. Nil means time.Now;
 	// tests inject their own.
 	Now func() time.Time
+
+	// AfterCompaction, when set, is called (from a goroutine of the DB)
+	// after the TSDB has compacted its head into a block or deleted
+	// blocks, at most once per CompactionCheckInterval. The exporter uses
+	// it to give the memory of a compaction back to the system at once
+	// (memtune.Release): a compaction of the head allocates as much as the
+	// head itself, and the runtime would otherwise keep most of it for
+	// minutes.
+	AfterCompaction func()
+
+	// CompactionCheckInterval is how often the DB looks for a finished
+	// compaction when AfterCompaction is set. Zero means 15 s.
+	CompactionCheckInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +105,9 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CompactionCheckInterval <= 0 {
+		o.CompactionCheckInterval = 15 * time.Second
+	}
 	return o
 }
 
@@ -111,6 +127,8 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	stop      chan struct{} // closed by Close: ends watchCompactions
+	watchDone chan struct{} // closed when watchCompactions has returned
 }
 
 // Open opens (or creates) the TSDB in dir. The TSDB's own metrics
@@ -163,7 +181,51 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 
 	logger.Info("TSDB opened", "dir", dir, "retention", opts.Retention,
 		"out_of_order_window", opts.OutOfOrderTimeWindow, "wal_compression", string(po.WALCompression))
-	return &DB{db: pdb, dir: dir, opts: opts, logger: logger, engine: engine, parser: p}, nil
+	db := &DB{db: pdb, dir: dir, opts: opts, logger: logger, engine: engine, parser: p,
+		stop: make(chan struct{}), watchDone: make(chan struct{})}
+	go db.watchCompactions()
+	return db, nil
+}
+
+// watchCompactions calls Options.AfterCompaction whenever the blocks
+// changed since the last look: the head was compacted into a block, blocks
+// were merged, or retention deleted one.
+func (db *DB) watchCompactions() {
+	defer close(db.watchDone)
+	if db.opts.AfterCompaction == nil {
+		return
+	}
+	tick := time.NewTicker(db.opts.CompactionCheckInterval)
+	defer tick.Stop()
+	last := db.compactionState()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-tick.C:
+			if now := db.compactionState(); now != last {
+				last = now
+				db.opts.AfterCompaction()
+			}
+		}
+	}
+}
+
+// compactionState identifies the blocks: it changes with every compaction
+// and block deletion.
+type compactionState struct {
+	blocks      int
+	newestBlock int64
+	oldestBlock int64
+}
+
+func (db *DB) compactionState() compactionState {
+	bs := db.db.Blocks()
+	st := compactionState{blocks: len(bs)}
+	if len(bs) > 0 {
+		st.oldestBlock, st.newestBlock = bs[0].Meta().MinTime, bs[len(bs)-1].Meta().MaxTime
+	}
+	return st
 }
 
 var _ storage.Queryable = (*DB)(nil)
@@ -219,6 +281,8 @@ func (db *DB) compact(ctx context.Context) error {
 // queries after Close fail.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		close(db.stop)
+		<-db.watchDone
 		db.appendMu.Lock()
 		defer db.appendMu.Unlock()
 		db.closed = true

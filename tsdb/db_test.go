@@ -285,3 +285,52 @@ func TestAppendLateBulk(t *testing.T) {
 		t.Errorf("tunnel 7 (missing hour written late): %v", got)
 	}
 }
+
+// TestAfterCompaction: the hook runs once after a compaction moved the head
+// into blocks, and not while nothing changes.
+func TestAfterCompaction(t *testing.T) {
+	calls := make(chan struct{}, 10)
+	db := openTestDB(t, "", testNow, Options{
+		AfterCompaction:         func() { calls <- struct{}{} },
+		CompactionCheckInterval: 10 * time.Millisecond,
+	})
+	// Less than the 3 hours after which the head compacts.
+	mustAppend(t, db, []history.Sample{pointsSample("e", "t", testNow.Add(-9*time.Hour), 9)})
+	select {
+	case <-calls:
+		t.Fatal("AfterCompaction ran before any compaction")
+	case <-time.After(100 * time.Millisecond):
+	}
+	var batch []history.Sample
+	for ago := 8; ago >= 1; ago-- { // > 3h: the head compacts into blocks
+		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
+	}
+	mustAppend(t, db, batch)
+	if err := db.compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().Blocks == 0 {
+		t.Fatal("no blocks after compaction")
+	}
+	select {
+	case <-calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterCompaction did not run after the compaction")
+	}
+	// The TSDB may compact in more than one step (its own loop as well as
+	// ours); once the blocks stay as they are, the hook stays quiet.
+	blocks := db.Stats().Blocks
+	for quiet := false; !quiet; {
+		select {
+		case <-calls:
+		case <-time.After(200 * time.Millisecond):
+			quiet = db.Stats().Blocks == blocks
+			blocks = db.Stats().Blocks
+		}
+	}
+	select {
+	case <-calls:
+		t.Fatal("AfterCompaction ran again without a new compaction")
+	case <-time.After(300 * time.Millisecond):
+	}
+}

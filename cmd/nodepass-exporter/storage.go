@@ -13,6 +13,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb/remotewrite"
 )
@@ -31,7 +32,13 @@ func goVersion() string { return runtime.Version() }
 
 func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time) (*storage, error) {
 	st := &storage{logger: logger.With("component", "tsdb")}
-	db, err := tsdb.Open(s.tsdbPath, logger, reg, tsdb.Options{Retention: time.Duration(s.retention), Now: now})
+	db, err := tsdb.Open(s.tsdbPath, logger, reg, tsdb.Options{
+		Retention: time.Duration(s.retention), Now: now,
+		AfterCompaction: func() {
+			released, took := memtune.Release()
+			st.logger.Debug("gave the memory of a compaction back to the system", "bytes", released, "took", took)
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB at %s: %w", s.tsdbPath, err)
 	}

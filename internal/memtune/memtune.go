@@ -23,10 +23,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults.
@@ -148,4 +150,22 @@ func (s Settings) String() string {
 		limit = strconv.FormatInt(s.MemoryLimit, 10) + " bytes"
 	}
 	return fmt.Sprintf("GOGC=%d (%s), memory limit %s (%s)", s.GCPercent, s.GCPercentFrom, limit, s.MemoryLimitFrom)
+}
+
+// Release collects garbage and gives all free memory back to the system
+// at once (debug.FreeOSMemory). The exporter calls it after a compaction
+// of the TSDB head, which allocates about as much as the head holds, once
+// every two hours: without it the runtime keeps up to 1.1 times its heap
+// goal resident, and the goal stays inflated by the compaction's garbage
+// until later collections. It returns how many bytes went back and how
+// long it took (a full collection: about 0.1 s per 100 MB of live heap on
+// one core).
+func Release() (released int64, took time.Duration) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	debug.FreeOSMemory()
+	took = time.Since(start)
+	runtime.ReadMemStats(&after)
+	return int64(after.HeapReleased) - int64(before.HeapReleased), took
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -99,5 +100,31 @@ func TestApply(t *testing.T) {
 	s = Apply(getenv, t.TempDir(), self)
 	if s.MemoryLimit != math.MaxInt64 || s.MemoryLimitFrom != "none" || debug.SetMemoryLimit(-1) != math.MaxInt64 {
 		t.Errorf("without a cgroup limit: %+v", s)
+	}
+}
+
+// TestRelease: memory freed by the garbage collector goes back to the
+// system at once, not as the background scavenger gets to it.
+func TestRelease(t *testing.T) {
+	garbage := make([][]byte, 0, 64)
+	for range 64 {
+		garbage = append(garbage, make([]byte, 1<<20))
+	}
+	garbage[0][0] = 1
+	garbage = nil
+	runtime.GC() // the 64 MiB are free now, but still resident
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapIdle - ms.HeapReleased
+	if before < 32<<20 {
+		t.Skipf("the runtime returned the garbage already (%d bytes resident and free): nothing to test", before)
+	}
+	released, took := Release()
+	runtime.ReadMemStats(&ms)
+	if after := ms.HeapIdle - ms.HeapReleased; after > 8<<20 {
+		t.Errorf("%d bytes of free heap still resident after Release (%d before; released %d)", after, before, released)
+	}
+	if released < int64(before)/2 || took <= 0 {
+		t.Errorf("Release() = %d bytes, %v; %d bytes were free and resident", released, took, before)
 	}
 }
