@@ -80,6 +80,10 @@ type sseHub struct {
 	storm int64
 	// frameSize is about the size of a tunnel frame, to size the buffers.
 	frameSize atomic.Int64
+	// bufs holds the tunnel ticks' frame buffers (*[]byte) that no client
+	// kept; jobs is the tunnel tick's list, reused.
+	bufs sync.Pool
+	jobs []tunnelJob
 
 	mu         sync.Mutex
 	closed     bool
@@ -220,31 +224,36 @@ type delivery struct {
 
 // queueLocked hands a tick's frames (b may be nil) to c: at once to the
 // channel of a stream served by net/http, or into out for a taken-over
-// stream, to be written after the hub's lock is released.
-func (h *sseHub) queueLocked(c *sseClient, out *[]delivery, a, b []byte) {
+// stream, to be written after the hub's lock is released. It reports
+// whether the frames are kept beyond the tick (in a channel).
+func (h *sseHub) queueLocked(c *sseClient, out *[]delivery, a, b []byte) (kept bool) {
 	if c.conn == nil {
 		h.sendLocked(c, a)
 		if b != nil {
 			h.sendLocked(c, b)
 		}
-		return
+		return true
 	}
 	d := delivery{c: c, frames: [2][]byte{a, b}, n: 1}
 	if b != nil {
 		d.n = 2
 	}
 	*out = append(*out, d)
+	return false
 }
 
 // pushAll writes the deliveries and removes the clients that failed or fell
-// behind.
-func (h *sseHub) pushAll(ds []delivery) {
+// behind. It reports whether a client kept frames in its queue.
+func (h *sseHub) pushAll(ds []delivery) (kept bool) {
 	for i := range ds {
 		d := &ds[i]
-		if !h.push(d.c, d.frames[:d.n]...) {
+		ok, k := h.push(d.c, d.frames[:d.n]...)
+		if !ok {
 			h.remove(d.c)
 		}
+		kept = kept || k
 	}
+	return kept
 }
 
 // parallel runs fn over [0, n) in contiguous parts, one per processor (and
@@ -484,8 +493,14 @@ func (h *sseHub) upkeep() func(context.Context) {
 			nextBeat = time.Now().Add(h.heartbeat)
 		}
 		for _, c := range conns {
-			if c.peerGone(buf) || beat && !h.push(c, heartbeatFrame) {
+			if c.peerGone(buf) {
 				h.remove(c)
+				continue
+			}
+			if beat {
+				if ok, _ := h.push(c, heartbeatFrame); !ok {
+					h.remove(c)
+				}
 			}
 		}
 		clear(conns)
@@ -536,8 +551,8 @@ func (h *sseHub) dashboardTick(ctx context.Context) {
 		return
 	}
 	f := h.dashboardTickFrame(ctx)
-	var out []delivery
 	h.mu.Lock()
+	out := make([]delivery, 0, len(h.dash))
 	h.lastDash, h.lastDashAt = f, time.Now()
 	for c := range h.dash {
 		h.queueLocked(c, &out, f, nil)
@@ -582,14 +597,22 @@ type tunnelJob struct {
 // chunks of tunnels in turn, renders a chunk under the read lock, and
 // delivers it; taking chunks rather than a fixed share keeps both busy to
 // the end when one of them is held up (by the read lock, or by the system
-// running something else on its processor).
+// running something else on its processor). A chunk's frames share one
+// buffer, which later ticks reuse unless a client kept a frame of it: so a
+// tick allocates next to nothing, and the collector, which would take a
+// processor from the tick, runs far less often. tunnelTick must not run
+// twice at once (Run's loop calls it).
 func (h *sseHub) tunnelTick() {
 	h.mu.Lock()
-	jobs := make([]tunnelJob, 0, len(h.topics))
+	jobs := h.jobs[:0]
 	for _, tp := range h.topics {
 		jobs = append(jobs, tunnelJob{tp: tp, from: tp.logSeq})
 	}
 	h.mu.Unlock()
+	defer func() {
+		clear(jobs) // no topic or frame is kept for the next tick
+		h.jobs = jobs[:0]
+	}()
 	if len(jobs) == 0 {
 		return
 	}
@@ -604,23 +627,38 @@ func (h *sseHub) tunnelTick() {
 				return
 			}
 			part := jobs[lo:min(lo+tickChunk, len(jobs))]
-			h.renderTunnels(part, now)
+			buf := h.tickBuf()
+			h.renderTunnels(part, now, buf)
 			out = out[:0]
+			kept := false
 			h.mu.Lock()
 			for i := range part {
-				h.deliverLocked(&part[i], &out)
+				kept = h.deliverLocked(&part[i], &out) || kept
 			}
 			h.mu.Unlock()
-			h.pushAll(out)
+			kept = h.pushAll(out) || kept
 			clear(out)
+			if !kept {
+				h.bufs.Put(buf)
+			}
 		}
 	})
 }
 
-// renderTunnels renders the frames of jobs into one buffer: the states under
-// the read lock, the log lines and "gone" events after it.
-func (h *sseHub) renderTunnels(jobs []tunnelJob, now time.Time) {
-	buf := make([]byte, 0, len(jobs)*int(h.frameSize.Load())*5/4)
+// tickBuf returns an empty buffer for a chunk's frames.
+func (h *sseHub) tickBuf() *[]byte {
+	if b, ok := h.bufs.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, tickChunk*int(h.frameSize.Load())*5/4)
+	return &b
+}
+
+// renderTunnels renders the frames of jobs into *buf: the states under the
+// read lock, the log lines and "gone" events after it.
+func (h *sseHub) renderTunnels(jobs []tunnelJob, now time.Time, bp *[]byte) {
+	buf := *bp
 	h.m.store.View(func(v collector.StoreView) {
 		for i := range jobs {
 			j := &jobs[i]
@@ -649,6 +687,7 @@ func (h *sseHub) renderTunnels(jobs []tunnelJob, now time.Time) {
 		}
 		j.logsEnd = len(buf)
 	}
+	*bp = buf
 	// The frames share buf; capacity is cut so that none can grow into
 	// the next.
 	start, logStart := 0, jobs[len(jobs)-1].stateEnd
@@ -669,20 +708,21 @@ func (h *sseHub) renderTunnels(jobs []tunnelJob, now time.Time) {
 
 // deliverLocked queues one tunnel's frames to its clients. A client that
 // subscribed after the lines were read already has some of them; it gets
-// its own, shorter frame.
-func (h *sseHub) deliverLocked(j *tunnelJob, out *[]delivery) {
+// its own, shorter frame. It reports whether a client keeps the frames
+// beyond the tick (see queueLocked).
+func (h *sseHub) deliverLocked(j *tunnelJob, out *[]delivery) (kept bool) {
 	tp := j.tp
 	if h.topics[tp.key] != tp {
-		return // every client left meanwhile
+		return false // every client left meanwhile
 	}
 	tp.gone = !j.found
 	if !j.found {
 		if j.goneMsg != nil {
 			for c := range tp.clients {
-				h.queueLocked(c, out, j.goneMsg, nil)
+				kept = h.queueLocked(c, out, j.goneMsg, nil) || kept
 			}
 		}
-		return
+		return kept
 	}
 	first := j.seq - uint64(len(j.lines)) // the lines are first+1 .. seq
 	for c := range tp.clients {
@@ -699,11 +739,12 @@ func (h *sseHub) deliverLocked(j *tunnelJob, out *[]delivery) {
 			rest := j.lines[cur-first:]
 			logs = h.appendLogFrame(make([]byte, 0, logFrameSize(rest)), tp.key, j.seq, false, rest)
 		}
-		h.queueLocked(c, out, j.state, logs)
+		kept = h.queueLocked(c, out, j.state, logs) || kept
 		c.logSeq = max(c.logSeq, j.seq)
 		if j.reset {
 			c.logSeq = j.seq
 		}
 	}
 	tp.logSeq = j.seq
+	return kept
 }

@@ -39,7 +39,7 @@ var errWouldBlock = errors.New("the socket is full")
 type sseConn struct {
 	mu       sync.Mutex
 	conn     net.Conn // nil until the stream starts
-	nb       nonBlocking
+	nb       *nonBlocking
 	queue    [][]byte // frames not yet written, oldest first
 	off      int      // bytes of queue[0] written already
 	draining bool     // a goroutine writes the queue
@@ -65,31 +65,35 @@ func (s *sseConn) kill() {
 func (h *sseHub) queueLimit() int { return max(h.buffer, 4) }
 
 // push queues frames for c and writes what its socket takes now. It
-// reports false when the client is gone, failed, or fell too far behind;
-// the caller then removes it.
-func (h *sseHub) push(c *sseClient, frames ...[]byte) bool {
+// reports ok false when the client is gone, failed, or fell too far behind
+// (the caller then removes it), and kept when frames were left in c's
+// queue, so that their buffer must not be reused yet.
+func (h *sseHub) push(c *sseClient, frames ...[]byte) (ok, kept bool) {
 	s := c.conn
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dead {
-		return false
+		return false, false
 	}
 	if len(s.queue)+len(frames) > h.queueLimit() {
 		h.dropped.Add(1)
 		h.m.logger.Debug("dropping a slow push client", "queued", len(s.queue))
 		s.killLocked()
-		return false
+		return false, false
 	}
+	// The queue holds frames only while the stream has not started or a
+	// goroutine writes it (or the client is gone).
 	s.queue = append(s.queue, frames...)
 	if s.conn == nil || s.draining {
-		return true
+		return true, true
 	}
 	return h.flushLocked(c)
 }
 
 // flushLocked writes the queue without waiting. What the socket does not
-// take is left to a goroutine that waits for it (drain).
-func (h *sseHub) flushLocked(c *sseClient) bool {
+// take is left to a goroutine that waits for it (drain). kept reports that
+// frames were left in the queue.
+func (h *sseHub) flushLocked(c *sseClient) (ok, kept bool) {
 	s := c.conn
 	q := s.queue
 	for i := range q {
@@ -106,15 +110,15 @@ func (h *sseHub) flushLocked(c *sseClient) bool {
 			s.draining = true
 			h.drainers.Add(1)
 			go h.drain(c)
-			return true
+			return true, true
 		default:
 			s.killLocked()
-			return false
+			return false, true
 		}
 	}
 	clear(q)
 	s.queue = q[:0]
-	return true
+	return true, false
 }
 
 // drain writes c's backlog, waiting for the client to take it, each write
@@ -193,7 +197,7 @@ func (h *sseHub) serveTakenOver(w http.ResponseWriter, c *sseClient) {
 	if ok {
 		s.nb = newNonBlocking(conn)
 		s.queue = append([][]byte{head}, s.queue...)
-		ok = h.flushLocked(c)
+		ok, _ = h.flushLocked(c)
 	} else {
 		_ = conn.Close()
 	}

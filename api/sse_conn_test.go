@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"iter"
@@ -334,7 +335,7 @@ func TestSSETakenOverSlowClientDropped(t *testing.T) {
 	if over, _ := takenOver(hub); over != 2 {
 		t.Fatalf("%d streams taken over", over)
 	}
-	if !hub.push(c, append(append([]byte("data: "), strings.Repeat("x", 8<<20)...), "\n\n"...)) {
+	if ok, _ := hub.push(c, append(append([]byte("data: "), strings.Repeat("x", 8<<20)...), "\n\n"...)); !ok {
 		t.Fatal("push refused a frame within the buffer")
 	}
 	start := time.Now()
@@ -385,7 +386,7 @@ func TestSSETakenOverWriteTimeout(t *testing.T) {
 	slow := dialRaw(t, p.ts.Listener.Addr().String(), "/api/memory/sse/dashboard", 4096)
 	c := clientOf(t, hub, slow.conn)
 	start := time.Now()
-	if !hub.push(c, big) {
+	if ok, kept := hub.push(c, big); !ok || !kept {
 		t.Fatal("push refused a frame within the buffer")
 	}
 	waitFor(t, "the stalled client dropped", func() bool { return hub.clients() == 0 })
@@ -528,5 +529,72 @@ func TestSSEStormCollectsOnce(t *testing.T) {
 	time.Sleep(2 * sseLiveness)
 	if n := forcedGCs() - before; n != 1 {
 		t.Errorf("%d collections after a storm", n)
+	}
+}
+
+// TestSSETakenOverKeptFramesIntact keeps a client's socket full most of the
+// time while the ticks reuse their frame buffers: every frame it gets in
+// the end is whole and its own tunnel's, so no buffer was reused while a
+// client still had a frame of it queued.
+func TestSSETakenOverKeptFramesIntact(t *testing.T) {
+	p := newPushServer(t, Options{TunnelInterval: time.Millisecond}, func(h *sseHub) {
+		h.buffer = 1 << 20
+		h.writeTimeout = time.Minute
+	})
+	hub := p.srv.memory.hub
+	addr := p.ts.Listener.Addr().String()
+	for _, path := range []string{"/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa2", "/api/memory/sse/tunnels/bbbbbbb1"} {
+		s := p.open(t, path)
+		go func() {
+			for range s.events { // read at full speed
+			}
+		}()
+	}
+	slow := dialRaw(t, addr, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1", 0)
+	c := clientOf(t, hub, slow.conn)
+	// A frame larger than the socket buffers: the client's socket is full
+	// and a writer waits on it, so the ticks' frames queue behind it.
+	if ok, kept := hub.push(c, append(append([]byte(": "), strings.Repeat("x", 32<<20)...), "\n\n"...)); !ok || !kept {
+		t.Fatalf("push: ok %v kept %v", ok, kept)
+	}
+	queued := func() int {
+		c.conn.mu.Lock()
+		defer c.conn.mu.Unlock()
+		return len(c.conn.queue)
+	}
+	waitFor(t, "frames queued behind the stalled write", func() bool { return queued() >= 50 })
+	// Let the ticks run on (and reuse buffers) a while, then read all.
+	time.Sleep(100 * time.Millisecond)
+	tunnels := 0
+	for tunnels < 100 {
+		ev := slow.event(t, 5*time.Second)
+		if strings.HasPrefix(ev, ": ") || strings.HasPrefix(ev, "retry: ") {
+			continue
+		}
+		name, rest, _ := strings.Cut(ev, "\n")
+		_, data, ok := strings.Cut(rest, "\ndata: ")
+		if !ok || !strings.HasSuffix(data, "\n") {
+			t.Fatalf("torn block %.300q", ev)
+		}
+		var v struct {
+			Tunnel     struct{ InstanceID string } `json:"tunnel"`
+			InstanceID string                      `json:"instanceId"`
+		}
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Fatalf("%s: %v in %.300q", name, err, data)
+		}
+		switch name {
+		case "event: tunnel":
+			tunnels++
+			if v.Tunnel.InstanceID != "aaaaaaa1" {
+				t.Fatalf("a tunnel frame of %q on the stream of aaaaaaa1", v.Tunnel.InstanceID)
+			}
+		case "event: log":
+			if v.InstanceID != "aaaaaaa1" {
+				t.Fatalf("a log frame of %q on the stream of aaaaaaa1", v.InstanceID)
+			}
+		default:
+			t.Fatalf("block %.300q", ev)
+		}
 	}
 }
