@@ -31,8 +31,8 @@ const (
 	// tickChunk is how many tunnels a tick renders under one read lock and
 	// then delivers, so that ingest waits for the lock no longer than that.
 	tickChunk = 64
-	// sseStorm is how many streams taken over within a run of busy seconds
-	// make a storm, after which the hub collects garbage once (upkeep).
+	// sseStorm is how many new streams make a storm, after which the hub
+	// collects garbage once (upkeep).
 	sseStorm = 500
 )
 
@@ -460,32 +460,27 @@ func (h *sseHub) run(ctx context.Context) error {
 // times what the stream then keeps. When thousands of clients connect at
 // once (a restart of the exporter or of a proxy in front of it), a
 // collection that runs during the storm counts the handshakes under way as
-// live, and sets the heap goal, which the resident memory follows, to
-// twice that until the next collection, tens of seconds later at the
-// exporter's allocation rate; and the runtime returns freed pages to the
-// system only slowly. So once a storm is over (an upkeep period without
-// new streams after at least sseStorm of them) the hub runs one collection
-// and returns the free pages at once (debug.FreeOSMemory, some 10-25 ms at
-// 10,000 tunnels), which sets the goal from the streams' own memory again.
-// With 2,200 new streams this takes the resident memory per stream from
-// 14-32 KiB to 9-10 KiB (BenchmarkSSELoopback); a collection alone left
-// 13-17 KiB.
+// live and sets the heap goal, which the resident memory follows, from
+// them until the next collection, tens of seconds later at the exporter's
+// allocation rate; and the runtime returns freed pages to the system only
+// slowly. So after at least sseStorm new streams since the last time, at
+// the first upkeep period without a new stream, the hub runs a collection
+// and returns the free pages at once (debug.FreeOSMemory, 10-25 ms at
+// 10,000 tunnels). docs/benchmarks-notes.md has the figures.
 func (h *sseHub) upkeep() func(context.Context) {
 	nextBeat := time.Now().Add(h.heartbeat)
 	buf := make([]byte, 512)
 	var (
 		conns []*sseClient
-		storm int64
+		fresh int64 // streams taken over since the last collection
 	)
 	return func(context.Context) {
 		if n := h.takeovers.Swap(0); n > 0 {
-			storm += n
-		} else {
-			if storm >= h.storm {
-				h.m.logger.Debug("collecting garbage after a storm of new push streams", "streams", storm)
-				debug.FreeOSMemory()
-			}
-			storm = 0
+			fresh += n
+		} else if fresh >= h.storm {
+			h.m.logger.Debug("collecting garbage after a storm of new push streams", "streams", fresh)
+			debug.FreeOSMemory()
+			fresh = 0
 		}
 		conns = h.takenOver(conns[:0])
 		beat := !time.Now().Before(nextBeat)
