@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
 )
 
 // Push defaults. A tunnel stream sends at most two frames per tick (state
@@ -465,8 +465,9 @@ func (h *sseHub) run(ctx context.Context) error {
 // allocation rate; and the runtime returns freed pages to the system only
 // slowly. So after at least sseStorm new streams since the last time, at
 // the first upkeep period without a new stream, the hub runs a collection
-// and returns the free pages at once (debug.FreeOSMemory, 10-25 ms at
-// 10,000 tunnels). docs/benchmarks-notes.md has the figures.
+// and returns the free pages at once (memtune.Release, as after a TSDB
+// compaction: 10-25 ms at 10,000 tunnels). docs/benchmarks-notes.md has
+// the figures.
 func (h *sseHub) upkeep() func(context.Context) {
 	nextBeat := time.Now().Add(h.heartbeat)
 	buf := make([]byte, 512)
@@ -478,8 +479,8 @@ func (h *sseHub) upkeep() func(context.Context) {
 		if n := h.takeovers.Swap(0); n > 0 {
 			fresh += n
 		} else if fresh >= h.storm {
-			h.m.logger.Debug("collecting garbage after a storm of new push streams", "streams", fresh)
-			debug.FreeOSMemory()
+			released, took := memtune.Release()
+			h.m.logger.Debug("collected garbage after a storm of new push streams", "streams", fresh, "released_bytes", released, "took", took)
 			fresh = 0
 		}
 		conns = h.takenOver(conns[:0])
