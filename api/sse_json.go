@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
 // The push frames of the tunnel streams are rendered by hand: a tick renders
@@ -46,15 +46,15 @@ func appendTunnelEvent(b []byte, now time.Time, endpoint string, t *collector.Tu
 // appendTunnelDetail appends json.Marshal(newTunnelDetail(endpoint, t)).
 func appendTunnelDetail(b []byte, endpoint string, t *collector.Tunnel) (_ []byte, ok bool) {
 	b = append(b, `{"endpointId":`...)
-	b = appendJSONString(b, endpoint)
+	b = jsonenc.AppendString(b, endpoint)
 	b = append(b, `,"instanceId":`...)
-	b = appendJSONString(b, t.ID)
+	b = jsonenc.AppendString(b, t.ID)
 	b = append(b, `,"alias":`...)
-	b = appendJSONString(b, clip(t.Alias, maxTextBytes))
+	b = jsonenc.AppendString(b, clip(t.Alias, maxTextBytes))
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, clip(t.Type, maxTextBytes))
+	b = jsonenc.AppendString(b, clip(t.Type, maxTextBytes))
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, clip(t.Status, maxTextBytes))
+	b = jsonenc.AppendString(b, clip(t.Status, maxTextBytes))
 	b = append(b, `,"mode":`...)
 	b = strconv.AppendInt(b, t.Mode, 10)
 	b = append(b, `,"ping":`...)
@@ -79,16 +79,16 @@ func appendTunnelDetail(b []byte, endpoint string, t *collector.Tunnel) (_ []byt
 		}
 	}
 	b = append(b, `,"url":`...)
-	b = appendJSONString(b, redactURL(t.URL))
+	b = jsonenc.AppendString(b, redactURL(t.URL))
 	b = append(b, `,"restart":`...)
 	b = strconv.AppendBool(b, t.Restart)
 	if t.PeerSID != "" || t.PeerType != "" || t.PeerAlias != "" {
 		b = append(b, `,"peer":{"sid":`...)
-		b = appendJSONString(b, clip(t.PeerSID, maxTextBytes))
+		b = jsonenc.AppendString(b, clip(t.PeerSID, maxTextBytes))
 		b = append(b, `,"type":`...)
-		b = appendJSONString(b, clip(t.PeerType, maxTextBytes))
+		b = jsonenc.AppendString(b, clip(t.PeerType, maxTextBytes))
 		b = append(b, `,"alias":`...)
-		b = appendJSONString(b, clip(t.PeerAlias, maxTextBytes))
+		b = jsonenc.AppendString(b, clip(t.PeerAlias, maxTextBytes))
 		b = append(b, '}')
 	}
 	if len(t.Tags) > 0 {
@@ -119,7 +119,7 @@ func appendTunnelDetail(b []byte, endpoint string, t *collector.Tunnel) (_ []byt
 	}
 	if mt := clip(t.MasterTime(), maxTextBytes); mt != "" {
 		b = append(b, `,"masterTime":`...)
-		b = appendJSONString(b, mt)
+		b = jsonenc.AppendString(b, mt)
 	}
 	return append(b, '}'), true
 }
@@ -152,9 +152,9 @@ func appendTags(b []byte, tags []collector.TagKV) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, e.k)
+		b = jsonenc.AppendString(b, e.k)
 		b = append(b, ':')
-		b = appendJSONString(b, e.v)
+		b = jsonenc.AppendString(b, e.v)
 	}
 	return append(b, '}')
 }
@@ -182,9 +182,9 @@ func appendCounters(b []byte, c collector.Counters) []byte {
 // clipped already.
 func appendLogEvent(b []byte, endpoint, id string, seq uint64, initial bool, lines []string) []byte {
 	b = append(b, `{"source":"`+sourceMemory+`","endpointId":`...)
-	b = appendJSONString(b, endpoint)
+	b = jsonenc.AppendString(b, endpoint)
 	b = append(b, `,"instanceId":`...)
-	b = appendJSONString(b, id)
+	b = jsonenc.AppendString(b, id)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	if initial {
@@ -198,7 +198,7 @@ func appendLogEvent(b []byte, endpoint, id string, seq uint64, initial bool, lin
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, l)
+		b = jsonenc.AppendString(b, l)
 	}
 	return append(b, "]}"...)
 }
@@ -210,9 +210,9 @@ func appendGoneEvent(b []byte, now time.Time, endpoint, id string) (_ []byte, ok
 		return b, false
 	}
 	b = append(b, `,"endpointId":`...)
-	b = appendJSONString(b, endpoint)
+	b = jsonenc.AppendString(b, endpoint)
 	b = append(b, `,"instanceId":`...)
-	b = appendJSONString(b, id)
+	b = jsonenc.AppendString(b, id)
 	return append(b, '}'), true
 }
 
@@ -228,67 +228,4 @@ func appendTime(b []byte, t time.Time) (_ []byte, ok bool) {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"'), true
-}
-
-// jsonSafe marks the ASCII bytes encoding/json writes as they are (with its
-// HTML escaping, which json.Marshal uses): not controls, '"', '\\', '<',
-// '>' or '&'.
-var jsonSafe = func() (s [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		s[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return s
-}()
-
-// appendJSONString appends s as a JSON string, byte for byte as json.Marshal
-// writes it: HTML-sensitive characters, U+2028 and U+2029 escaped, invalid
-// UTF-8 replaced by U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

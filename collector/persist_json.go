@@ -5,9 +5,9 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
 // The snapshot is written by hand, record by record, into a small reused
@@ -26,64 +26,6 @@ import (
 // encoding/json refused it (a window record never makes one: averages are
 // taken over at least one point).
 var errNonFinite = errors.New("state: sample value is NaN or infinite")
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string exactly as encoding/json does
-// with HTML escaping on: `"` and `\` escaped, control characters as \b, \f,
-// \n, \r, \t or \u00XX, `<`, `>`, `&` as \u003c, \u003e, \u0026, U+2028 and
-// U+2029 as \u2028 and \u2029, and each byte of invalid UTF-8 as \ufffd.
-// Ids, aliases, types and statuses are master-supplied text.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendJSONFloat appends f as encoding/json writes a float64: the shortest
 // decimal that reads back as f, in exponent form below 1e-6 and from 1e21.
@@ -168,18 +110,18 @@ func appendHour(dst []byte, h *history.Hour) []byte {
 // status and mode are omitted when empty).
 func appendTunnel(dst []byte, t *stateTunnel) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, t.ID)
+	dst = jsonenc.AppendString(dst, t.ID)
 	if t.Alias != "" {
 		dst = append(dst, `,"alias":`...)
-		dst = appendJSONString(dst, t.Alias)
+		dst = jsonenc.AppendString(dst, t.Alias)
 	}
 	if t.Type != "" {
 		dst = append(dst, `,"type":`...)
-		dst = appendJSONString(dst, t.Type)
+		dst = jsonenc.AppendString(dst, t.Type)
 	}
 	if t.Status != "" {
 		dst = append(dst, `,"status":`...)
-		dst = appendJSONString(dst, t.Status)
+		dst = jsonenc.AppendString(dst, t.Status)
 	}
 	if t.Mode != 0 {
 		dst = append(dst, `,"mode":`...)
@@ -199,15 +141,15 @@ func appendTunnel(dst []byte, t *stateTunnel) []byte {
 // appendSample appends a history.Sample (no JSON tags: Go field names).
 func appendSample(dst []byte, s *history.Sample) ([]byte, error) {
 	dst = append(dst, `{"Metric":`...)
-	dst = appendJSONString(dst, s.Metric)
+	dst = jsonenc.AppendString(dst, s.Metric)
 	dst = append(dst, `,"Endpoint":`...)
-	dst = appendJSONString(dst, s.Endpoint)
+	dst = jsonenc.AppendString(dst, s.Endpoint)
 	dst = append(dst, `,"Tunnel":`...)
-	dst = appendJSONString(dst, s.Tunnel)
+	dst = jsonenc.AppendString(dst, s.Tunnel)
 	dst = append(dst, `,"Protocol":`...)
-	dst = appendJSONString(dst, s.Protocol)
+	dst = jsonenc.AppendString(dst, s.Protocol)
 	dst = append(dst, `,"Direction":`...)
-	dst = appendJSONString(dst, s.Direction)
+	dst = jsonenc.AppendString(dst, s.Direction)
 	dst = append(dst, `,"T":`...)
 	dst = strconv.AppendInt(dst, s.T, 10)
 	dst = append(dst, `,"V":`...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
 // sliceTunnels is the most tunnels a save copies in one hold of the Store's
@@ -118,7 +119,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 					b = append(b, ',')
 				}
 				b = append(b, `{"name":`...)
-				b = appendJSONString(b, name)
+				b = jsonenc.AppendString(b, name)
 				b = append(b, `,"tunnels":[`...)
 				opened, wroteEndpoint = true, true
 			}
@@ -150,7 +151,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 					if i > 0 {
 						b = append(b, ',')
 					}
-					b = appendJSONString(b, sw.retired[i].ID)
+					b = jsonenc.AppendString(b, sw.retired[i].ID)
 					b = append(b, ':')
 					b = appendHour(b, &sw.retired[i].Hour)
 				}

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
 // nastyStrings are master- or config-supplied texts that JSON must escape.
@@ -54,11 +55,11 @@ func checkJSONString(t *testing.T, s string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appendJSONString([]byte("prefix"), s); string(got) != "prefix"+string(want) {
+	if got := jsonenc.AppendString([]byte("prefix"), s); string(got) != "prefix"+string(want) {
 		t.Fatalf("%q: got %s, encoding/json %s", s, got[6:], want)
 	}
 	var back string
-	if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil {
+	if err := json.Unmarshal(jsonenc.AppendString(nil, s), &back); err != nil {
 		t.Fatalf("%q: %v", s, err)
 	}
 	if utf8.ValidString(s) && back != s {

@@ -3,7 +3,8 @@ package simulator
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
 // The hand-written encoder below produces exactly what NodePass's
@@ -12,62 +13,6 @@ import (
 // formats. encode_test.go checks it byte for byte against encoding/json.
 // It exists because a tick of 10,000 tunnels is 10,000 events and
 // encoding/json's reflection costs several times more than appending.
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaped like encoding/json
-// with HTML escaping: '"' '\\' '<' '>' '&', control characters, U+2028,
-// U+2029; invalid UTF-8 becomes \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendJSONTime appends t the way time.Time.MarshalJSON does (RFC 3339
 // with nanoseconds, trailing zeros trimmed).
@@ -83,33 +28,33 @@ func appendJSONTime(dst []byte, t time.Time) []byte {
 // appends numbers.
 func appendInstanceHead(dst []byte, in *instance) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, in.id)
+	dst = jsonenc.AppendString(dst, in.id)
 	dst = append(dst, `,"alias":`...)
-	dst = appendJSONString(dst, in.alias)
+	dst = jsonenc.AppendString(dst, in.alias)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, in.typ)
+	dst = jsonenc.AppendString(dst, in.typ)
 	dst = append(dst, `,"status":`...)
-	dst = appendJSONString(dst, in.status)
+	dst = jsonenc.AppendString(dst, in.status)
 	dst = append(dst, `,"url":`...)
-	dst = appendJSONString(dst, in.url)
+	dst = jsonenc.AppendString(dst, in.url)
 	dst = append(dst, `,"config":`...)
-	dst = appendJSONString(dst, in.config)
+	dst = jsonenc.AppendString(dst, in.config)
 	dst = append(dst, `,"restart":`...)
 	dst = strconv.AppendBool(dst, in.restart)
 	dst = append(dst, `,"meta":{"peer":{"sid":`...)
-	dst = appendJSONString(dst, in.peerSID)
+	dst = jsonenc.AppendString(dst, in.peerSID)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, in.peerType)
+	dst = jsonenc.AppendString(dst, in.peerType)
 	dst = append(dst, `,"alias":`...)
-	dst = appendJSONString(dst, in.peerAlias)
+	dst = jsonenc.AppendString(dst, in.peerAlias)
 	dst = append(dst, `},"tags":{`...)
 	for i, tg := range in.tags { // kept sorted by key, as encoding/json sorts map keys
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, tg.key)
+		dst = jsonenc.AppendString(dst, tg.key)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, tg.value)
+		dst = jsonenc.AppendString(dst, tg.value)
 	}
 	return append(dst, `}},"mode":`...)
 }
@@ -151,7 +96,7 @@ func appendInstance(dst []byte, in *instance) []byte {
 // in encodes "instance":null (the shutdown event).
 func appendEventJSON(dst []byte, typ string, t time.Time, in *instance, logs string) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = appendJSONString(dst, typ)
+	dst = jsonenc.AppendString(dst, typ)
 	dst = append(dst, `,"time":`...)
 	dst = appendJSONTime(dst, t)
 	dst = append(dst, `,"instance":`...)
@@ -161,7 +106,7 @@ func appendEventJSON(dst []byte, typ string, t time.Time, in *instance, logs str
 		dst = appendInstance(dst, in)
 	}
 	dst = append(dst, `,"logs":`...)
-	dst = appendJSONString(dst, logs)
+	dst = jsonenc.AppendString(dst, logs)
 	return append(dst, '}')
 }
 
