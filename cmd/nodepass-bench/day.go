@@ -191,6 +191,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	live := time.Now()
 	var compacted time.Time
 	var rss float64
+	var samples []string // the resident set in MB at each sample, for the log
 	for step := 1; ctx.Err() == nil; step++ {
 		// Compacted: the head holds what is left after a compaction (its
 		// span is at most 3 hours before one, about 1 after); the release
@@ -201,7 +202,9 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				st.HeadMinTime.Format(time.TimeOnly), st.HeadMaxTime.Format(time.TimeOnly))
 		}
 		if !compacted.IsZero() && time.Since(compacted) > 2*time.Second {
-			rss = max(rss, procStatus("VmRSS"))
+			r := procStatus("VmRSS")
+			rss = max(rss, r)
+			samples = append(samples, strconv.Itoa(int(r)>>20))
 			if time.Since(compacted) >= *settle {
 				break
 			}
@@ -215,6 +218,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		store.Sweep()
 		time.Sleep(time.Until(live.Add(time.Duration(step) * reportInterval)))
 	}
+	fmt.Fprintf(stderr, "day: resident set every %s after the compaction, MB: %s\n", reportInterval, strings.Join(samples, " "))
 	// The process as it stands after the day.
 	hwm, rssEnd := procStatus("VmHWM"), procStatus("VmRSS")
 	anon, file := procStatus("RssAnon"), procStatus("RssFile") // file: mapped TSDB files, reclaimable
