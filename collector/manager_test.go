@@ -23,8 +23,16 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 	if err := m.Apply([]EndpointConfig{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both endpoints' tunnels", func() bool {
-		return len(totals(t, s, "a")) == 2 && len(totals(t, s, "b")) == 2
+	// Wait for the whole recording: the totals it ends with, computed by
+	// feeding it to a Store directly. (Waiting only for the tunnels to
+	// exist let later events change a's totals during the test.)
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
+	ref := newTestStore(clock)
+	ref.Connected("ref", false)
+	feed(t, ref, "ref", loadCapture(t, captureAfter), clock, nil)
+	final := totals(t, ref, "ref")
+	waitFor(t, "both endpoints' whole recording", func() bool {
+		return equalTotals(totals(t, s, "a"), final) && equalTotals(totals(t, s, "b"), final)
 	})
 	before := totals(t, s, "a")
 
