@@ -192,17 +192,7 @@ func TestRestartKeepsData(t *testing.T) {
 // that were compacted out of the head into blocks.
 func TestDuplicatesAcrossBlocks(t *testing.T) {
 	db := openTestDB(t, "", testNow, Options{})
-	var batch []history.Sample
-	for ago := 9; ago >= 1; ago-- { // > 3h: the head compacts into blocks
-		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
-	}
-	mustAppend(t, db, batch)
-	if err := db.compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if db.Stats().Blocks == 0 {
-		t.Fatal("no blocks after compaction")
-	}
+	appendHoursAndCompact(t, db, 9)
 	old := pointsSample("e", "t", testNow.Add(-8*time.Hour), 8)
 	mustAppend(t, db, []history.Sample{old})
 	old.V = 41
@@ -301,17 +291,7 @@ func TestAfterCompaction(t *testing.T) {
 		t.Fatal("AfterCompaction ran before any compaction")
 	case <-time.After(100 * time.Millisecond):
 	}
-	var batch []history.Sample
-	for ago := 8; ago >= 1; ago-- { // > 3h: the head compacts into blocks
-		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
-	}
-	mustAppend(t, db, batch)
-	if err := db.compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if db.Stats().Blocks == 0 {
-		t.Fatal("no blocks after compaction")
-	}
+	appendHoursAndCompact(t, db, 8)
 	select {
 	case <-calls:
 	case <-time.After(10 * time.Second):
@@ -332,5 +312,23 @@ func TestAfterCompaction(t *testing.T) {
 	case <-calls:
 		t.Fatal("AfterCompaction ran again without a new compaction")
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// appendHoursAndCompact appends one points sample per hour from `from` hours
+// before testNow to 1 hour before (more than the 3 hours after which the
+// head compacts), compacts, and checks that blocks were written.
+func appendHoursAndCompact(t *testing.T, db *DB, from int) {
+	t.Helper()
+	var batch []history.Sample
+	for ago := from; ago >= 1; ago-- {
+		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
+	}
+	mustAppend(t, db, batch)
+	if err := db.compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().Blocks == 0 {
+		t.Fatal("no blocks after compaction")
 	}
 }
