@@ -70,8 +70,10 @@ type Options struct {
 	Now func() time.Time
 
 	// AfterCompaction, when set, is called (from a goroutine of the DB)
-	// after the TSDB has compacted its head into a block or deleted
-	// blocks, at most once per CompactionCheckInterval. The exporter uses
+	// after the TSDB has compacted its head into a block, merged blocks or
+	// deleted blocks, once the whole compaction is over (head truncation,
+	// WAL checkpoint and block merges included), at most once per
+	// CompactionCheckInterval. The exporter uses
 	// it to give the memory of a compaction back to the system at once
 	// (memtune.Release): a compaction of the head allocates as much as the
 	// head itself, and the runtime would otherwise keep most of it for
@@ -127,8 +129,9 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
-	stop      chan struct{} // closed by Close: ends watchCompactions
-	watchDone chan struct{} // closed when watchCompactions has returned
+	stop      context.Context    // canceled by Close: ends watchCompactions
+	stopWatch context.CancelFunc // cancels stop
+	watchDone chan struct{}      // closed when watchCompactions has returned
 }
 
 // Open opens (or creates) the TSDB in dir. The TSDB's own metrics
@@ -182,14 +185,16 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	logger.Info("TSDB opened", "dir", dir, "retention", opts.Retention,
 		"out_of_order_window", opts.OutOfOrderTimeWindow, "wal_compression", string(po.WALCompression))
 	db := &DB{db: pdb, dir: dir, opts: opts, logger: logger, engine: engine, parser: p,
-		stop: make(chan struct{}), watchDone: make(chan struct{})}
+		watchDone: make(chan struct{})}
+	db.stop, db.stopWatch = context.WithCancel(context.Background())
 	go db.watchCompactions()
 	return db, nil
 }
 
 // watchCompactions calls Options.AfterCompaction whenever the blocks
-// changed since the last look: the head was compacted into a block, blocks
-// were merged, or retention deleted one.
+// changed since the last look (the head was compacted into a block, blocks
+// were merged, or retention deleted one), once the compaction that changed
+// them is over.
 func (db *DB) watchCompactions() {
 	defer close(db.watchDone)
 	if db.opts.AfterCompaction == nil {
@@ -200,13 +205,27 @@ func (db *DB) watchCompactions() {
 	last := db.compactionState()
 	for {
 		select {
-		case <-db.stop:
+		case <-db.stop.Done():
 			return
 		case <-tick.C:
-			if now := db.compactionState(); now != last {
-				last = now
-				db.opts.AfterCompaction()
+			if db.compactionState() == last {
+				continue
 			}
+			// The blocks change in the middle of a compaction: after the
+			// head's block is written and before the head is truncated, the
+			// WAL checkpointed, the out-of-order head compacted and young
+			// blocks merged, each of which allocates as well. Compact takes
+			// the lock the running compaction holds, so it returns once that
+			// compaction is over (doing nothing more unless something else
+			// is due); only then is the memory worth giving back.
+			if err := db.compact(db.stop); err != nil && db.stop.Err() == nil {
+				db.logger.Warn("compaction after the TSDB's own failed", "err", err)
+			}
+			if db.stop.Err() != nil {
+				return
+			}
+			last = db.compactionState()
+			db.opts.AfterCompaction()
 		}
 	}
 }
@@ -281,7 +300,7 @@ func (db *DB) compact(ctx context.Context) error {
 // queries after Close fail.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		close(db.stop)
+		db.stopWatch()
 		<-db.watchDone
 		db.appendMu.Lock()
 		defer db.appendMu.Unlock()

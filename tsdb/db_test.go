@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,13 +278,16 @@ func TestAppendLateBulk(t *testing.T) {
 }
 
 // TestAfterCompaction: the hook runs once after a compaction moved the head
-// into blocks, and not while nothing changes.
+// into blocks, once that compaction is over (its block merges included),
+// and not while nothing changes.
 func TestAfterCompaction(t *testing.T) {
-	calls := make(chan struct{}, 10)
+	calls := make(chan compactionState, 10)
+	var dbp atomic.Pointer[DB]
 	db := openTestDB(t, "", testNow, Options{
-		AfterCompaction:         func() { calls <- struct{}{} },
+		AfterCompaction:         func() { calls <- dbp.Load().compactionState() },
 		CompactionCheckInterval: 10 * time.Millisecond,
 	})
+	dbp.Store(db)
 	// Less than the 3 hours after which the head compacts.
 	mustAppend(t, db, []history.Sample{pointsSample("e", "t", testNow.Add(-9*time.Hour), 9)})
 	select {
@@ -293,7 +297,12 @@ func TestAfterCompaction(t *testing.T) {
 	}
 	appendHoursAndCompact(t, db, 8)
 	select {
-	case <-calls:
+	case seen := <-calls:
+		// The compaction wrote 2-hour blocks and then merged three of them
+		// into one; the hook saw the blocks as they stay.
+		if now := db.compactionState(); seen != now {
+			t.Errorf("AfterCompaction ran mid-compaction: blocks %+v, then %+v", seen, now)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("AfterCompaction did not run after the compaction")
 	}
