@@ -124,7 +124,7 @@ func BenchmarkQueryRange30d(b *testing.B) {
 		setTime(batch, h)
 		mustAppend(b, db, batch)
 	}
-	if err := db.compact(ctx); err != nil {
+	if err := db.Compact(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("setup: %d samples, %d blocks, %d head series", tunnels*9*days*24, db.Stats().Blocks, db.Stats().HeadSeries)

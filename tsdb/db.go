@@ -27,6 +27,17 @@ const (
 	// maxBlockDurationCap mirrors Prometheus: blocks never span more than
 	// 31 days, and at most a tenth of the retention.
 	maxBlockDurationCap = 31 * 24 * time.Hour
+	// walSegmentSize is the size at which the WAL starts a new segment
+	// file. After a head compaction the TSDB deletes the older two thirds
+	// of the segments written since the last one, whole segments only.
+	// A tunnel writes about 7 KB of WAL in 2 hours. With Prometheus' 128
+	// MiB, one segment holds more than the 2 hours between compactions up
+	// to about 19,000 tunnels, so segments were cut only at compactions and
+	// the WAL held 2 to 6 hours of samples. With 16 MiB (a segment every
+	// half hour at 10,000 tunnels) it holds 1 to 3 hours, about what the
+	// head holds: half the disk and half the replay after a crash. Below
+	// about 2,000 tunnels nothing changes; the WAL is under 50 MB there.
+	walSegmentSize = 16 << 20
 	// noStepSubqueryInterval is the step of a subquery written without one
 	// (`x[1h:]`); Prometheus uses its global evaluation interval, 1m.
 	noStepSubqueryInterval = time.Minute
@@ -80,6 +91,11 @@ type Options struct {
 	// minutes.
 	AfterCompaction func()
 
+	// WALSegmentSize is the size in bytes at which the WAL starts a new
+	// segment file, a multiple of 32 KiB. Zero means 16 MiB (see
+	// walSegmentSize); tests make it small.
+	WALSegmentSize int
+
 	// CompactionCheckInterval is how often the DB looks for a finished
 	// compaction when AfterCompaction is set. Zero means 15 s.
 	CompactionCheckInterval time.Duration
@@ -106,6 +122,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.WALSegmentSize <= 0 {
+		o.WALSegmentSize = walSegmentSize
 	}
 	if o.CompactionCheckInterval <= 0 {
 		o.CompactionCheckInterval = 15 * time.Second
@@ -152,6 +171,7 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	// Snappy, not Zstd and not None: Prometheus 2.x (promtool 2.42 in
 	// Debian 12) reads Snappy segments but fails on Zstd ones.
 	po.WALCompression = compression.Snappy
+	po.WALSegmentSize = opts.WALSegmentSize
 	// Plain XOR float chunks; XOR2 is unknown to Prometheus 2.x readers.
 	po.FloatChunkEncoding = chunkenc.EncXOR
 	// Like Prometheus: compacted blocks grow up to a tenth of the retention
@@ -218,7 +238,7 @@ func (db *DB) watchCompactions() {
 			// the lock the running compaction holds, so it returns once that
 			// compaction is over (doing nothing more unless something else
 			// is due); only then is the memory worth giving back.
-			if err := db.compact(db.stop); err != nil && db.stop.Err() == nil {
+			if err := db.Compact(db.stop); err != nil && db.stop.Err() == nil {
 				db.logger.Warn("compaction after the TSDB's own failed", "err", err)
 			}
 			if db.stop.Err() != nil {
@@ -285,10 +305,13 @@ func (db *DB) Stats() Stats {
 	return s
 }
 
-// compact persists whatever the head holds that is old enough into blocks.
-// The TSDB does this by itself once a minute; tests call it to get blocks
-// on disk without waiting.
-func (db *DB) compact(ctx context.Context) error {
+// Compact runs the TSDB's compaction now: it persists whatever the head
+// holds that is old enough into blocks, truncates the WAL and merges young
+// blocks. It waits for a compaction under way to finish first, so on
+// return no compaction is running. The TSDB compacts by itself (at the
+// latest once a minute); tests and benchmarks call this to get blocks on
+// disk, or the compaction over, without waiting.
+func (db *DB) Compact(ctx context.Context) error {
 	if err := db.db.Compact(ctx); err != nil {
 		return fmt.Errorf("compact tsdb: %w", err)
 	}

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
@@ -334,10 +337,94 @@ func appendHoursAndCompact(t *testing.T, db *DB, from int) {
 		batch = append(batch, pointsSample("e", "t", testNow.Add(-time.Duration(ago)*time.Hour), float64(ago)))
 	}
 	mustAppend(t, db, batch)
-	if err := db.compact(context.Background()); err != nil {
+	if err := db.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if db.Stats().Blocks == 0 {
 		t.Fatal("no blocks after compaction")
 	}
+}
+
+// TestWALTruncatedToTheHead: after a compaction the WAL keeps about what the
+// head holds, not everything since the previous truncation, and what it
+// keeps restores every sample: the eight hours written come back whole
+// from the blocks and the replayed head after a reopen.
+func TestWALTruncatedToTheHead(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{WALSegmentSize: 32 << 10} // the smallest; about 30 segments here
+	db := openTestDB(t, dir, testNow, opts)
+	const tunnels = 400
+	var want int
+	// A batch a minute, as the writer commits: 8 hours.
+	for m := 8 * 60; m >= 1; m-- {
+		at := testNow.Add(-time.Duration(m) * time.Minute)
+		batch := make([]history.Sample, tunnels)
+		for i := range batch {
+			batch[i] = history.Sample{Metric: history.MetricWindowPoints, Endpoint: "e",
+				Tunnel: fmt.Sprintf("t%03d", i), T: at.UnixMilli(), V: float64(m % 60)}
+		}
+		mustAppend(t, db, batch)
+		want += len(batch)
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if st.Blocks == 0 {
+		t.Fatal("no block after the compaction")
+	}
+	// The head keeps the last 2 to 3 of the 8 hours. The WAL's segments
+	// may reach back further (the TSDB keeps the newest third of them,
+	// whole), but not to the start of the 8 hours.
+	oldest := oldestWALSample(t, filepath.Join(dir, "wal"))
+	if lag := st.HeadMinTime.Sub(oldest); lag > time.Hour {
+		t.Errorf("after the compaction the WAL reaches back to %s, %s before the head (%s..%s)",
+			oldest.Format(time.TimeOnly), lag, st.HeadMinTime.Format(time.TimeOnly), st.HeadMaxTime.Format(time.TimeOnly))
+	}
+
+	// A crash after the truncation loses nothing: reopen and read it all.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTestDB(t, dir, testNow, opts)
+	got := 0
+	for _, pts := range readSeries(t, db, eqMatcher(labels.MetricName, history.MetricWindowPoints)) {
+		got += len(pts)
+	}
+	if got != want {
+		t.Errorf("after a reopen: %d samples, want %d", got, want)
+	}
+}
+
+// oldestWALSample returns the time of the oldest sample in the WAL's
+// segments in dir (its checkpoint left out).
+func oldestWALSample(t *testing.T, dir string) time.Time {
+	t.Helper()
+	sr, err := wlog.NewSegmentsReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	r := wlog.NewReader(sr)
+	dec := record.NewDecoder(nil, nil)
+	oldest := int64(math.MaxInt64)
+	var buf []record.RefSample
+	for r.Next() {
+		if dec.Type(r.Record()) != record.Samples {
+			continue
+		}
+		if buf, err = dec.Samples(r.Record(), buf[:0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range buf {
+			oldest = min(oldest, s.T)
+		}
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if oldest == math.MaxInt64 {
+		t.Fatal("no sample in the WAL")
+	}
+	return time.UnixMilli(oldest).UTC()
 }

@@ -38,7 +38,7 @@ func TestPromtoolReadsDataDir(t *testing.T) {
 		}
 	}
 	mustAppend(t, db, batch)
-	if err := db.compact(context.Background()); err != nil {
+	if err := db.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Left in the WAL (in order) and the WBL (out of order) at close.
