@@ -17,6 +17,13 @@ type Hour struct {
 	Traffic [4]uint64 `json:"traffic"`
 	Totals  [4]uint64 `json:"totals"`
 	Points  uint64    `json:"points"`
+
+	// closed is the start of the last hour this bucket wrote (in memory
+	// only). An hour is written once: when the clock steps back across
+	// the hour boundary after the hour was written (an NTP correction),
+	// what follows goes into the next hour instead of a second record of
+	// the written one, which the TSDB would reject with its traffic.
+	closed int64
 }
 
 // Open reports whether the bucket holds an hour.
@@ -37,6 +44,9 @@ func (h *Hour) Roll(nowMs int64, endpoint, tunnel string, out []Sample) []Sample
 func (h *Hour) Add(nowMs int64, delta, totals [4]uint64, point bool) {
 	if h.Start == 0 {
 		h.Start = HourStart(nowMs)
+		if h.closed != 0 && h.Start <= h.closed {
+			h.Start = h.closed + millisecondsPerHour
+		}
 	}
 	for i, d := range delta {
 		h.Traffic[i] += d
@@ -61,6 +71,6 @@ func (h *Hour) Flush(endpoint, tunnel string, out []Sample) []Sample {
 				Protocol: Protocols[i], Direction: Directions[i], T: h.Start, V: float64(h.Totals[i])})
 	}
 	out = append(out, Sample{Metric: MetricHourlyPoints, Endpoint: endpoint, Tunnel: tunnel, T: h.Start, V: float64(h.Points)})
-	*h = Hour{}
+	*h = Hour{closed: h.Start}
 	return out
 }
