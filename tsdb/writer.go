@@ -27,6 +27,10 @@ var _ Appender = (*DB)(nil)
 // Defaults applied by [NewWriter] to zero [WriterOptions] fields.
 const (
 	DefaultWriterBatchSize = 10_000
+	// DefaultBacklogSamples: a backlog of 50,000 samples (about 5 MB in
+	// the outbox) is a burst; the steady flow of windows, even at 100,000
+	// tunnels, leaves a backlog of one batch at most.
+	DefaultBacklogSamples = 50_000
 	DefaultMinBackoff      = 500 * time.Millisecond
 	DefaultMaxBackoff      = 30 * time.Second
 )
@@ -48,6 +52,16 @@ type WriterOptions struct {
 	// slice is the hook's own (the writer never reuses it); the hook must
 	// not block for long, as the next batch waits for it.
 	OnCommitted func([]history.Sample)
+	// AfterBacklog, when set, is called from the writer's goroutine each
+	// time it has emptied the outbox after the outbox held BacklogSamples
+	// or more: the hour change of every tunnel at once, or the catch-up
+	// after the TSDB failed for a while. The exporter gives the memory of
+	// such a burst back to the system there (memtune.Release), as it does
+	// after a compaction.
+	AfterBacklog func()
+	// BacklogSamples is the backlog that makes AfterBacklog run. Zero means
+	// DefaultBacklogSamples.
+	BacklogSamples int
 	// Logger receives the writer's logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for LastError's time. Nil means time.Now.
@@ -72,6 +86,12 @@ type Writer struct {
 	appended prometheus.Counter
 	failures prometheus.Counter
 	rejected *prometheus.CounterVec
+
+	// batch is the reused buffer of a batch, when no OnCommitted hook
+	// keeps the slice. backlog is the largest outbox length seen since it
+	// was last empty.
+	batch   []history.Sample
+	backlog int
 
 	mu       sync.Mutex
 	lastErr  error
@@ -99,6 +119,9 @@ func NewWriter(app Appender, outbox *history.Outbox, reg prometheus.Registerer, 
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.BacklogSamples <= 0 {
+		opts.BacklogSamples = DefaultBacklogSamples
 	}
 	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
 	if opts.Now == nil {
@@ -236,8 +259,21 @@ func (w *Writer) flushNext(ctx context.Context) (done bool, err error) {
 	// The outbox drops its oldest samples when full, possibly some of this
 	// batch while it is being committed: acknowledging by sequence number
 	// removes only what this batch wrote, never a newer sample.
-	batch, first := w.outbox.PeekSeq(w.opts.BatchSize)
+	w.backlog = max(w.backlog, w.outbox.Len())
+	var batch []history.Sample
+	var first uint64
+	if w.opts.OnCommitted == nil {
+		// Nobody keeps the batch: reuse its array.
+		w.batch, first = w.outbox.AppendPeek(w.batch[:0], w.opts.BatchSize)
+		batch = w.batch
+	} else {
+		batch, first = w.outbox.PeekSeq(w.opts.BatchSize)
+	}
 	if len(batch) == 0 {
+		if w.backlog >= w.opts.BacklogSamples && w.opts.AfterBacklog != nil {
+			w.opts.AfterBacklog()
+		}
+		w.backlog = 0
 		return true, nil
 	}
 	committed, err := w.flush(ctx, batch)

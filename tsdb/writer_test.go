@@ -328,3 +328,81 @@ func TestNewWriterRegisterTwice(t *testing.T) {
 type appenderFunc func(context.Context, []history.Sample) error
 
 func (f appenderFunc) Append(ctx context.Context, s []history.Sample) error { return f(ctx, s) }
+
+// countingAppender keeps the values of what it is given, in order.
+type countingAppender struct {
+	mu     sync.Mutex
+	values []float64
+}
+
+func (c *countingAppender) Append(_ context.Context, s []history.Sample) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range s {
+		c.values = append(c.values, x.V)
+	}
+	return nil
+}
+
+func (c *countingAppender) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.values)
+}
+
+// TestWriterAfterBacklog: the hook runs once the writer has emptied an
+// outbox that held BacklogSamples or more, not for a steady flow, and the
+// reused batch buffer passes every sample once, in order.
+func TestWriterAfterBacklog(t *testing.T) {
+	outbox := history.NewOutbox(1_000_000)
+	app := &countingAppender{}
+	bursts := make(chan struct{}, 10)
+	w, err := NewWriter(app, outbox, nil, WriterOptions{BatchSize: 1000, BacklogSamples: 5000,
+		AfterBacklog: func() { bursts <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWriter(t, w)
+	next := 0
+	write := func(n int) {
+		batch := make([]history.Sample, n)
+		for i := range batch {
+			batch[i] = history.Sample{Metric: history.MetricWindowPoints, Endpoint: "e", Tunnel: "t", T: int64(next), V: float64(next)}
+			next++
+		}
+		outbox.Write(batch)
+		deadline := time.Now().Add(20 * time.Second)
+		for app.len() < next {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer appended %d of %d samples", app.len(), next)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for range 20 { // a steady flow: 10,000 samples, never 5,000 waiting
+		write(500)
+	}
+	select {
+	case <-bursts:
+		t.Fatal("AfterBacklog ran for a steady flow")
+	case <-time.After(50 * time.Millisecond):
+	}
+	write(6000) // an hour change
+	select {
+	case <-bursts:
+	case <-time.After(20 * time.Second):
+		t.Fatal("AfterBacklog did not run after a backlog of 6,000")
+	}
+	select {
+	case <-bursts:
+		t.Fatal("AfterBacklog ran twice for one backlog")
+	case <-time.After(50 * time.Millisecond):
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	for i, v := range app.values {
+		if v != float64(i) {
+			t.Fatalf("sample %d has value %g: the batch buffer mixed batches", i, v)
+		}
+	}
+}

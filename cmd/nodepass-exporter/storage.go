@@ -58,7 +58,12 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 		st.remote = rw
 		onCommitted = rw.Enqueue
 	}
-	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: logger, Now: now})
+	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: logger, Now: now,
+		AfterBacklog: func() {
+			released, took := memtune.Release()
+			st.logger.Debug("gave the memory of a burst of samples back to the system", "bytes", released, "took", took)
+		},
+	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("TSDB writer: %w", err)
