@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -46,13 +47,16 @@ const (
 	// compactedSpan: a head spanning less has been compacted (3 h before a
 	// compaction, about 1 h after).
 	compactedSpan = 150 * time.Minute
+	// sampleEvery is the real time between samples of the resident set.
+	sampleEvery = 5 * time.Second
 )
 
 func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := newFlags("day", stderr)
 	tunnels := fl.Int("tunnels", 10_000, "tunnels of the simulated master")
 	hours := fl.Int("hours", 24, "virtual hours to simulate")
-	settle := fl.Duration("settle", 6*time.Minute, "real time to run on at real speed after the head compaction that follows the day, sampling the resident set")
+	speed := fl.Float64("speed", 24, "how many times faster than real time the virtual clock runs after the day, up to --tail")
+	tail := fl.Duration("tail", 8*time.Minute, "the time around the hour change between two compactions that runs at real speed while the resident set is sampled")
 	persist := fl.Bool("persist", true, "run the state persister (false: to measure what it costs)")
 	dir := fl.String("dir", "", "data directory (default: a temporary one, removed afterwards)")
 	memProfile := fl.String("memprofile", "", "write a heap profile here after the day")
@@ -82,12 +86,17 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The exporter gives the memory of a compaction back within 15 s; here
 	// within a second, so that the measurement after the day starts with it.
 	db, err := tsdb.Open(*dir, logger, reg, tsdb.Options{Now: clock.Now,
-		AfterCompaction: func() { memtune.Release() }, CompactionCheckInterval: time.Second})
+		AfterCompaction: func() {
+			memtune.Release()
+			fmt.Fprintf(stderr, "day: a compaction ended by virtual %s\n", clock.Now().Format(time.TimeOnly))
+		},
+		CompactionCheckInterval: time.Second})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	writer, err := tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{Logger: logger, Now: clock.Now})
+	writer, err := tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{Logger: logger, Now: clock.Now,
+		AfterBacklog: func() { memtune.Release() }})
 	if err != nil {
 		return err
 	}
@@ -136,7 +145,13 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if !g.running {
 				continue
 			}
-			clock.set(stepStart.Add(phase(i)))
+			// Never back in time: the exporter stamps events with its own
+			// clock as they arrive, one after the other, and the jitter of
+			// the first tunnels could put them before the last ones of the
+			// interval before (and an hour the sweeper has closed).
+			if at := stepStart.Add(phase(i)); at.After(clock.Now()) {
+				clock.set(at)
+			}
 			g.step(rng)
 			g.event(&ev, collector.EventUpdate, mt)
 			if err := store.Apply(endpoint, &ev); err != nil {
@@ -172,53 +187,103 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	driven := time.Since(began)
 
-	// Then on at real speed, as a running exporter: the TSDB's once-a-
-	// minute work (moving full head chunks out of the Go heap, reloading
-	// blocks) runs on the real clock and must have run, and the garbage
-	// collector and the scavenger settle.
+	// Then on as a running exporter: the TSDB's once-a-minute work (moving
+	// full head chunks out of the Go heap, reloading blocks) runs on the
+	// real clock and must have run, and the garbage collector and the
+	// scavenger settle.
 	//
-	// The day ends with 3 hours in the head, and the first seconds at real
+	// The day ends with 3 hours in the head, and the first minutes at real
 	// speed make it compactable: the TSDB compacts two hours of 185,000
 	// series into a block, which allocates about as much as the head
-	// holds, and the exporter then gives that memory back (AfterCompaction).
-	// From then on the resident set is sampled every report interval for
-	// --settle, long enough for the heap to grow to its goal and be
-	// collected (a collection runs at least every 2 minutes): RSS is the
-	// highest sample, the state in which the exporter spends the two hours
-	// between compactions at its fullest; peak-RSS has the compaction's
-	// own peak.
+	// holds, and the exporter then gives that memory back
+	// (AfterCompaction). Then the run goes on to the middle of the head's
+	// cycle and samples the resident set there at real speed (below): RSS
+	// is the highest sample; peak-RSS has the compactions' own peaks.
 	end := start.Add(time.Duration(*hours) * time.Hour)
-	live := time.Now()
-	var compacted time.Time
-	var rss float64
-	var samples []string // the resident set in MB at each sample, for the log
-	for step := 1; ctx.Err() == nil; step++ {
-		// Compacted: the head holds what is left after a compaction (its
-		// span is at most 3 hours before one, about 1 after); the release
-		// follows within the check interval.
-		if st := db.Stats(); compacted.IsZero() && st.HeadMaxTime.Sub(st.HeadMinTime) < compactedSpan {
-			compacted = time.Now()
-			fmt.Fprintf(stderr, "day: head compacted %s after the day, head %s..%s\n", compacted.Sub(live).Round(time.Second),
-				st.HeadMinTime.Format(time.TimeOnly), st.HeadMaxTime.Format(time.TimeOnly))
-		}
-		if !compacted.IsZero() && time.Since(compacted) > 2*time.Second {
-			r := procStatus("VmRSS")
-			rss = max(rss, r)
-			samples = append(samples, strconv.Itoa(int(r)>>20))
-			if time.Since(compacted) >= *settle {
-				break
-			}
-		}
-		if compacted.IsZero() && time.Since(live) >= maxSettleWait {
-			return fmt.Errorf("the head did not compact within %s after the day", maxSettleWait)
-		}
+	step := 0
+	next := func() error { // one report interval of virtual time
+		step++
 		if err := report(end.Add(time.Duration(step) * reportInterval)); err != nil {
 			return err
 		}
 		store.Sweep()
+		return nil
+	}
+	live := time.Now()
+	for {
+		if st := db.Stats(); st.HeadMaxTime.Sub(st.HeadMinTime) < compactedSpan {
+			break
+		}
+		if time.Since(live) >= maxSettleWait {
+			return fmt.Errorf("the head did not compact within %s after the day", maxSettleWait)
+		}
+		if err := next(); err != nil {
+			return err
+		}
 		time.Sleep(time.Until(live.Add(time.Duration(step) * reportInterval)))
 	}
-	fmt.Fprintf(stderr, "day: resident set every %s after the compaction, MB: %s\n", reportInterval, strings.Join(samples, " "))
+	// The compaction may have come at the end of the drive or just now:
+	// wait for it to be over, and give its memory back as the exporter
+	// does after it (AfterCompaction does it too, within a second).
+	if err := db.Compact(ctx); err != nil {
+		return err
+	}
+	memtune.Release()
+	st := db.Stats()
+	fmt.Fprintf(stderr, "day: head compacted and memory released %s after the day, head %s..%s\n", time.Since(live).Round(time.Second),
+		st.HeadMinTime.Format(time.TimeOnly), st.HeadMaxTime.Format(time.TimeOnly))
+	// Then through the cycle of the head, at --speed times real speed, to
+	// the middle of it: the hour change between two compactions (the
+	// compactions come at odd hours, when the head spans more than 3;
+	// the hours between are even), where 10,000 tunnels close their hour
+	// at once. --tail around it runs at real speed, with the garbage
+	// collector and the scavenger at the exporter's own pace, and the
+	// resident set is sampled every 5 s. The acceleration's garbage is
+	// given back before the tail, as it is not the exporter's.
+	mid := st.HeadMinTime.Add(2 * time.Hour)
+	for !mid.After(clock.Now().Add(*tail / 2)) {
+		mid = mid.Add(2 * time.Hour)
+	}
+	fast, fastStep := time.Now(), step
+	for ctx.Err() == nil && clock.Now().Before(mid.Add(-*tail/2)) {
+		if err := next(); err != nil {
+			return err
+		}
+		time.Sleep(time.Until(fast.Add(time.Duration(float64(time.Duration(step-fastStep)*reportInterval) / *speed))))
+	}
+	fmt.Fprintf(stderr, "day: on at %gx to %s in %s\n", *speed, clock.Now().Format(time.TimeOnly), time.Since(fast).Round(time.Second))
+	waitFor(ctx, func() bool { return outbox.Len() == 0 })
+	if err := db.Compact(ctx); err != nil { // a compaction under way ends first
+		return err
+	}
+	memtune.Release()
+	tailStart, tailFrom, tailStep := time.Now(), readGCUse(), step
+	var rss float64
+	var samples []string // the resident set in MB at each sample, for the log
+	var sampled time.Time
+	for ctx.Err() == nil && clock.Now().Before(mid.Add(*tail/2)) {
+		if time.Since(sampled) >= sampleEvery*9/10 {
+			sampled = time.Now()
+			r := procStatus("VmRSS")
+			sample := fmt.Sprintf("%s=%d", clock.Now().Format("15:04:05"), int(r)>>20)
+			// A compaction (merging blocks) doubles the resident set while
+			// it writes a block; that is peak-RSS, not this figure.
+			if populatingBlock(reg) {
+				sample += "(compacting)"
+			} else {
+				rss = max(rss, r)
+			}
+			samples = append(samples, sample)
+		}
+		if err := next(); err != nil {
+			return err
+		}
+		time.Sleep(time.Until(tailStart.Add(time.Duration(step-tailStep) * reportInterval)))
+	}
+	tailHours := time.Since(tailStart).Hours()
+	tailGC := readGCUse().since(tailFrom)
+	fmt.Fprintf(stderr, "day: resident set every %s from %s to %s at real speed, virtual time=MB: %s\n",
+		sampleEvery, mid.Add(-*tail/2).Format(time.TimeOnly), mid.Add(*tail/2).Format(time.TimeOnly), strings.Join(samples, " "))
 	// The process as it stands after the day.
 	hwm, rssEnd := procStatus("VmHWM"), procStatus("VmRSS")
 	anon, file := procStatus("RssAnon"), procStatus("RssFile") // file: mapped TSDB files, reclaimable
@@ -259,6 +324,8 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		metric{total / tunnelMinutes, "TSDB-B/tunnel-minute"},
 		metric{float64(sizes["wal"]+sizes["wbl"]+sizes["chunks_head"]) / n, "head-files-B/tunnel"},
 		metric{float64(events) / driven.Seconds(), "events/s"},
+		metric{tailGC.cpu / tailHours, "GC-CPU-s/hour"},
+		metric{tailGC.cycles / tailHours, "GCs/hour"},
 	)
 	fmt.Fprintf(stderr, "day: sizes %v, block minutes %.0f, head %d series %s..%s\n",
 		sizes, blockMinutes, stats.HeadSeries, stats.HeadMinTime.Format(time.TimeOnly), stats.HeadMaxTime.Format(time.TimeOnly))
@@ -286,6 +353,40 @@ func waitFor(ctx context.Context, cond func() bool) {
 	for !cond() && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// gcUse is the garbage collector's CPU time (seconds, the runtime's
+// estimate) and its cycles since the process started. The CPU time leaves
+// out the idle mark workers, which only use cores nothing else wants.
+type gcUse struct{ cpu, cycles float64 }
+
+func readGCUse() gcUse {
+	ms := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/idle:cpu-seconds"},
+		{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(ms)
+	return gcUse{cpu: ms[0].Value.Float64() - ms[1].Value.Float64(), cycles: float64(ms[2].Value.Uint64())}
+}
+
+// since returns the use between from and u.
+func (u gcUse) since(from gcUse) gcUse { return gcUse{u.cpu - from.cpu, u.cycles - from.cycles} }
+
+// populatingBlock reports whether the TSDB is writing a block (a
+// compaction), from its gauge on reg.
+func populatingBlock(reg prometheus.Gatherer) bool {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "prometheus_tsdb_compaction_populating_block" {
+			for _, m := range mf.GetMetric() {
+				if m.GetGauge().GetValue() > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // procStatus returns a figure of /proc/self/status in bytes.
