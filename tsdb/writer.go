@@ -31,8 +31,8 @@ const (
 	// the outbox) is a burst; the steady flow of windows, even at 100,000
 	// tunnels, leaves a backlog of one batch at most.
 	DefaultBacklogSamples = 50_000
-	DefaultMinBackoff      = 500 * time.Millisecond
-	DefaultMaxBackoff      = 30 * time.Second
+	DefaultMinBackoff     = 500 * time.Millisecond
+	DefaultMaxBackoff     = 30 * time.Second
 )
 
 // WriterOptions configure a [Writer]. Zero fields get the defaults
