@@ -229,11 +229,18 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// The tunnel detail opens with its live log.
 	ids := stack.sim.IDs()
-	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#endpoints tbody tr[data-id="`+ids[0]+`"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#detail`)),
-		chromedp.WaitVisible(chromedp.CSS(`#d-stats .card`)),
-	); err != nil {
+	// The table is re-rendered with every push: a row found just before a
+	// push is gone when the click comes ("Could not find node"); then the
+	// click is tried again on the new row.
+	click := chromedp.Click(chromedp.CSS(`#endpoints tbody tr[data-id="` + ids[0] + `"]`))
+	err = chromedp.Do(ctx, click)
+	for try := 1; err != nil && strings.Contains(err.Error(), "Could not find node") && try < 5; try++ {
+		err = chromedp.Do(ctx, click)
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#detail`)), chromedp.WaitVisible(chromedp.CSS(`#d-stats .card`)))
+	}
+	if err != nil {
 		t.Fatalf("open detail: %v", err)
 	}
 	// Like NodePass, the simulator drops events for a reader that falls 10
