@@ -308,9 +308,10 @@ func (db *DB) Stats() Stats {
 // Compact runs the TSDB's compaction now: it persists whatever the head
 // holds that is old enough into blocks, truncates the WAL and merges young
 // blocks. It waits for a compaction under way to finish first, so on
-// return no compaction is running. The TSDB compacts by itself (at the
+// return that compaction is over. The TSDB compacts by itself (at the
 // latest once a minute); tests and benchmarks call this to get blocks on
-// disk, or the compaction over, without waiting.
+// disk, or the compaction over, without waiting. Do not call it
+// concurrently with Close.
 func (db *DB) Compact(ctx context.Context) error {
 	if err := db.db.Compact(ctx); err != nil {
 		return fmt.Errorf("compact tsdb: %w", err)
