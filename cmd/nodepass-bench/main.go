@@ -12,6 +12,9 @@
 //	nodepass-bench persist --tunnels 100000
 //	    the state snapshot (nodepass-state.json) at that many tunnels:
 //	    time the Store's lock is held, time to write, file size.
+//	nodepass-bench blocks DIR
+//	    where the bytes of a TSDB directory's blocks go: index and chunks
+//	    per block, chunk bytes per metric.
 //
 // A day cannot pass through the real binary fast enough: 10,000 tunnels
 // make 172.8 million updates a day, which is minutes of CPU for the SSE
@@ -46,6 +49,8 @@ func run() int {
 		err = runDay(ctx, args, os.Stdout, os.Stderr)
 	case "persist":
 		err = runPersist(ctx, args, os.Stdout, os.Stderr)
+	case "blocks":
+		err = runBlocks(ctx, args, os.Stdout, os.Stderr)
 	default:
 		usage(os.Stderr)
 		return 2
@@ -58,7 +63,7 @@ func run() int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: nodepass-bench day|persist [flags]  (-h for the flags)")
+	fmt.Fprintln(w, "usage: nodepass-bench day|persist|blocks [flags]  (-h for the flags)")
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.
