@@ -3,15 +3,24 @@ package tsdb
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
@@ -185,6 +194,203 @@ func BenchmarkQueryRange30d(b *testing.B) {
 					b.Fatalf("%d hours, %v", len(hours), err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkWALBytes writes 20 minutes of windows of 2,000 tunnels (a
+// window every 150 s per tunnel, each tunnel at its own phase; 11 samples
+// a window, valued like the simulator's traffic) to a TSDB whose series
+// exist, and reports the WAL's growth per sample. per_window commits each
+// window as it closes (the writer without Linger); per_second commits
+// what a second brings (the writer's default Linger of 1 s).
+func BenchmarkWALBytes(b *testing.B) {
+	const (
+		tunnels = 2_000
+		window  = 150 * time.Second
+		span    = 20 * time.Minute
+	)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 7))
+	start := testNow.Add(-span)
+	type win struct {
+		at      time.Time
+		samples []history.Sample
+	}
+	// Windows in the order they close.
+	var wins []win
+	for k := range int(span / window) {
+		for i := range tunnels {
+			at := start.Add(time.Duration(k)*window + window*time.Duration(i)/tunnels).Truncate(time.Second)
+			wins = append(wins, win{at, windowSamples(rng, fmt.Sprintf("%08x", i), at)})
+		}
+	}
+	for _, mode := range []string{"per_window", "per_second"} {
+		b.Run(mode, func(b *testing.B) {
+			var perSample float64
+			for b.Loop() {
+				dir := b.TempDir()
+				db := openTestDB(b, dir, testNow, Options{})
+				// The series first, so that the WAL's growth is samples.
+				var first []history.Sample
+				for i := range tunnels {
+					first = append(first, windowSamples(rng, fmt.Sprintf("%08x", i), start.Add(-window))...)
+				}
+				mustAppend(b, db, first)
+				before := dirSize(b, filepath.Join(dir, "wal"))
+				n := 0
+				for i := 0; i < len(wins); {
+					j := i + 1
+					if mode == "per_second" {
+						for j < len(wins) && wins[j].at.Equal(wins[i].at) {
+							j++
+						}
+					}
+					var batch []history.Sample
+					for _, w := range wins[i:j] {
+						batch = append(batch, w.samples...)
+					}
+					if err := db.Append(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					n += len(batch)
+					i = j
+				}
+				perSample = float64(dirSize(b, filepath.Join(dir, "wal"))-before) / float64(n)
+			}
+			b.ReportMetric(perSample, "WAL-B/sample")
+		})
+	}
+}
+
+// windowSamples is one window record of a tunnel as the collector writes
+// it: traffic sums (log-uniform, often zero), averages on their binary
+// grids (history/window.go), up ratio, seconds and points.
+func windowSamples(rng *rand.Rand, tunnel string, at time.Time) []history.Sample {
+	ms := at.UnixMilli()
+	s := func(metric string, v float64) history.Sample {
+		return history.Sample{Metric: metric, Endpoint: "bench", Tunnel: tunnel, T: ms, V: v}
+	}
+	grid := func(v, step float64) float64 { return math.Round(v/step) * step }
+	var out []history.Sample
+	for i := range 4 {
+		v := 0.0
+		if rng.IntN(10) < 7 {
+			v = math.Floor(math.Exp(rng.Float64() * math.Log(1e8)))
+		}
+		t := s(history.MetricWindowTraffic, v)
+		t.Protocol, t.Direction = history.Protocols[i], history.Directions[i]
+		out = append(out, t)
+	}
+	return append(out,
+		s(history.MetricWindowPing, grid(0.02+float64(rng.IntN(3000))/30/1e3, 1.0/(1<<20))),
+		s(history.MetricWindowPool, grid(64+float64(rng.IntN(61)-30)/30, 1.0/(1<<10))),
+		s(history.MetricWindowTCP, grid(float64(rng.IntN(300))/30, 1.0/(1<<10))),
+		s(history.MetricWindowUDP, grid(float64(rng.IntN(90))/30, 1.0/(1<<10))),
+		s(history.MetricWindowUpRatio, 1),
+		s(history.MetricWindowSeconds, 150),
+		s(history.MetricWindowPoints, 30),
+	)
+}
+
+// dirSize is the size of the files in dir and below.
+func dirSize(b *testing.B, dir string) int64 {
+	b.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// BenchmarkMergeBlocks merges three 2-hour blocks of 1,000 tunnels (their
+// windows every 150 s and their hours, valued as in BenchmarkWALBytes) into
+// one 6-hour block, as the TSDB's compaction does, and reports the merged
+// block's size. joined is this package's compactor, which joins each
+// series' chunks (rechunk.go); prometheus, the baseline, is Prometheus' own,
+// which copies them.
+func BenchmarkMergeBlocks(b *testing.B) {
+	const (
+		tunnels = 1_000
+		window  = 150 * time.Second
+		block   = 2 * time.Hour
+	)
+	rng := rand.New(rand.NewPCG(3, 3))
+	src := b.TempDir()
+	start := testNow.Add(-3 * block)
+	var dirs []string
+	var lb labels.ScratchBuilder
+	for r := range 3 {
+		from := start.Add(time.Duration(r) * block)
+		bySeries := map[string]*storage.SeriesEntry{}
+		var order []string
+		samples := map[string][]chunks.Sample{}
+		add := func(s history.Sample) {
+			lset := sampleLabels(&lb, &s)
+			k := lset.String()
+			if _, ok := bySeries[k]; !ok {
+				bySeries[k] = &storage.SeriesEntry{Lset: lset}
+				order = append(order, k)
+			}
+			samples[k] = append(samples[k], sample{t: s.T, v: s.V})
+		}
+		for i := range tunnels {
+			tun := fmt.Sprintf("%08x", i)
+			for at := from.Add(window * time.Duration(i) / tunnels).Truncate(time.Second); at.Before(from.Add(block)); at = at.Add(window) {
+				for _, s := range windowSamples(rng, tun, at) {
+					add(s)
+				}
+			}
+			for h := from; h.Before(from.Add(block)); h = h.Add(time.Hour) {
+				v := float64(rng.IntN(1 << 30))
+				for _, s := range hourSamples("bench", tun, h, [4]float64{v, v / 2, v / 4, v / 8}, [4]float64{v * 9, v * 7, v * 5, v * 3}, 720) {
+					add(s)
+				}
+			}
+		}
+		series := make([]storage.Series, 0, len(order))
+		for _, k := range order {
+			series = append(series, storage.NewListSeries(bySeries[k].Lset, samples[k]))
+		}
+		// A chunk range past the block: the head takes the series one after
+		// the other, each from the block's start.
+		dir, err := promtsdb.CreateBlock(series, src, 4*block.Milliseconds(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	for _, mode := range []string{"joined", "prometheus"} {
+		b.Run(mode, func(b *testing.B) {
+			var opts promtsdb.LeveledCompactorOptions
+			if mode == "joined" {
+				opts.MergeFunc = joiningMerger(samplesPerChunk)
+			}
+			c, err := promtsdb.NewLeveledCompactorWithOptions(context.Background(), nil, nil,
+				[]int64{block.Milliseconds(), 3 * block.Milliseconds()}, nil, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var size int64
+			b.ReportAllocs()
+			for b.Loop() {
+				dest := b.TempDir()
+				if _, err := c.Compact(dest, dirs, nil); err != nil {
+					b.Fatal(err)
+				}
+				size = dirSize(b, dest)
+			}
+			b.ReportMetric(float64(size)/(tunnels*3*block.Minutes()), "B/tunnel-minute")
 		})
 	}
 }

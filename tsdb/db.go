@@ -181,6 +181,8 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		maxBlock = minBlock
 	}
 	po.MaxBlockDuration = maxBlock.Milliseconds()
+	// Merging blocks joins each series' small chunks (rechunk.go).
+	po.NewCompactorFunc = newCompactor
 
 	pdb, err := promtsdb.Open(dir, logger, reg, po, nil)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 
 // TestPromtoolReadsDataDir checks that a data dir written and closed by DB
 // is readable by Prometheus 2.x tools (promtool 2.42 from Debian 12's
-// prometheus package): blocks for `tsdb analyze` and `tsdb list`, and the
+// prometheus package): blocks (merged ones, with joined chunks, too) for `tsdb analyze` and `tsdb list`, and the
 // Snappy WAL plus the out-of-order WBL for `tsdb dump`, which replays them.
 // Without promtool it is skipped, unless CI is set: then it fails.
 func TestPromtoolReadsDataDir(t *testing.T) {
@@ -31,7 +31,7 @@ func TestPromtoolReadsDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	var batch []history.Sample
-	for ago := 9; ago >= 2; ago-- { // > 3h: the head compacts into blocks
+	for ago := 13; ago >= 2; ago-- { // > 3h: the head compacts into blocks, and merges three
 		hour := testNow.Add(-time.Duration(ago) * time.Hour)
 		for _, tun := range []string{"t1", "t2", "t3"} {
 			batch = append(batch, hourSamples("tokyo", tun, hour, [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 720)...)
@@ -40,6 +40,15 @@ func TestPromtoolReadsDataDir(t *testing.T) {
 	mustAppend(t, db, batch)
 	if err := db.Compact(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// Three 2-hour blocks were merged: promtool must read joined chunks
+	// (rechunk.go) too.
+	merged := false
+	for _, b := range db.db.Blocks() {
+		merged = merged || b.Meta().Compaction.Level >= 2
+	}
+	if !merged {
+		t.Fatal("no merged block after the compaction; the test needs one")
 	}
 	// Left in the WAL (in order) and the WBL (out of order) at close.
 	walOnly := pointsSample("tokyo", "t1", testNow.Add(-time.Hour), 4242)
