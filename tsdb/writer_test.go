@@ -357,7 +357,7 @@ func TestWriterAfterBacklog(t *testing.T) {
 	outbox := history.NewOutbox(1_000_000)
 	app := &countingAppender{}
 	bursts := make(chan struct{}, 10)
-	w, err := NewWriter(app, outbox, nil, WriterOptions{BatchSize: 1000, BacklogSamples: 5000,
+	w, err := NewWriter(app, outbox, nil, WriterOptions{BatchSize: 1000, BacklogSamples: 5000, Linger: -1,
 		AfterBacklog: func() { bursts <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
@@ -405,4 +405,58 @@ func TestWriterAfterBacklog(t *testing.T) {
 			t.Fatalf("sample %d has value %g: the batch buffer mixed batches", i, v)
 		}
 	}
+}
+
+// TestWriterLinger: samples arriving within Linger of the first are
+// committed together, in one batch; a full batch does not wait; a stop
+// does not wait either.
+func TestWriterLinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		outbox := history.NewOutbox(1000)
+		type commit struct {
+			at time.Duration
+			n  int
+		}
+		var commits []commit
+		start := time.Now()
+		app := appenderFunc(func(_ context.Context, s []history.Sample) error {
+			commits = append(commits, commit{time.Since(start), len(s)})
+			return nil
+		})
+		w, err := NewWriter(app, outbox, nil, WriterOptions{BatchSize: 100, Linger: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		synctest.Wait() // the writer waits for samples
+		window := func(n int) {
+			batch := make([]history.Sample, n)
+			for i := range batch {
+				batch[i] = pointsSample("e", "t", testNow, float64(i))
+			}
+			outbox.Write(batch)
+		}
+		// Three windows in 600 ms: one commit, a second after the first.
+		for range 3 {
+			window(11)
+			time.Sleep(300 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// A full batch goes at once.
+		window(100)
+		synctest.Wait()
+		// What is left at the stop goes at once.
+		window(5)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		want := []commit{{time.Second, 33}, {1900 * time.Millisecond, 100}, {1900 * time.Millisecond, 5}}
+		if !slices.Equal(commits, want) {
+			t.Errorf("commits (time, samples) %v, want %v", commits, want)
+		}
+	})
 }
