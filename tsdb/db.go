@@ -29,15 +29,15 @@ const (
 	maxBlockDurationCap = 31 * 24 * time.Hour
 	// walSegmentSize is the size at which the WAL starts a new segment
 	// file. After a head compaction the TSDB deletes the older two thirds
-	// of the segments written since the last one, whole segments only.
-	// A tunnel writes about 7 KB of WAL in 2 hours. With Prometheus' 128
-	// MiB, one segment holds more than the 2 hours between compactions up
-	// to about 19,000 tunnels, so segments were cut only at compactions and
-	// the WAL held 2 to 6 hours of samples. With 16 MiB (a segment every
-	// half hour at 10,000 tunnels) it holds 1 to 3 hours, about what the
-	// head holds: half the disk and half the replay after a crash. Below
-	// about 2,000 tunnels nothing changes; the WAL is under 50 MB there.
-	walSegmentSize = 16 << 20
+	// of the segments written since the last one, whole segments only, so
+	// the WAL holds what the head holds (1 to 3 hours) only when a
+	// compaction cycle spans many segments. A tunnel writes about 2 KB of
+	// WAL an hour (275 samples at about 7 bytes in the writer's batches).
+	// With Prometheus' 128 MiB, segments were cut only at compactions up
+	// to about 30,000 tunnels, and the WAL held 2 to 6 hours; with 2 MiB a
+	// cycle of 2 hours spans about 20 segments at 10,000 tunnels (200 at
+	// 100,000, 4 at 2,000).
+	walSegmentSize = 2 << 20
 	// noStepSubqueryInterval is the step of a subquery written without one
 	// (`x[1h:]`); Prometheus uses its global evaluation interval, 1m.
 	noStepSubqueryInterval = time.Minute
@@ -92,7 +92,7 @@ type Options struct {
 	AfterCompaction func()
 
 	// WALSegmentSize is the size in bytes at which the WAL starts a new
-	// segment file, a multiple of 32 KiB. Zero means 16 MiB (see
+	// segment file, a multiple of 32 KiB. Zero means 2 MiB (see
 	// walSegmentSize); tests make it small.
 	WALSegmentSize int
 
