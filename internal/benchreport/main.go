@@ -42,6 +42,8 @@ var baselines = []baseline{
 	{"BenchmarkRESTLoopback/route=dashboard/conns=32/server=exporter", "BenchmarkRESTLoopback/route=dashboard/conns=32/server=fixed", "req/s"},
 	{"BenchmarkRESTLoopback/route=endpoints_realtime/conns=1/server=exporter", "BenchmarkRESTLoopback/route=endpoints_realtime/conns=1/server=fixed", "req/s"},
 	{"BenchmarkRESTLoopback/route=endpoints_realtime/conns=32/server=exporter", "BenchmarkRESTLoopback/route=endpoints_realtime/conns=32/server=fixed", "req/s"},
+	{"BenchmarkMergeBlocks/joined", "BenchmarkMergeBlocks/prometheus", "B/tunnel-minute"},
+	{"BenchmarkWALBytes/per_second", "BenchmarkWALBytes/per_window", "WAL-B/sample"},
 }
 
 // target is one line of the target table: the median of unit of
