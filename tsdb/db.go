@@ -35,8 +35,8 @@ const (
 	// WAL an hour (275 samples at about 7 bytes in the writer's batches).
 	// With Prometheus' 128 MiB, segments were cut only at compactions up
 	// to about 30,000 tunnels, and the WAL held 2 to 6 hours; with 2 MiB a
-	// cycle of 2 hours spans about 20 segments at 10,000 tunnels (200 at
-	// 100,000, 4 at 2,000).
+	// cycle of 2 hours spans about 16 segments at 10,000 tunnels (160 at
+	// 100,000, 3 at 2,000, one below about 600).
 	walSegmentSize = 2 << 20
 	// noStepSubqueryInterval is the step of a subquery written without one
 	// (`x[1h:]`); Prometheus uses its global evaluation interval, 1m.

@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,8 +14,9 @@ import (
 
 // TestPromtoolReadsDataDir checks that a data dir written and closed by DB
 // is readable by Prometheus 2.x tools (promtool 2.42 from Debian 12's
-// prometheus package): blocks (merged ones, with joined chunks, too) for `tsdb analyze` and `tsdb list`, and the
-// Snappy WAL plus the out-of-order WBL for `tsdb dump`, which replays them.
+// prometheus package): blocks for `tsdb analyze` and `tsdb list` (merged
+// ones too, whose chunks are joined: rechunk.go), and the Snappy WAL plus
+// the out-of-order WBL for `tsdb dump`, which replays them.
 // Without promtool it is skipped, unless CI is set: then it fails.
 func TestPromtoolReadsDataDir(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
@@ -31,24 +33,35 @@ func TestPromtoolReadsDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	var batch []history.Sample
-	for ago := 13; ago >= 2; ago-- { // > 3h: the head compacts into blocks, and merges three
+	// 12 hours: the head compacts into 2-hour blocks and merges three of
+	// them. Tunnel t1's points differ every hour (700 + hours ago).
+	for ago := 13; ago >= 2; ago-- {
 		hour := testNow.Add(-time.Duration(ago) * time.Hour)
 		for _, tun := range []string{"t1", "t2", "t3"} {
-			batch = append(batch, hourSamples("tokyo", tun, hour, [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, 720)...)
+			points := 720.0
+			if tun == "t1" {
+				points = float64(700 + ago)
+			}
+			batch = append(batch, hourSamples("tokyo", tun, hour, [4]float64{1, 2, 3, 4}, [4]float64{5, 6, 7, 8}, points)...)
 		}
 	}
 	mustAppend(t, db, batch)
 	if err := db.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Three 2-hour blocks were merged: promtool must read joined chunks
-	// (rechunk.go) too.
-	merged := false
+	// promtool must read a merged block's joined chunks: every hour of t1
+	// in it, with its own value.
+	var inMerged []string
 	for _, b := range db.db.Blocks() {
-		merged = merged || b.Meta().Compaction.Level >= 2
+		if m := b.Meta(); m.Compaction.Level >= 2 {
+			for h := time.UnixMilli(m.MinTime).UTC(); h.UnixMilli() < m.MaxTime; h = h.Add(time.Hour) {
+				ago := int(testNow.Sub(h) / time.Hour)
+				inMerged = append(inMerged, fmt.Sprintf(`{__name__="nodepass_tunnel_hourly_points", endpoint="tokyo", tunnel="t1"} %d %d`, 700+ago, h.UnixMilli()))
+			}
+		}
 	}
-	if !merged {
-		t.Fatal("no merged block after the compaction; the test needs one")
+	if len(inMerged) < 3 {
+		t.Fatalf("%d hours in merged blocks after the compaction; the test needs a merged block", len(inMerged))
 	}
 	// Left in the WAL (in order) and the WBL (out of order) at close.
 	walOnly := pointsSample("tokyo", "t1", testNow.Add(-time.Hour), 4242)
@@ -76,11 +89,11 @@ func TestPromtoolReadsDataDir(t *testing.T) {
 		t.Errorf("list output:\n%s", out)
 	}
 	out := run("tsdb", "dump", dir)
-	for _, want := range []string{
+	for _, want := range append([]string{
 		`{__name__="nodepass_tunnel_hourly_points", endpoint="tokyo", tunnel="t1"} 4242 `,
 		`{__name__="nodepass_tunnel_hourly_points", endpoint="tokyo", tunnel="t9"} 4343 `,
 		`{__name__="nodepass_tunnel_hourly_traffic_bytes", direction="tx", endpoint="tokyo", protocol="udp", tunnel="t3"} 4 `,
-	} {
+	}, inMerged...) {
 		if !strings.Contains(out, want) {
 			t.Errorf("dump lacks %q", want)
 		}

@@ -49,8 +49,9 @@ type WriterOptions struct {
 	// writes one WAL record per commit, and its Snappy compression finds
 	// what samples have in common (the same values, timestamps and series
 	// references close together) only within a record: committed as they
-	// come, one window (11 samples) at a time, samples took about 14 bytes
-	// each in the WAL; in a second's batch about 6. What waits is in the
+	// come, one window (11 samples) at a time, samples took 10.6 bytes
+	// each in the WAL; in a second's batch 7.3 (BenchmarkWALBytes, 2,000
+	// tunnels; longer batches are no smaller). What waits is in the
 	// outbox, which the state file saves every second and the history
 	// APIs read. Zero means DefaultLinger (1 s); negative, no waiting.
 	Linger time.Duration
