@@ -200,8 +200,7 @@ func BenchmarkQueryRange30d(b *testing.B) {
 
 // BenchmarkWALBytes writes 20 minutes of windows of 2,000 tunnels (a
 // window every 150 s per tunnel, each tunnel at its own phase; 11 samples
-// a window, valued like the simulator's traffic) to a TSDB whose series
-// exist, and reports the WAL's growth per sample. per_window commits each
+// a window, drawn by windowSamples) to a TSDB whose series exist, and reports the WAL's growth per sample. per_window commits each
 // window as it closes (the writer without Linger); per_second commits
 // what a second brings (the writer's default Linger of 1 s).
 func BenchmarkWALBytes(b *testing.B) {
