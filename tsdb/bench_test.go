@@ -331,14 +331,14 @@ func BenchmarkMergeBlocks(b *testing.B) {
 	var lb labels.ScratchBuilder
 	for r := range 3 {
 		from := start.Add(time.Duration(r) * block)
-		bySeries := map[string]*storage.SeriesEntry{}
+		lsets := map[string]labels.Labels{}
 		var order []string
 		samples := map[string][]chunks.Sample{}
 		add := func(s history.Sample) {
 			lset := sampleLabels(&lb, &s)
 			k := lset.String()
-			if _, ok := bySeries[k]; !ok {
-				bySeries[k] = &storage.SeriesEntry{Lset: lset}
+			if _, ok := lsets[k]; !ok {
+				lsets[k] = lset
 				order = append(order, k)
 			}
 			samples[k] = append(samples[k], sample{t: s.T, v: s.V})
@@ -359,7 +359,7 @@ func BenchmarkMergeBlocks(b *testing.B) {
 		}
 		series := make([]storage.Series, 0, len(order))
 		for _, k := range order {
-			series = append(series, storage.NewListSeries(bySeries[k].Lset, samples[k]))
+			series = append(series, storage.NewListSeries(lsets[k], samples[k]))
 		}
 		// A chunk range past the block: the head takes the series one after
 		// the other, each from the block's start.

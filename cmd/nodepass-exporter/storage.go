@@ -30,14 +30,20 @@ type storage struct {
 
 func goVersion() string { return runtime.Version() }
 
+// releaseMemory returns a hook that gives the free memory left by what (a
+// compaction, a burst of samples) back to the system and logs it.
+func (st *storage) releaseMemory(what string) func() {
+	return func() {
+		released, took := memtune.Release()
+		st.logger.Debug("gave the memory of "+what+" back to the system", "bytes", released, "took", took)
+	}
+}
+
 func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time) (*storage, error) {
 	st := &storage{logger: logger.With("component", "tsdb")}
 	db, err := tsdb.Open(s.tsdbPath, logger, reg, tsdb.Options{
 		Retention: time.Duration(s.retention), Now: now,
-		AfterCompaction: func() {
-			released, took := memtune.Release()
-			st.logger.Debug("gave the memory of a compaction back to the system", "bytes", released, "took", took)
-		},
+		AfterCompaction: st.releaseMemory("a compaction"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB at %s: %w", s.tsdbPath, err)
@@ -59,11 +65,7 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 		onCommitted = rw.Enqueue
 	}
 	st.writer, err = tsdb.NewWriter(db, outbox, reg, tsdb.WriterOptions{OnCommitted: onCommitted, Logger: logger, Now: now,
-		AfterBacklog: func() {
-			released, took := memtune.Release()
-			st.logger.Debug("gave the memory of a burst of samples back to the system", "bytes", released, "took", took)
-		},
-	})
+		AfterBacklog: st.releaseMemory("a burst of samples")})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("TSDB writer: %w", err)
