@@ -39,12 +39,12 @@ type countersJSON struct {
 	Total uint64 `json:"total"`
 }
 
-func newCounters(c collector.Counters) countersJSON {
+func newCounters(c history.Counters) countersJSON {
 	return countersJSON{
-		TCPRx: c[collector.TCPRx], TCPTx: c[collector.TCPTx],
-		UDPRx: c[collector.UDPRx], UDPTx: c[collector.UDPTx],
-		Rx:    c[collector.TCPRx] + c[collector.UDPRx],
-		Tx:    c[collector.TCPTx] + c[collector.UDPTx],
+		TCPRx: c[history.TCPRx], TCPTx: c[history.TCPTx],
+		UDPRx: c[history.UDPRx], UDPTx: c[history.UDPTx],
+		Rx:    c[history.TCPRx] + c[history.UDPRx],
+		Tx:    c[history.TCPTx] + c[history.UDPTx],
 		Total: c.Sum(),
 	}
 }
@@ -179,7 +179,7 @@ func newHour(h *history.Hour) hourJSON {
 	}
 	return hourJSON{
 		HourTime: time.UnixMilli(h.Start).UTC(),
-		Traffic:  newCounters(collector.Counters(h.Traffic)),
+		Traffic:  newCounters(history.Counters(h.Traffic)),
 		Points:   h.Points,
 	}
 }
@@ -279,7 +279,7 @@ func newEndpoint(e *collector.Endpoint, withTunnels bool) endpointJSON {
 	if withTunnels {
 		out.Tunnels = make([]tunnelJSON, 0, len(ids))
 	}
-	var total, rate collector.Counters
+	var total, rate history.Counters
 	for _, id := range ids {
 		t := e.Tunnel(id)
 		out.Counts.add(t.Status)

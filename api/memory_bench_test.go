@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // bigFixture holds endpoints × perEndpoint running tunnels, each seen twice
@@ -25,9 +26,9 @@ func bigFixture(b testing.TB, endpoints, perEndpoint int) *fixture {
 			}
 			for i := range perEndpoint {
 				n := uint64(e*perEndpoint + i)
-				c := collector.Counters{n * 1000, n * 2000, n * 10, n * 20}
+				c := history.Counters{n * 1000, n * 2000, n * 10, n * 20}
 				if pass == 1 {
-					c = plus(c, collector.Counters{n % 997 * 100, n % 991 * 300, n % 13, n % 17})
+					c = plus(c, history.Counters{n % 997 * 100, n % 991 * 300, n % 13, n % 17})
 				}
 				f.apply(name, collector.EventUpdate, inst{
 					id: fmt.Sprintf("%08x", n), alias: fmt.Sprintf("tunnel-%d", n), status: statuses[n%5],

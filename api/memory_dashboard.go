@@ -135,7 +135,7 @@ func (m *memoryAPI) dashboard(ctx context.Context) dashboardJSON {
 	out := dashboardJSON{Source: sourceMemory, Time: now, TodayStart: midnight}
 	byTraffic := topN{n: topTunnels, items: make([]ranked, 0, topTunnels)}
 	byRate := topN{n: topTunnels, items: make([]ranked, 0, topTunnels)}
-	var total, rate, today collector.Counters
+	var total, rate, today history.Counters
 	m.store.View(func(v collector.StoreView) {
 		names := v.EndpointNames()
 		out.Endpoints = make([]endpointJSON, 0, len(names))
@@ -177,7 +177,7 @@ func (m *memoryAPI) dashboard(ctx context.Context) dashboardJSON {
 	return out
 }
 
-func addHour(dst *collector.Counters, h *history.Hour) {
+func addHour(dst *history.Counters, h *history.Hour) {
 	for i, v := range h.Traffic {
 		dst[i] += v
 	}
@@ -210,15 +210,15 @@ type todayCache struct {
 	from     int64 // today's first hour (Unix ms)
 	hour     int64 // open hour when read
 	at       time.Time
-	storage  collector.Counters
+	storage  history.Counters
 	lastFrom int64
-	last     collector.Counters
+	last     history.Counters
 }
 
 // closed returns the traffic of today's closed hours that are no longer in
 // the Store: in storage (cached) and waiting in the outbox (fresh).
-func (c *todayCache) closed(ctx context.Context, m *memoryAPI, fromMs, openMs int64) collector.Counters {
-	var sum collector.Counters
+func (c *todayCache) closed(ctx context.Context, m *memoryAPI, fromMs, openMs int64) history.Counters {
+	var sum history.Counters
 	for _, b := range m.outboxHours("", "", fromMs, openMs+hourMs) {
 		for i, v := range b.traffic {
 			sum[i] += v
@@ -238,13 +238,13 @@ func (c *todayCache) closed(ctx context.Context, m *memoryAPI, fromMs, openMs in
 			if c.from != fromMs {
 				// Yesterday's figures are no stand-in: count memory alone
 				// until storage answers.
-				c.storage = collector.Counters{}
+				c.storage = history.Counters{}
 			}
 			// Otherwise keep the last figures (the high-water mark hides
 			// what they miss). Either way, wait a TTL before asking a
 			// failing storage again.
 		} else {
-			c.storage = collector.Counters{}
+			c.storage = history.Counters{}
 			for _, h := range hours {
 				for i, v := range h.Traffic {
 					c.storage[i] += v
@@ -260,11 +260,11 @@ func (c *todayCache) closed(ctx context.Context, m *memoryAPI, fromMs, openMs in
 }
 
 // monotonic holds today's figures at their high-water mark within a day.
-func (c *todayCache) monotonic(fromMs int64, today collector.Counters) collector.Counters {
+func (c *todayCache) monotonic(fromMs int64, today history.Counters) history.Counters {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastFrom != fromMs {
-		c.lastFrom, c.last = fromMs, collector.Counters{}
+		c.lastFrom, c.last = fromMs, history.Counters{}
 	}
 	for i := range today {
 		c.last[i] = max(c.last[i], today[i])
@@ -274,7 +274,7 @@ func (c *todayCache) monotonic(fromMs int64, today collector.Counters) collector
 
 // readHourly reads closed hours from storage with a bound on the time it
 // may take, so a stuck TSDB cannot hold a request or a push tick forever.
-func (m *memoryAPI) readHourly(ctx context.Context, endpoint, tunnel string, fromMs, toMs int64) ([]HourTraffic, error) {
+func (m *memoryAPI) readHourly(ctx context.Context, endpoint, tunnel string, fromMs, toMs int64) ([]history.HourTraffic, error) {
 	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
 	defer cancel()
 	m.storageReads.Add(1)
@@ -282,7 +282,7 @@ func (m *memoryAPI) readHourly(ctx context.Context, endpoint, tunnel string, fro
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(hours, func(h HourTraffic) bool {
+	return slices.DeleteFunc(hours, func(h history.HourTraffic) bool {
 		ms := h.Hour.UnixMilli()
 		return ms < fromMs || ms >= toMs
 	}), nil

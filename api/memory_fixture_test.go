@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // t0 is the fixture's start: 23:10 UTC, so the open hour is 23:00 and
@@ -37,7 +38,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // fakeHourly is an HourlySource with fixed answers; it records its calls.
 type fakeHourly struct {
 	mu    sync.Mutex
-	hours []HourTraffic
+	hours []history.HourTraffic
 	err   error
 	calls []hourlyCall
 }
@@ -47,14 +48,14 @@ type hourlyCall struct {
 	from, to         time.Time
 }
 
-func (f *fakeHourly) HourlyTraffic(_ context.Context, endpoint, tunnel string, from, to time.Time) ([]HourTraffic, error) {
+func (f *fakeHourly) HourlyTraffic(_ context.Context, endpoint, tunnel string, from, to time.Time) ([]history.HourTraffic, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, hourlyCall{endpoint, tunnel, from, to})
 	if f.err != nil {
 		return nil, f.err
 	}
-	var out []HourTraffic
+	var out []history.HourTraffic
 	for _, h := range f.hours {
 		if !h.Hour.Before(from) && h.Hour.Before(to) {
 			out = append(out, h)
@@ -83,7 +84,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 // inst describes one instance of an event.
 type inst struct {
 	id, alias, typ, status string
-	c                      collector.Counters
+	c                      history.Counters
 	ping, pool, tcps, udps int64
 	tags                   []collector.Tag
 }
@@ -137,18 +138,18 @@ func (f *fixture) seed() {
 	f.store.AddEndpoint("tokyo-1")
 	f.store.AddEndpoint("osaka")
 	f.store.SetConn("tokyo-1", collector.StateUp, "")
-	base := collector.Counters{1_000_000, 2_000_000, 300_000, 400_000}
+	base := history.Counters{1_000_000, 2_000_000, 300_000, 400_000}
 	f.apply("tokyo-1", collector.EventInitial, inst{id: "aaaaaaa1", alias: "web", status: "running", c: base, ping: 12, pool: 3, tcps: 4, udps: 1})
 	f.apply("tokyo-1", collector.EventInitial, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: base})
 	f.apply("osaka", collector.EventInitial, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: base})
 	f.clock.Add(5 * time.Second)
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running", c: plus(base, collector.Counters{1000, 2000, 300, 400}), ping: 12, pool: 3, tcps: 4, udps: 1,
+	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running", c: plus(base, history.Counters{1000, 2000, 300, 400}), ping: 12, pool: 3, tcps: 4, udps: 1,
 		tags: []collector.Tag{{Key: []byte("env"), Value: []byte("prod")}}})
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: plus(base, collector.Counters{10, 20, 0, 0})})
-	f.apply("osaka", collector.EventUpdate, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: plus(base, collector.Counters{5, 5, 5, 5})})
+	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: plus(base, history.Counters{10, 20, 0, 0})})
+	f.apply("osaka", collector.EventUpdate, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: plus(base, history.Counters{5, 5, 5, 5})})
 }
 
-func plus(a, b collector.Counters) collector.Counters {
+func plus(a, b history.Counters) history.Counters {
 	for i := range a {
 		a[i] += b[i]
 	}

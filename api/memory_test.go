@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // routeCase is one request of the route table and what it must answer.
@@ -195,14 +195,14 @@ func TestDashboardNumbers(t *testing.T) {
 	if want := (tunnelCounts{Total: 3, Running: 1, Stopped: 1, Error: 1}); d.TunnelCounts != want {
 		t.Errorf("tunnel counts %+v, want %+v", d.TunnelCounts, want)
 	}
-	wantTotal := newCounters(collector.Counters{1015, 2025, 305, 405})
+	wantTotal := newCounters(history.Counters{1015, 2025, 305, 405})
 	if d.Traffic != wantTotal || d.Traffic.Total != 3750 || d.Traffic.Rx != 1320 {
 		t.Errorf("traffic %+v, want %+v", d.Traffic, wantTotal)
 	}
 	if d.TodayTraffic != wantTotal {
 		t.Errorf("today %+v, want %+v (all traffic is in the open hour)", d.TodayTraffic, wantTotal)
 	}
-	if want := newCounters(collector.Counters{203, 405, 61, 81}); d.Rate != want {
+	if want := newCounters(history.Counters{203, 405, 61, 81}); d.Rate != want {
 		t.Errorf("rate %+v, want %+v", d.Rate, want)
 	}
 	if want := (connectionsJSON{TCP: 4, UDP: 1, Pool: 3}); d.Connections != want {
@@ -238,10 +238,10 @@ func TestDashboardToday(t *testing.T) {
 	if err != nil {
 		t.Skip("no time zone data:", err)
 	}
-	hourly := &fakeHourly{hours: []HourTraffic{
-		{Hour: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC), Traffic: collector.Counters{1, 1, 1, 1}}, // yesterday in Tokyo
-		{Hour: time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC), Traffic: collector.Counters{100, 0, 0, 0}},
-		{Hour: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC), Traffic: collector.Counters{0, 50, 0, 0}},
+	hourly := &fakeHourly{hours: []history.HourTraffic{
+		{Hour: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC), Traffic: history.Counters{1, 1, 1, 1}}, // yesterday in Tokyo
+		{Hour: time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC), Traffic: history.Counters{100, 0, 0, 0}},
+		{Hour: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC), Traffic: history.Counters{0, 50, 0, 0}},
 	}}
 	f := newFixture(t, Options{Location: tokyo, Hourly: hourly})
 	f.seed()

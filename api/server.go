@@ -13,21 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
-
-// HourTraffic is the traffic of one closed UTC hour, summed over the
-// selected tunnels, as read from the TSDB.
-type HourTraffic struct {
-	Hour    time.Time
-	Traffic collector.Counters
-	Points  uint64
-}
 
 // HourlySource reads closed hours from storage. endpoint and tunnel select
 // one tunnel, one endpoint (tunnel empty) or all (both empty); only hours
 // that hold data are returned.
 type HourlySource interface {
-	HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]HourTraffic, error)
+	HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.HourTraffic, error)
 }
 
 // ComponentStatus is the state of one component for /api/status.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
@@ -104,7 +105,7 @@ func appendTunnelDetail(b []byte, endpoint string, t *collector.Tunnel) (_ []byt
 			return b, false
 		}
 		b = append(b, `,"traffic":`...)
-		b = appendCounters(b, collector.Counters(t.Hour.Traffic))
+		b = appendCounters(b, history.Counters(t.Hour.Traffic))
 		b = append(b, `,"points":`...)
 		b = strconv.AppendUint(b, t.Hour.Points, 10)
 	} else {
@@ -160,19 +161,19 @@ func appendTags(b []byte, tags []collector.TagKV) []byte {
 }
 
 // appendCounters appends newCounters(c).
-func appendCounters(b []byte, c collector.Counters) []byte {
+func appendCounters(b []byte, c history.Counters) []byte {
 	b = append(b, `{"tcpRx":`...)
-	b = strconv.AppendUint(b, c[collector.TCPRx], 10)
+	b = strconv.AppendUint(b, c[history.TCPRx], 10)
 	b = append(b, `,"tcpTx":`...)
-	b = strconv.AppendUint(b, c[collector.TCPTx], 10)
+	b = strconv.AppendUint(b, c[history.TCPTx], 10)
 	b = append(b, `,"udpRx":`...)
-	b = strconv.AppendUint(b, c[collector.UDPRx], 10)
+	b = strconv.AppendUint(b, c[history.UDPRx], 10)
 	b = append(b, `,"udpTx":`...)
-	b = strconv.AppendUint(b, c[collector.UDPTx], 10)
+	b = strconv.AppendUint(b, c[history.UDPTx], 10)
 	b = append(b, `,"rx":`...)
-	b = strconv.AppendUint(b, c[collector.TCPRx]+c[collector.UDPRx], 10)
+	b = strconv.AppendUint(b, c[history.TCPRx]+c[history.UDPRx], 10)
 	b = append(b, `,"tx":`...)
-	b = strconv.AppendUint(b, c[collector.TCPTx]+c[collector.UDPTx], 10)
+	b = strconv.AppendUint(b, c[history.TCPTx]+c[history.UDPTx], 10)
 	b = append(b, `,"total":`...)
 	b = strconv.AppendUint(b, c.Sum(), 10)
 	return append(b, '}')

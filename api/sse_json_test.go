@@ -76,7 +76,7 @@ func TestTunnelEventMatchesEncodingJSON(t *testing.T) {
 			ID: "abcdef01", Alias: "<script>&\u2028\u2029\x00\x1f\x7f\t\n\r\b\f\"\\", Type: "client", Status: "running",
 			URL: "client://user:secret@host:1/target?x=1&y=<2>", Restart: true,
 			PeerSID: "sid", PeerAlias: "peer \xff", Mode: -3, Ping: 1 << 62, Pool: -1, TCPs: 7, UDPs: 8,
-			Raw: collector.Counters{1, 2, 3, 4}, Total: collector.Counters{1 << 63, 1<<63 - 1, 0, 5}, Rate: collector.Counters{9, 8, 7, 6},
+			Raw: history.Counters{1, 2, 3, 4}, Total: history.Counters{1 << 63, 1<<63 - 1, 0, 5}, Rate: history.Counters{9, 8, 7, 6},
 			Hour:      history.Hour{Start: t0.Truncate(time.Hour).UnixMilli(), Traffic: [4]uint64{1, 2, 3, 4}, Points: 12},
 			LastPoint: t0.Add(123456789), LastEvent: t0.In(time.FixedZone("x", 9*3600)).Add(time.Nanosecond),
 			Tags: []collector.TagKV{{Key: "b", Value: "1"}, {Key: "a", Value: "<x>"}, {Key: "b", Value: "2"}, {Key: "", Value: ""}},
@@ -134,7 +134,7 @@ func FuzzTunnelEvent(f *testing.F) {
 		tn := &collector.Tunnel{
 			ID: id, Alias: alias, Type: typ, Status: status, URL: url, PeerSID: sid, PeerType: ptype, PeerAlias: palias,
 			Restart: restart, Mode: n, Ping: -n, Pool: n / 3, TCPs: n % 1000, UDPs: 1,
-			Raw: collector.Counters{u, u / 2, 3, u}, Total: collector.Counters{u, 0, u % 7, 1}, Rate: collector.Counters{0, u, 0, 0},
+			Raw: history.Counters{u, u / 2, 3, u}, Total: history.Counters{u, 0, u % 7, 1}, Rate: history.Counters{0, u, 0, 0},
 			Hour:      history.Hour{Start: ms, Traffic: [4]uint64{u, 1, 2, 3}, Points: u % 100},
 			LastPoint: time.UnixMilli(ms), LastEvent: time.Unix(0, n),
 		}

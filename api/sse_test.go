@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // sseEvent is one parsed block of an event stream.
@@ -408,7 +409,7 @@ func TestSSESlowClientDropped(t *testing.T) {
 				got++
 			}
 		case <-time.After(5 * time.Millisecond):
-			in.c[collector.TCPRx] += 100
+			in.c[history.TCPRx] += 100
 			t0 := time.Now()
 			p.apply("tokyo-1", collector.EventUpdate, in)
 			maxApply = max(maxApply, time.Since(t0))
@@ -503,7 +504,7 @@ func TestSSEDashboardTickIsFresh(t *testing.T) {
 	c.mu.Unlock()
 	f.clock.Add(2 * time.Second)
 	in := f.last["tokyo-1/aaaaaaa1"]
-	in.c[collector.TCPRx] += 1000
+	in.c[history.TCPRx] += 1000
 	f.apply("tokyo-1", collector.EventUpdate, in)
 	if got := m.dashboardBody(ctx); string(got) != string(old) {
 		t.Fatal("the cache rendered again: the test does not hold the old body")

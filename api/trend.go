@@ -47,7 +47,7 @@ type trendJSON struct {
 
 // hourBucket sums the traffic of the selected tunnels in one hour.
 type hourBucket struct {
-	traffic collector.Counters
+	traffic history.Counters
 	points  uint64
 }
 
@@ -144,14 +144,14 @@ func (m *memoryAPI) trend(w http.ResponseWriter, r *http.Request, endpoint, tunn
 		c := b.traffic
 		out.Items[i] = trendItemJSON{
 			HourTime: time.UnixMilli(tr.fromMs + int64(i)*hourMs).UTC(),
-			TCPRx:    c[collector.TCPRx], TCPTx: c[collector.TCPTx], UDPRx: c[collector.UDPRx], UDPTx: c[collector.UDPTx],
+			TCPRx:    c[history.TCPRx], TCPTx: c[history.TCPTx], UDPRx: c[history.UDPRx], UDPTx: c[history.UDPTx],
 			Total: c.Sum(), Points: b.points,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func add(b *hourBucket, traffic collector.Counters, points uint64) {
+func add(b *hourBucket, traffic history.Counters, points uint64) {
 	for i, v := range traffic {
 		b.traffic[i] += v
 	}
@@ -191,7 +191,7 @@ func (m *memoryAPI) memoryHours(endpoint, tunnel string, tr trendRange, buckets 
 			return
 		}
 		if i, ok := tr.index(h.Start); ok {
-			add(&buckets[i], collector.Counters(h.Traffic), h.Points)
+			add(&buckets[i], history.Counters(h.Traffic), h.Points)
 		}
 	}
 	m.store.View(func(v collector.StoreView) {
@@ -233,7 +233,7 @@ func (m *memoryAPI) outboxHours(endpoint, tunnel string, fromMs, toMs int64) map
 		}
 		switch s.Metric {
 		case history.MetricHourlyTraffic:
-			for i, l := range collector.CounterLabels {
+			for i, l := range history.CounterLabels {
 				if l.Protocol == s.Protocol && l.Direction == s.Direction {
 					bucket(out, s.T).traffic[i] += uint64(s.V)
 				}

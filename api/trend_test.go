@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 func hour(h int) time.Time { return time.Date(2026, 11, 21, h, 0, 0, 0, time.UTC) }
@@ -77,10 +78,10 @@ func TestTrendSelection(t *testing.T) {
 }
 
 func TestTrendClosedHoursFromStorage(t *testing.T) {
-	hourly := &fakeHourly{hours: []HourTraffic{
-		{Hour: hour(20), Traffic: collector.Counters{1, 2, 3, 4}, Points: 720},
-		{Hour: hour(22), Traffic: collector.Counters{10, 0, 0, 0}, Points: 700},
-		{Hour: hour(1), Traffic: collector.Counters{99, 0, 0, 0}}, // outside 4 hours
+	hourly := &fakeHourly{hours: []history.HourTraffic{
+		{Hour: hour(20), Traffic: history.Counters{1, 2, 3, 4}, Points: 720},
+		{Hour: hour(22), Traffic: history.Counters{10, 0, 0, 0}, Points: 700},
+		{Hour: hour(1), Traffic: history.Counters{99, 0, 0, 0}}, // outside 4 hours
 	}}
 	f := newFixture(t, Options{Hourly: hourly})
 	f.seed()
@@ -139,7 +140,7 @@ func TestTrendHourMovesToStorage(t *testing.T) {
 
 	// The TSDB writer commits and acknowledges.
 	hourly.mu.Lock()
-	hourly.hours = []HourTraffic{{Hour: hour(23), Traffic: collector.Counters{1015, 2025, 305, 405}, Points: 6}}
+	hourly.hours = []history.HourTraffic{{Hour: hour(23), Traffic: history.Counters{1015, 2025, 305, 405}, Points: 6}}
 	hourly.mu.Unlock()
 	f.store.Outbox().Ack(f.store.Outbox().Len())
 	check("in storage")
@@ -150,7 +151,7 @@ func TestTrendHourMovesToStorage(t *testing.T) {
 func TestTrendDeletedTunnel(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.seed()
-	f.apply("tokyo-1", collector.EventDelete, inst{id: "aaaaaaa1", alias: "web", status: "stopped", c: plus(collector.Counters{1_000_000, 2_000_000, 300_000, 400_000}, collector.Counters{1000, 2000, 300, 400})})
+	f.apply("tokyo-1", collector.EventDelete, inst{id: "aaaaaaa1", alias: "web", status: "stopped", c: plus(history.Counters{1_000_000, 2_000_000, 300_000, 400_000}, history.Counters{1000, 2000, 300, 400})})
 	var out trendJSON
 	f.getJSON("/api/memory/traffic/trend?hours=1", &out)
 	if out.Items[0].Total != 3750 {

@@ -65,7 +65,7 @@ func (s *Store) Apply(name string, ev *Event) error {
 
 	nowMs := now.UnixMilli()
 	t := e.lookup(in.ID)
-	var delta Counters
+	var delta history.Counters
 	if t == nil {
 		t = s.addTunnelLocked(e, in.ID)
 		// Rule 3: a tunnel never seen before starts at its first value.
@@ -143,7 +143,7 @@ func (e *Endpoint) follow(t *Tunnel) {
 	e.prev = t
 }
 
-func (s *Store) addPointLocked(t *Tunnel, now time.Time, delta Counters) {
+func (s *Store) addPointLocked(t *Tunnel, now time.Time, delta history.Counters) {
 	if !t.LastPoint.IsZero() {
 		if dt := now.Sub(t.LastPoint).Seconds(); dt > 0 {
 			for i, d := range delta {

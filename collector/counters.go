@@ -1,5 +1,7 @@
 package collector
 
+import "github.com/nodepass-exporter/nodepass-exporter/history"
+
 // Deltas applies the counter rules of DESIGN.md to one observation of a
 // tunnel's raw cumulative counters and returns the non-negative deltas to add
 // to its monotonic totals.
@@ -17,7 +19,7 @@ package collector
 // Each of the four counters is judged on its own. A tunnel never seen before
 // has no snapshot and starts at its first value (rule 3): the caller does not
 // call Deltas for it.
-func Deltas(last, cur Counters, firstAfterConnect bool) (d Counters) {
+func Deltas(last, cur history.Counters, firstAfterConnect bool) (d history.Counters) {
 	for i := range cur {
 		switch {
 		case cur[i] >= last[i]:

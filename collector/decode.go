@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // The reasons a NodePass event is rejected. They are the values of the
@@ -349,13 +351,13 @@ func (d *Decoder) instanceObject(in *Instance) bool {
 		case "udps":
 			ok = d.intField(&in.UDPs, "instance.udps")
 		case "tcprx":
-			ok = d.counter(in, TCPRx, haveTCPRx, "instance.tcprx")
+			ok = d.counter(in, history.TCPRx, haveTCPRx, "instance.tcprx")
 		case "tcptx":
-			ok = d.counter(in, TCPTx, haveTCPTx, "instance.tcptx")
+			ok = d.counter(in, history.TCPTx, haveTCPTx, "instance.tcptx")
 		case "udprx":
-			ok = d.counter(in, UDPRx, haveUDPRx, "instance.udprx")
+			ok = d.counter(in, history.UDPRx, haveUDPRx, "instance.udprx")
 		case "udptx":
-			ok = d.counter(in, UDPTx, haveUDPTx, "instance.udptx")
+			ok = d.counter(in, history.UDPTx, haveUDPTx, "instance.udptx")
 		default:
 			ok = d.skip()
 		}
@@ -377,7 +379,7 @@ func (d *Decoder) presence(bit uint8, st int) {
 	}
 }
 
-func (d *Decoder) counter(in *Instance, c Counter, bit uint8, field string) bool {
+func (d *Decoder) counter(in *Instance, c history.Counter, bit uint8, field string) bool {
 	st, ok := d.uintField(&in.Counters[c], field)
 	if ok {
 		d.presence(bit, st)

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // decView is an Event with every slice turned into a string, comparable
@@ -22,7 +24,7 @@ type decView struct {
 	PeerSID, PeerType, PeerAlias string
 	Tags                         string // "k=v;" pairs, %q-quoted
 	Mode, Ping, Pool, TCPs, UDPs int64
-	Counters                     Counters
+	Counters                     history.Counters
 }
 
 func decViewOf(ev *Event) decView {
@@ -108,7 +110,7 @@ func TestDecodeExact(t *testing.T) {
 			URL: "server://127.0.0.1:10101/127.0.0.1:18081?log=info&mode=1", Config: srvCfg, Restart: true,
 			PeerSID: "550e8400-e29b-41d4-a716-446655440000", PeerType: "2", PeerAlias: "peer-a",
 			Tags: `"env"="test";`, Mode: 1, Pool: 64, UDPs: 1,
-			Counters: Counters{534, 30001230, 300000, 300000},
+			Counters: history.Counters{534, 30001230, 300000, 300000},
 		}},
 		{"shutdown", first[len(first)-1], decView{Type: EventShutdown, Time: "2026-11-21T23:54:54.725937074Z"}},
 	}
@@ -151,7 +153,7 @@ func TestDecodeValues(t *testing.T) {
 		{"negative and extreme ints", decInstance("update", `"mode":-1,"ping":-9223372036854775808,"pool":9223372036854775807,"tcps":-0,"udps":0,`),
 			func(v *decView) { v.Mode, v.Ping, v.Pool = -1, math.MinInt64, math.MaxInt64 }},
 		{"uint64 max", strings.Replace(decInstance("update", ""), `"tcprx":1`, `"tcprx":18446744073709551615`, 1),
-			func(v *decView) { v.Counters[TCPRx] = math.MaxUint64 }},
+			func(v *decView) { v.Counters[history.TCPRx] = math.MaxUint64 }},
 		{"duplicate keys last wins", decInstance("update", `"alias":"a","alias":"b","tcprx":9,`), func(v *decView) { v.Alias = "b" }},
 		{"null resets", decInstance("update", `"alias":"a","alias":null,"restart":true,"restart":null,"mode":3,"mode":null,`), func(v *decView) {}},
 		{"instance objects merge", `{"type":"update","instance":{"id":"0a93e346","alias":"a","tcprx":1,"tcptx":2},"instance":{"udprx":3,"udptx":4}}`,
@@ -169,7 +171,7 @@ func TestDecodeValues(t *testing.T) {
 	var ev Event
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := decView{Type: EventUpdate, Time: "t", HasInstance: true, ID: "0a93e346", Counters: Counters{1, 2, 3, 4}}
+			want := decView{Type: EventUpdate, Time: "t", HasInstance: true, ID: "0a93e346", Counters: history.Counters{1, 2, 3, 4}}
 			tt.want(&want)
 			if err := d.Decode([]byte(tt.in), &ev); err != nil {
 				t.Fatal(err)

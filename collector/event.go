@@ -1,5 +1,7 @@
 package collector
 
+import "github.com/nodepass-exporter/nodepass-exporter/history"
+
 // EventType is the "type" field of a NodePass SSE event.
 type EventType uint8
 
@@ -24,29 +26,6 @@ func (t EventType) String() string {
 		return eventTypeNames[t]
 	}
 	return "unknown"
-}
-
-// Counter indexes the four cumulative traffic counters of a tunnel.
-type Counter int
-
-// The counters in wire order: tcprx, tcptx, udprx, udptx.
-const (
-	TCPRx Counter = iota
-	TCPTx
-	UDPRx
-	UDPTx
-	NumCounters
-)
-
-// Counters holds one value per protocol and direction, indexed by Counter.
-type Counters [NumCounters]uint64
-
-// Sum returns the sum of all four values.
-func (c Counters) Sum() uint64 { return c[0] + c[1] + c[2] + c[3] }
-
-// CounterLabels gives the protocol and direction label values of each Counter.
-var CounterLabels = [NumCounters]struct{ Protocol, Direction string }{
-	{"tcp", "rx"}, {"tcp", "tx"}, {"udp", "rx"}, {"udp", "tx"},
 }
 
 // Tag is one key/value pair of an instance's meta.tags.
@@ -76,7 +55,7 @@ type Instance struct {
 	Pool      int64
 	TCPs      int64
 	UDPs      int64
-	Counters  Counters
+	Counters  history.Counters
 }
 
 // Event is one decoded NodePass SSE event ("event: instance" frames).

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // The fuzz targets check the hand-written parsers against references that
@@ -198,7 +200,7 @@ func jsonRefDecode(data []byte) (r jsonRefResult) {
 		ID: s(in.ID), Alias: s(in.Alias), IType: s(in.Type), Status: s(in.Status),
 		URL: s(in.URL), Config: s(in.Config), Restart: in.Restart != nil && *in.Restart,
 		Mode: n(in.Mode), Ping: n(in.Ping), Pool: n(in.Pool), TCPs: n(in.TCPs), UDPs: n(in.UDPs),
-		Counters: Counters{u(in.TCPRx), u(in.TCPTx), u(in.UDPRx), u(in.UDPTx)},
+		Counters: history.Counters{u(in.TCPRx), u(in.TCPTx), u(in.UDPRx), u(in.UDPTx)},
 	}
 	if m := in.Meta; m != nil {
 		if p := m.Peer; p != nil {

@@ -191,7 +191,7 @@ func stdlibDecode() func([]byte, *Event) error {
 				URL: []byte(in.URL), Config: []byte(in.Config), Restart: in.Restart,
 				PeerSID: []byte(in.Meta.Peer.SID), PeerType: []byte(in.Meta.Peer.Type), PeerAlias: []byte(in.Meta.Peer.Alias),
 				Mode: in.Mode, Ping: in.Ping, Pool: in.Pool, TCPs: in.TCPs, UDPs: in.UDPs,
-				Counters: Counters{in.TCPRx, in.TCPTx, in.UDPRx, in.UDPTx},
+				Counters: history.Counters{in.TCPRx, in.TCPTx, in.UDPRx, in.UDPTx},
 			}
 		}
 		return nil
@@ -295,7 +295,7 @@ func (c *constCollector) Collect(ch chan<- prometheus.Metric) {
 				for _, st := range tunnelStatuses {
 					ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, float64(boolValue(t.Status == st)), name, id, st)
 				}
-				for i, l := range CounterLabels {
+				for i, l := range history.CounterLabels {
 					ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.CounterValue, float64(t.Total[i]), name, id, l.Protocol, l.Direction)
 				}
 				for i, v := range []float64{float64(t.Ping) / 1000, float64(t.Pool), float64(t.TCPs), float64(t.UDPs)} {

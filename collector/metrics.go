@@ -3,6 +3,8 @@ package collector
 import (
 	"math"
 	"strconv"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // The per-endpoint and per-tunnel series are written as exposition text
@@ -170,7 +172,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 			// brings the total up to date (counter rule 2).
 			return
 		}
-		for i, l := range CounterLabels {
+		for i, l := range history.CounterLabels {
 			w.tunnel(famTunnelTraffic.name, e.Name, t.ID)
 			w.b = append(w.b, `,protocol="`...)
 			w.b = append(w.b, l.Protocol...)

@@ -47,15 +47,15 @@ type stateEndpoint struct {
 }
 
 type stateTunnel struct {
-	ID     string         `json:"id"`
-	Alias  string         `json:"alias,omitempty"`
-	Type   string         `json:"type,omitempty"`
-	Status string         `json:"status,omitempty"`
-	Mode   int64          `json:"mode,omitempty"`
-	Raw    Counters       `json:"raw"`
-	Total  Counters       `json:"total"`
-	Window history.Window `json:"window"`
-	Hour   history.Hour   `json:"hour"`
+	ID     string           `json:"id"`
+	Alias  string           `json:"alias,omitempty"`
+	Type   string           `json:"type,omitempty"`
+	Status string           `json:"status,omitempty"`
+	Mode   int64            `json:"mode,omitempty"`
+	Raw    history.Counters `json:"raw"`
+	Total  history.Counters `json:"total"`
+	Window history.Window   `json:"window"`
+	Hour   history.Hour     `json:"hour"`
 }
 
 // Restore loads a snapshot written by a Persister. A missing file is a fresh

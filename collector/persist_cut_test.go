@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +35,7 @@ type cutHarness struct {
 	rng     *rand.Rand
 	clock   *fakeClock
 	s       *Store
-	raw     map[tunnelKey]Counters
+	raw     map[tunnelKey]history.Counters
 	samples map[uint64]history.Sample
 	tail    uint64
 	log     []cutInstant
@@ -104,7 +103,7 @@ func (h *cutHarness) mutate() {
 			c[i] += rng.Uint64N(1000)
 		}
 		if rng.IntN(20) == 0 {
-			c = Counters{1, 2, 3, 4} // a reset
+			c = history.Counters{1, 2, 3, 4} // a reset
 		}
 		h.raw[k] = c
 		typ := []EventType{EventUpdate, EventUpdate, EventUpdate, EventLog, EventCreate, EventDelete}[rng.IntN(6)]
@@ -136,7 +135,7 @@ func (s *Store) hasEndpoint(name string) bool {
 func TestSnapshotCutIsConsistentPerTunnel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	h := &cutHarness{t: t, rng: rng, clock: &fakeClock{now: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC)},
-		raw: map[tunnelKey]Counters{}, samples: map[uint64]history.Sample{}}
+		raw: map[tunnelKey]history.Counters{}, samples: map[uint64]history.Sample{}}
 	h.s = NewStore(Options{Now: h.clock.Now, WindowPoints: 3, Outbox: history.NewOutbox(1_000_000)})
 	var sw snapshotWriter
 	left, moved := 0, 0
@@ -256,7 +255,7 @@ func TestSaveWhileIngesting(t *testing.T) {
 		defer wg.Done()
 		defer done.Store(true)
 		rng := rand.New(rand.NewPCG(1, 1))
-		raw := make([]Counters, tunnels)
+		raw := make([]history.Counters, tunnels)
 		for i := 0; i < maxEvents && (i < minEvents || saves.Load() < wantSaves); i++ {
 			if i == tunnels {
 				close(started) // every tunnel exists
@@ -294,13 +293,10 @@ func TestSaveWhileIngesting(t *testing.T) {
 		if err := json.Unmarshal(buf.Bytes(), &f); err != nil {
 			t.Fatal(err)
 		}
-		windows, hours := map[tunnelKey]Counters{}, map[tunnelKey]Counters{}
+		windows, hours := map[tunnelKey]history.Counters{}, map[tunnelKey]history.Counters{}
 		for _, smp := range f.Outbox {
 			k := tunnelKey{smp.Endpoint, smp.Tunnel}
-			i := slices.Index(history.Protocols[:], smp.Protocol)
-			if smp.Direction == "tx" {
-				i++
-			}
+			i, _ := history.CounterOf(smp.Protocol, smp.Direction)
 			switch smp.Metric {
 			case history.MetricWindowTraffic:
 				c := windows[k]

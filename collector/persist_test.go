@@ -411,7 +411,7 @@ func benchStore(t testing.TB, n int) *Store {
 			ev = Event{Type: EventUpdate, HasInstance: true, Time: []byte("2026-11-21T23:00:00Z"), Instance: Instance{
 				ID: fmt.Appendf(nil, "%08x", i*7919), Alias: fmt.Appendf(nil, "tunnel-%d <%d>", i, i%3),
 				Type: []byte("server"), Status: []byte("running"), Mode: 1, Ping: int64(i % 50), Pool: 64,
-				Counters: Counters{uint64(round * i), uint64(round * i * 1000), uint64(round), 7},
+				Counters: history.Counters{uint64(round * i), uint64(round * i * 1000), uint64(round), 7},
 			}}
 			if err := s.Apply("bench", &ev); err != nil {
 				t.Fatal(err)

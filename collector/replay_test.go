@@ -72,9 +72,9 @@ func feed(t testing.TB, s *Store, name string, capture []byte, clock *fakeClock,
 	}
 }
 
-func totals(t *testing.T, s *Store, endpoint string) map[string]Counters {
+func totals(t *testing.T, s *Store, endpoint string) map[string]history.Counters {
 	t.Helper()
-	out := map[string]Counters{}
+	out := map[string]history.Counters{}
 	s.View(func(v StoreView) {
 		e := v.Endpoint(endpoint)
 		for _, id := range e.TunnelIDs() {
@@ -86,12 +86,12 @@ func totals(t *testing.T, s *Store, endpoint string) map[string]Counters {
 
 // The expected totals of the fixture README.
 var (
-	wantOneStream = map[string]Counters{
+	wantOneStream = map[string]history.Counters{
 		"0a93e346": {549, 30001230, 300000, 300000},
 		"3eac4791": {30001230, 549, 300000, 300000},
 	}
-	wantDeleted      = Counters{89, 5000205, 25000, 25000}
-	wantAfterRestart = map[string]Counters{
+	wantDeleted      = history.Counters{89, 5000205, 25000, 25000}
+	wantAfterRestart = map[string]history.Counters{
 		"0a93e346": {638, 35001435, 310000, 310000},
 		"3eac4791": {35001435, 638, 310000, 310000},
 	}
@@ -105,7 +105,7 @@ func TestReplayOneStream(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	s.Connected("m", false)
-	var atDelete Counters
+	var atDelete history.Counters
 	feed(t, s, "m", loadCapture(t, captureOne), clock, nil)
 	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
 		t.Errorf("totals after one stream:\n got %v\nwant %v", got, wantOneStream)
@@ -137,7 +137,7 @@ func TestReplayReconnectAfterMasterRestart(t *testing.T) {
 	}
 	// The two sides of the tunnel mirror each other exactly.
 	srv, cli := got["0a93e346"], got["3eac4791"]
-	if srv[TCPRx] != cli[TCPTx] || srv[TCPTx] != cli[TCPRx] || srv[UDPRx] != cli[UDPTx] || srv[UDPTx] != cli[UDPRx] {
+	if srv[history.TCPRx] != cli[history.TCPTx] || srv[history.TCPTx] != cli[history.TCPRx] || srv[history.UDPRx] != cli[history.UDPTx] || srv[history.UDPTx] != cli[history.UDPRx] {
 		t.Errorf("server %v and client %v do not mirror", srv, cli)
 	}
 }
@@ -211,7 +211,7 @@ func splitEvents(b []byte) [][]byte {
 	return out
 }
 
-func equalTotals(got, want map[string]Counters) bool {
+func equalTotals(got, want map[string]history.Counters) bool {
 	if len(got) != len(want) {
 		return false
 	}

@@ -204,11 +204,11 @@ type Tunnel struct {
 	Restart bool
 
 	// Raw is the snapshot: the last raw counters seen.
-	Raw Counters
+	Raw history.Counters
 	// Total is the monotonic sum of deltas.
-	Total Counters
+	Total history.Counters
 	// Rate is the live rate in bytes/s per counter, from the last two points.
-	Rate Counters
+	Rate history.Counters
 	Mode int64
 	Ping int64
 	Pool int64

@@ -152,7 +152,7 @@ func writeHourlyHistory(dir, endpoint string, ids []string, first, last time.Tim
 		for k := range 4 {
 			for _, metric := range []string{history.MetricHourlyTraffic, history.MetricHourlyTotal} {
 				ts.lsets[n] = labels.FromStrings("__name__", metric, "endpoint", endpoint, "tunnel", id,
-					"protocol", history.Protocols[k], "direction", history.Directions[k])
+					"protocol", history.CounterLabels[k].Protocol, "direction", history.CounterLabels[k].Direction)
 				n++
 			}
 			ts.rate[k] = float64(rng.IntN(1 << 30))

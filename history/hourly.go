@@ -13,10 +13,10 @@ func HourStart(t int64) int64 {
 // monotonic totals at its end, and its point count. The zero value is "no
 // open hour". Not goroutine-safe.
 type Hour struct {
-	Start   int64     `json:"start"` // Unix ms of the hour start; 0 when none is open
-	Traffic [4]uint64 `json:"traffic"`
-	Totals  [4]uint64 `json:"totals"`
-	Points  uint64    `json:"points"`
+	Start   int64    `json:"start"` // Unix ms of the hour start; 0 when none is open
+	Traffic Counters `json:"traffic"`
+	Totals  Counters `json:"totals"`
+	Points  uint64   `json:"points"`
 
 	// closed is the start of the last hour this bucket wrote (in memory
 	// only). An hour is written once: when the clock steps back across
@@ -41,7 +41,7 @@ func (h *Hour) Roll(nowMs int64, endpoint, tunnel string, out []Sample) []Sample
 
 // Add records deltas seen at nowMs, the totals after them, and whether the
 // observation was a data point. The caller has called Roll.
-func (h *Hour) Add(nowMs int64, delta, totals [4]uint64, point bool) {
+func (h *Hour) Add(nowMs int64, delta, totals Counters, point bool) {
 	if h.Start == 0 {
 		h.Start = HourStart(nowMs)
 		if h.closed != 0 && h.Start <= h.closed {
@@ -66,9 +66,9 @@ func (h *Hour) Flush(endpoint, tunnel string, out []Sample) []Sample {
 	for i := range trafficSeriesPerRecord {
 		out = append(out,
 			Sample{Metric: MetricHourlyTraffic, Endpoint: endpoint, Tunnel: tunnel,
-				Protocol: Protocols[i], Direction: Directions[i], T: h.Start, V: float64(h.Traffic[i])},
+				Protocol: CounterLabels[i].Protocol, Direction: CounterLabels[i].Direction, T: h.Start, V: float64(h.Traffic[i])},
 			Sample{Metric: MetricHourlyTotal, Endpoint: endpoint, Tunnel: tunnel,
-				Protocol: Protocols[i], Direction: Directions[i], T: h.Start, V: float64(h.Totals[i])})
+				Protocol: CounterLabels[i].Protocol, Direction: CounterLabels[i].Direction, T: h.Start, V: float64(h.Totals[i])})
 	}
 	out = append(out, Sample{Metric: MetricHourlyPoints, Endpoint: endpoint, Tunnel: tunnel, T: h.Start, V: float64(h.Points)})
 	*h = Hour{closed: h.Start}

@@ -24,7 +24,7 @@ func TestHourClockStepsBack(t *testing.T) {
 	points := map[int64]float64{}
 	for _, s := range out {
 		switch {
-		case s.Metric == MetricHourlyTraffic && s.Protocol == Protocols[0] && s.Direction == Directions[0]:
+		case s.Metric == MetricHourlyTraffic && s.Protocol == CounterLabels[0].Protocol && s.Direction == CounterLabels[0].Direction:
 			if _, dup := traffic[s.T]; dup {
 				t.Errorf("hour %d written twice", s.T)
 			}

@@ -23,13 +23,6 @@ const (
 	pingMillisecondsPerUnit = 1000.0
 )
 
-// Protocols and Directions give the label values of the four traffic
-// counters, in the order tcp rx, tcp tx, udp rx, udp tx.
-var (
-	Protocols  = [4]string{"tcp", "tcp", "udp", "udp"}
-	Directions = [4]string{"rx", "tx", "rx", "tx"}
-)
-
 // Point is one data point of a tunnel: an initial or update event.
 type Point struct {
 	T    int64 // exporter clock, Unix ms
@@ -49,21 +42,21 @@ type Window struct {
 	// the window's duration (its timestamp - Start) covers exactly the
 	// deltas summed here, and the durations of a tunnel's windows add up
 	// to the time between their timestamps.
-	Start    int64     `json:"start"`
-	First    int64     `json:"first"`
-	Last     int64     `json:"last"`
-	Points   int64     `json:"points"`
-	UpPoints int64     `json:"up"`
-	Traffic  [4]uint64 `json:"traffic"`
-	PingSum  int64     `json:"ping"`
-	PoolSum  int64     `json:"pool"`
-	TCPsSum  int64     `json:"tcps"`
-	UDPsSum  int64     `json:"udps"`
+	Start    int64    `json:"start"`
+	First    int64    `json:"first"`
+	Last     int64    `json:"last"`
+	Points   int64    `json:"points"`
+	UpPoints int64    `json:"up"`
+	Traffic  Counters `json:"traffic"`
+	PingSum  int64    `json:"ping"`
+	PoolSum  int64    `json:"pool"`
+	TCPsSum  int64    `json:"tcps"`
+	UDPsSum  int64    `json:"udps"`
 }
 
 // AddTraffic adds counter deltas. Deltas seen between points (log, create,
 // delete events) are carried into the window of the next point.
-func (w *Window) AddTraffic(delta [4]uint64) {
+func (w *Window) AddTraffic(delta Counters) {
 	for i, d := range delta {
 		w.Traffic[i] += d
 	}
@@ -127,7 +120,7 @@ func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
 	}
 	for i, v := range w.Traffic {
 		s := at(MetricWindowTraffic, float64(v))
-		s.Protocol, s.Direction = Protocols[i], Directions[i]
+		s.Protocol, s.Direction = CounterLabels[i].Protocol, CounterLabels[i].Direction
 		out = append(out, s)
 	}
 	out = append(out,

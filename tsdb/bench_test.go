@@ -278,7 +278,7 @@ func windowSamples(rng *rand.Rand, tunnel string, at time.Time) []history.Sample
 			v = math.Floor(math.Exp(rng.Float64() * math.Log(1e8)))
 		}
 		t := s(history.MetricWindowTraffic, v)
-		t.Protocol, t.Direction = history.Protocols[i], history.Directions[i]
+		t.Protocol, t.Direction = history.CounterLabels[i].Protocol, history.CounterLabels[i].Direction
 		out = append(out, t)
 	}
 	return append(out,

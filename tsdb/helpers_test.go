@@ -45,11 +45,11 @@ func hourSamples(endpoint, tunnel string, hour time.Time, traffic, totals [4]flo
 	out := make([]history.Sample, 0, history.HourlySamplesPerRecord)
 	for i := range 4 {
 		out = append(out, history.Sample{Metric: history.MetricHourlyTraffic, Endpoint: endpoint, Tunnel: tunnel,
-			Protocol: history.Protocols[i], Direction: history.Directions[i], T: t, V: traffic[i]})
+			Protocol: history.CounterLabels[i].Protocol, Direction: history.CounterLabels[i].Direction, T: t, V: traffic[i]})
 	}
 	for i := range 4 {
 		out = append(out, history.Sample{Metric: history.MetricHourlyTotal, Endpoint: endpoint, Tunnel: tunnel,
-			Protocol: history.Protocols[i], Direction: history.Directions[i], T: t, V: totals[i]})
+			Protocol: history.CounterLabels[i].Protocol, Direction: history.CounterLabels[i].Direction, T: t, V: totals[i]})
 	}
 	return append(out, history.Sample{Metric: history.MetricHourlyPoints, Endpoint: endpoint, Tunnel: tunnel, T: t, V: points})
 }

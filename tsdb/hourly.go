@@ -14,27 +14,6 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// Traffic indexes of [HourTraffic.Traffic], in the order of
-// history.Protocols and history.Directions.
-const (
-	TCPRx = iota
-	TCPTx
-	UDPRx
-	UDPTx
-)
-
-// HourTraffic is the traffic of one closed UTC hour.
-type HourTraffic struct {
-	Hour    time.Time // hour start, UTC
-	Traffic [4]uint64 // bytes: TCPRx, TCPTx, UDPRx, UDPTx
-	Points  uint64    // data points in the hour
-}
-
-// Total returns the sum of the four traffic figures.
-func (h HourTraffic) Total() uint64 {
-	return h.Traffic[TCPRx] + h.Traffic[TCPTx] + h.Traffic[UDPRx] + h.Traffic[UDPTx]
-}
-
 // HourlyTraffic sums nodepass_tunnel_hourly_traffic_bytes (per protocol and
 // direction) and nodepass_tunnel_hourly_points per hour start in [from, to):
 // for one tunnel of one endpoint, for one endpoint (tunnel ""), or for all
@@ -44,10 +23,10 @@ func (h HourTraffic) Total() uint64 {
 // It returns only the hours that have samples, oldest first: zero-filling
 // gaps and adding the open hour (which is not in the TSDB until it closes)
 // is the caller's job, as it knows the range and the live state.
-func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]HourTraffic, error) {
+func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.HourTraffic, error) {
 	mint, maxt := from.UnixMilli(), to.UnixMilli()-1
 	if maxt < mint {
-		return []HourTraffic{}, nil
+		return []history.HourTraffic{}, nil
 	}
 	q, err := db.db.Querier(mint, maxt)
 	if err != nil {
@@ -64,12 +43,12 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelTunnel, tunnel))
 	}
 
-	byHour := make(map[int64]*HourTraffic)
-	hour := func(t int64) *HourTraffic {
+	byHour := make(map[int64]*history.HourTraffic)
+	hour := func(t int64) *history.HourTraffic {
 		start := t - ((t%msPerHour)+msPerHour)%msPerHour // floor, also before 1970
 		h, ok := byHour[start]
 		if !ok {
-			h = &HourTraffic{Hour: time.UnixMilli(start).UTC()}
+			h = &history.HourTraffic{Hour: time.UnixMilli(start).UTC()}
 			byHour[start] = h
 		}
 		return h
@@ -82,9 +61,11 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		ls := s.Labels()
 		idx := -1 // points
 		if ls.Get(labels.MetricName) == history.MetricHourlyTraffic {
-			if idx = trafficIndex(ls.Get(LabelProtocol), ls.Get(LabelDirection)); idx < 0 {
+			c, ok := history.CounterOf(ls.Get(LabelProtocol), ls.Get(LabelDirection))
+			if !ok {
 				continue // not one of the four counters; not ours
 			}
+			idx = int(c)
 		}
 		it = s.Iterator(it)
 		for vt := it.Seek(mint); vt != chunkenc.ValNone; vt = it.Next() {
@@ -113,25 +94,15 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		return nil, fmt.Errorf("select hourly traffic: %w", err)
 	}
 
-	out := make([]HourTraffic, 0, len(byHour))
+	out := make([]history.HourTraffic, 0, len(byHour))
 	for _, h := range byHour {
 		out = append(out, *h)
 	}
-	slices.SortFunc(out, func(a, b HourTraffic) int { return a.Hour.Compare(b.Hour) })
+	slices.SortFunc(out, func(a, b history.HourTraffic) int { return a.Hour.Compare(b.Hour) })
 	return out, nil
 }
 
 const msPerHour = int64(time.Hour / time.Millisecond)
-
-// trafficIndex maps protocol and direction labels to a Traffic index.
-func trafficIndex(protocol, direction string) int {
-	for i := range history.Protocols {
-		if history.Protocols[i] == protocol && history.Directions[i] == direction {
-			return i
-		}
-	}
-	return -1
-}
 
 // toUint turns a stored byte or point count into an integer; negative,
 // NaN and infinite values (which the exporter never writes) count as 0.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // reportInterval is NodePass's: every running instance reports this often.
@@ -22,8 +23,8 @@ type genTunnel struct {
 
 	running bool
 	pooled  bool
-	rate    collector.Counters // mean traffic per interval
-	c       collector.Counters // the raw cumulative counters
+	rate    history.Counters // mean traffic per interval
+	c       history.Counters // the raw cumulative counters
 	ping0   int64
 	ping    int64
 	pool    int64
@@ -48,10 +49,10 @@ func newGenTunnel(r *rand.Rand, i int) *genTunnel {
 	g.ping0 = 1 + int64(r.IntN(120))
 	if r.IntN(4) != 0 { // a quarter of the tunnels never carry traffic
 		tx := uint64(256 << 10 * math.Pow(2, -4+6*r.Float64()))
-		g.rate[collector.TCPTx], g.rate[collector.TCPRx] = tx, tx/uint64(2+r.IntN(60))
+		g.rate[history.TCPTx], g.rate[history.TCPRx] = tx, tx/uint64(2+r.IntN(60))
 		if r.IntN(5) < 2 {
 			u := uint64(32 << 10 * math.Pow(2, -3+4*r.Float64()))
-			g.rate[collector.UDPRx], g.rate[collector.UDPTx] = u, u
+			g.rate[history.UDPRx], g.rate[history.UDPTx] = u, u
 		}
 	}
 	hist := uint64(r.IntN(2000)) // counted before the exporter existed
@@ -64,16 +65,16 @@ func newGenTunnel(r *rand.Rand, i int) *genTunnel {
 
 // step advances one report interval.
 func (g *genTunnel) step(r *rand.Rand) {
-	active := g.rate != (collector.Counters{}) && r.IntN(5) != 0
-	var d collector.Counters
+	active := g.rate != (history.Counters{}) && r.IntN(5) != 0
+	var d history.Counters
 	if active {
 		f := 0.25 + 1.5*r.Float64()
-		d[collector.TCPRx] = uint64(float64(g.rate[collector.TCPRx]) * f)
-		d[collector.TCPTx] = uint64(float64(g.rate[collector.TCPTx]) * f)
-		if g.rate[collector.UDPRx] != 0 && r.IntN(2) == 0 {
+		d[history.TCPRx] = uint64(float64(g.rate[history.TCPRx]) * f)
+		d[history.TCPTx] = uint64(float64(g.rate[history.TCPTx]) * f)
+		if g.rate[history.UDPRx] != 0 && r.IntN(2) == 0 {
 			f := 0.5 + r.Float64()
-			d[collector.UDPRx] = uint64(float64(g.rate[collector.UDPRx]) * f)
-			d[collector.UDPTx] = uint64(float64(g.rate[collector.UDPTx]) * f)
+			d[history.UDPRx] = uint64(float64(g.rate[history.UDPRx]) * f)
+			d[history.UDPTx] = uint64(float64(g.rate[history.UDPTx]) * f)
 		}
 	}
 	for k := range g.c {
@@ -88,9 +89,9 @@ func (g *genTunnel) step(r *rand.Rand) {
 		g.tcps = max(0, g.tcps-int64(1+r.IntN(3)))
 		g.udps = 0
 	default:
-		g.tcps = max(0, min(512, g.tcps+int64(r.IntN(7))-3+int64(d[collector.TCPTx]>>20)/8))
+		g.tcps = max(0, min(512, g.tcps+int64(r.IntN(7))-3+int64(d[history.TCPTx]>>20)/8))
 		g.udps = 0
-		if d[collector.UDPRx] > 0 {
+		if d[history.UDPRx] > 0 {
 			g.udps = 1 + int64(r.IntN(3))
 		}
 	}

@@ -104,7 +104,7 @@ func (st *storage) close() error { return st.db.Close() }
 
 func (st *storage) mount(r *mux.Router) { st.query.Register(r) }
 
-func (st *storage) hourly() api.HourlySource { return hourlyAdapter{st.db} }
+func (st *storage) hourly() api.HourlySource { return st.db }
 
 // status reports the TSDB writer and remote write for /api/status.
 func (st *storage) status() []api.ComponentStatus {
@@ -127,19 +127,4 @@ func (st *storage) status() []api.ComponentStatus {
 		out = append(out, c)
 	}
 	return out
-}
-
-// hourlyAdapter serves the trend API's closed hours from the TSDB.
-type hourlyAdapter struct{ db *tsdb.DB }
-
-func (h hourlyAdapter) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]api.HourTraffic, error) {
-	hours, err := h.db.HourlyTraffic(ctx, endpoint, tunnel, from, to)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.HourTraffic, len(hours))
-	for i, x := range hours {
-		out[i] = api.HourTraffic{Hour: x.Hour, Traffic: x.Traffic, Points: x.Points}
-	}
-	return out, nil
 }
