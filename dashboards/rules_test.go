@@ -4,21 +4,39 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// The rule files, relative to the package directory.
+// The rule files, relative to the package directory. The promtool unit
+// tests live in rules/tests/, so that `promtool check rules
+// dashboards/rules/*.yml` sees rule files only.
 const (
-	recordingRules = "rules/nodepass.rules.yml"
-	alertingRules  = "rules/nodepass.alerts.yml"
-	ruleTests      = "rules/nodepass_test.yml"
-	runbook        = "rules/RUNBOOK.md"
+	ruleGlob  = "rules/*.yml"
+	ruleTests = "rules/tests/nodepass_test.yml"
+	runbook   = "rules/RUNBOOK.md"
 )
+
+// ruleFiles returns the files matched by [ruleGlob], as a user's
+// `promtool check rules dashboards/rules/*.yml` or rule_files glob would
+// load them.
+func ruleFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(FS(), ruleGlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 2 {
+		t.Fatalf("%s matches %v; want the recording and alerting rules", ruleGlob, names)
+	}
+	return names
+}
 
 type ruleFile struct {
 	Groups []struct {
@@ -81,15 +99,24 @@ func TestRulesAreDocumentedAndTested(t *testing.T) {
 			exprTests[e.Expr] = true
 		}
 	}
-	if strings.Join(tests.RuleFiles, ",") != "nodepass.rules.yml,nodepass.alerts.yml" {
-		t.Errorf("%s tests %v, want both rule files", ruleTests, tests.RuleFiles)
+	// The unit tests load every rule file of the folder (paths relative
+	// to the test file), so a new rule file cannot go untested.
+	var want []string
+	for _, f := range ruleFiles(t) {
+		want = append(want, "../"+path.Base(f))
+	}
+	got := append([]string(nil), tests.RuleFiles...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("%s tests %v, want every rule file of %s: %v", ruleTests, tests.RuleFiles, ruleGlob, want)
 	}
 	book, err := fs.ReadFile(FS(), runbook)
 	if err != nil {
 		t.Fatal(err)
 	}
 	alerts, records := 0, 0
-	for _, file := range []string{recordingRules, alertingRules} {
+	for _, file := range ruleFiles(t) {
 		var rf ruleFile
 		readYAML(t, file, &rf)
 		for _, g := range rf.Groups {
@@ -135,19 +162,19 @@ func TestRulesAreDocumentedAndTested(t *testing.T) {
 	}
 }
 
-// TestPromtool runs promtool check rules on both files and promtool test
-// rules on the unit tests, with Debian's promtool.
+// TestPromtool runs promtool check rules on rules/*.yml, as the README
+// tells users to, and promtool test rules on the unit tests, with Debian's
+// promtool.
 func TestPromtool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool")
 	}
 	promtool := needTool(t, "promtool")
-	out, err := exec.Command(promtool, "check", "rules", recordingRules, alertingRules).CombinedOutput()
+	out, err := exec.Command(promtool, append([]string{"check", "rules"}, ruleFiles(t)...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
+		t.Fatalf("promtool check rules %s: %v\n%s", ruleGlob, err, out)
 	}
-	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
-	cmd.Dir = filepath.Dir(ruleTests)
+	cmd := exec.Command(promtool, "test", "rules", ruleTests)
 	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SUCCESS") {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
@@ -162,7 +189,10 @@ func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
 	}
 	promtool := needTool(t, "promtool")
 	dir := t.TempDir()
-	for _, f := range []string{recordingRules, alertingRules, ruleTests} {
+	if err := os.Mkdir(filepath.Join(dir, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(ruleFiles(t), ruleTests) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -174,11 +204,11 @@ func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
 			}
 			b = []byte(strings.Replace(string(b), from, to, 1))
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, strings.TrimPrefix(f, "rules/")), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
+	cmd := exec.Command(promtool, "test", "rules", strings.TrimPrefix(ruleTests, "rules/"))
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err == nil {
