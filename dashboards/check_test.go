@@ -17,10 +17,29 @@ import (
 // where there is one.
 
 // knownUnits are the Grafana unit ids the dashboards may use (from
-// packages/grafana-data/src/valueFormats/categories.ts).
+// packages/grafana-data/src/valueFormats/categories.ts). Byte units are
+// IEC only (KiB, MiB: "bytes", "binBps"), as on the exporter's own page.
 var knownUnits = map[string]bool{
 	"none": true, "short": true, "percentunit": true, "s": true, "ms": true, "dtdurations": true,
-	"bytes": true, "decbytes": true, "Bps": true, "cps": true, "ops": true, "dateTimeAsIso": true,
+	"bytes": true, "binBps": true, "cps": true, "ops": true, "dateTimeAsIso": true,
+}
+
+// siByteUnits are Grafana's SI (1000-based) byte units, each with the IEC
+// unit to use instead.
+var siByteUnits = map[string]string{
+	"decbytes": "bytes", "deckbytes": "kbytes", "decmbytes": "mbytes", "decgbytes": "gbytes",
+	"Bps": "binBps", "KBs": "KiBs", "MBs": "MiBs", "GBs": "GiBs",
+}
+
+// checkUnit reports what is wrong with a panel's unit, or "" when it is fine.
+func checkUnit(u string) string {
+	if iec, ok := siByteUnits[u]; ok {
+		return fmt.Sprintf("unit %q is SI (1000-based); the dashboards use IEC bytes: %q", u, iec)
+	}
+	if !knownUnits[u] {
+		return fmt.Sprintf("unit %q is not set or not a known Grafana unit", u)
+	}
+	return ""
 }
 
 // grafanaDurations are Grafana's built-in variables that stand for a
@@ -232,13 +251,17 @@ func checkDashboard(name string, b []byte) (*dashboardCheck, []error) {
 			if p.Title == "" || p.Description == "" {
 				fail("%s: title and description are required", where)
 			}
-			if !knownUnits[p.FieldConfig.Defaults.Unit] {
-				fail("%s: unit %q is not set or not a known Grafana unit", where, p.FieldConfig.Defaults.Unit)
+			if msg := checkUnit(p.FieldConfig.Defaults.Unit); msg != "" {
+				fail("%s: %s", where, msg)
 			}
 			for _, o := range p.FieldConfig.Overrides {
 				for _, prop := range o.Properties {
-					if u, ok := prop.Value.(string); prop.ID == "unit" && (!ok || !knownUnits[u]) {
-						fail("%s: override unit %v is not a known Grafana unit", where, prop.Value)
+					if prop.ID != "unit" {
+						continue
+					}
+					u, _ := prop.Value.(string)
+					if msg := checkUnit(u); msg != "" {
+						fail("%s: override: %s", where, msg)
 					}
 				}
 			}

@@ -166,6 +166,14 @@ func TestCheckCatches(t *testing.T) {
 			fc := panelByTitle(t, d, "Ping")["fieldConfig"].(map[string]any)
 			fc["defaults"].(map[string]any)["unit"] = "seconds"
 		}, []string{file, `panel "Ping"`, `unit "seconds"`}},
+		{"SI bytes", func(t *testing.T, d map[string]any) {
+			fc := panelByTitle(t, d, "Traffic per hour")["fieldConfig"].(map[string]any)
+			fc["defaults"].(map[string]any)["unit"] = "decbytes"
+		}, []string{file, `panel "Traffic per hour"`, `"decbytes" is SI`, `"bytes"`}},
+		{"SI bytes per second", func(t *testing.T, d map[string]any) {
+			fc := panelByTitle(t, d, "Traffic rate")["fieldConfig"].(map[string]any)
+			fc["defaults"].(map[string]any)["unit"] = "Bps"
+		}, []string{file, `panel "Traffic rate"`, `"Bps" is SI`, `"binBps"`}},
 		{"hard-coded datasource", func(t *testing.T, d map[string]any) {
 			p := panelByTitle(t, d, "Ping")
 			p["datasource"] = map[string]any{"type": "prometheus", "uid": "P1809F7CD0C75ACF3"}
