@@ -58,6 +58,10 @@ var grafanaBuiltins = map[string]bool{
 // varRef matches $name, ${name}, ${name:format} and ${__data.fields.x}.
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)[^}]*\}|\$([A-Za-z0-9_]+)`)
 
+// variableChain is the order in which the query variables narrow each
+// other down: each one's options are filtered by those before it.
+var variableChain = []string{"job", "instance", "endpoint", "tunnel", "plan"}
+
 // counterFuncs are the functions a counter may be read through.
 var counterFuncs = map[string]bool{"rate": true, "irate": true, "increase": true}
 
@@ -197,8 +201,12 @@ func checkDashboard(name string, b []byte) (*dashboardCheck, []error) {
 			fail("needs a template variable %q of type datasource for prometheus", ds)
 		}
 	}
-	if v, ok := vars["endpoint"]; !ok || v.Type != "query" {
-		fail(`needs a query variable "endpoint"`)
+	// A user scrapes several exporters: job and instance pick the live
+	// series of one (or some) of them.
+	for _, name := range []string{"job", "instance"} {
+		if v, ok := vars[name]; !ok || v.Type != "query" {
+			fail("needs a query variable %q", name)
+		}
 	}
 	defined := func(ref string) bool {
 		_, isVar := vars[ref]
@@ -353,8 +361,12 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{q}, args...)...))
 	}
 	for _, ref := range varRef.FindAllStringSubmatch(q.Expr, -1) {
-		if r := ref[1] + ref[2]; !defined(r) {
+		r := ref[1] + ref[2]
+		if !defined(r) {
 			fail("undefined variable $%s", r)
+		}
+		if (r == "job" || r == "instance") && q.Datasource == HistoryDatasource {
+			fail("$%s filters a history query: the exporter's TSDB has no %s label (pick the exporter with ${history})", r, r)
 		}
 	}
 	s, err := promql(q)
@@ -398,12 +410,41 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		}
 		// Per-master and per-tunnel series follow the dashboard's
 		// variables, so that picking a master or tunnel filters them.
+		// Live series carry Prometheus's job and instance, which pick
+		// the exporter; the history series do not (the exporter's own
+		// TSDB has neither label, so a filter on them would empty every
+		// history panel as soon as one exporter is picked).
 		needs := []string{}
-		if (strings.HasPrefix(name, "nodepass_endpoint_") || strings.HasPrefix(name, "nodepass_tunnel_")) && q.Panel != "variable endpoint" {
+		if q.Datasource == LiveDatasource {
+			needs = append(needs, "job", "instance")
+		}
+		if strings.HasPrefix(name, "nodepass_endpoint_") || strings.HasPrefix(name, "nodepass_tunnel_") {
 			needs = append(needs, "endpoint")
 		}
-		if _, ok := vars["tunnel"]; ok && strings.HasPrefix(name, "nodepass_tunnel_") && q.Panel != "variable tunnel" {
+		if _, ok := vars["tunnel"]; ok && strings.HasPrefix(name, "nodepass_tunnel_") {
 			needs = append(needs, "tunnel")
+		}
+		if _, ok := vars["plan"]; ok && strings.HasPrefix(name, "nodepass_plan_") {
+			needs = append(needs, "plan")
+		}
+		// A variable's own query is filtered only by the variables
+		// before it in the chain.
+		if q.Variable {
+			own := strings.TrimPrefix(q.Panel, "variable ")
+			before := map[string]bool{}
+			for _, v := range variableChain {
+				if v == own {
+					break
+				}
+				before[v] = true
+			}
+			var kept []string
+			for _, n := range needs {
+				if before[n] {
+					kept = append(kept, n)
+				}
+			}
+			needs = kept
 		}
 		for _, label := range needs {
 			if !matchesVariable(q.Expr, name, label) {

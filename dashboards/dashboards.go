@@ -11,6 +11,12 @@
 // state, rates), and ${history}, the exporter's own query API over its
 // embedded TSDB, or the remote_write target it forwards history to (the
 // nodepass_tunnel_hourly_* and nodepass_tunnel_window_* series).
+//
+// Two query variables, job and instance, pick the exporter(s) among all the
+// live Prometheus scrapes: every live query filters on
+// {job=~"$job", instance=~"$instance"}. History queries do not, because
+// the exporter's own TSDB has neither label; ${history} names the exporter
+// there.
 package dashboards
 
 import (

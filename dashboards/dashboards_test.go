@@ -30,12 +30,13 @@ func embeddedDashboards(t *testing.T) map[string][]byte {
 }
 
 // TestDashboards checks every dashboard: unique uids and titles, the
-// datasource, history and endpoint variables, units on every panel, every
+// datasource, history, job and instance variables, units on every panel, every
 // panel and target on a templated datasource, panels on the grid without
 // overlap, links to existing dashboards, and every expression (panels and
 // variables) parsed by the PromQL parser with counters read only through
 // rate/irate/increase, hourly and window series never through increase,
-// and selectors filtered by the dashboard's variables.
+// and selectors filtered by the dashboard's variables (live ones by job
+// and instance too, history ones never by those).
 func TestDashboards(t *testing.T) {
 	files := embeddedDashboards(t)
 	for _, want := range []string{"nodepass-overview.json", "nodepass-endpoint.json", "nodepass-tunnel.json"} {
@@ -138,8 +139,8 @@ func TestCheckCatches(t *testing.T) {
 		want []string
 	}{
 		{"syntax error", func(t *testing.T, d map[string]any) {
-			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{endpoint="$endpoint", tunnel="$tunnel"`)
-		}, []string{file, `panel "Ping"`, `nodepass_tunnel_ping_seconds{endpoint="$endpoint", tunnel="$tunnel"`, "does not parse"}},
+			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{job=~"$job", instance=~"$instance", endpoint="$endpoint", tunnel="$tunnel"`)
+		}, []string{file, `panel "Ping"`, `nodepass_tunnel_ping_seconds{job=~"$job", instance=~"$instance", endpoint="$endpoint", tunnel="$tunnel"`, "does not parse"}},
 		{"raw counter", func(t *testing.T, d map[string]any) {
 			setExpr(t, d, "Traffic rate", `sum(nodepass_tunnel_traffic_bytes_total{endpoint="$endpoint", tunnel="$tunnel"})`)
 		}, []string{file, `panel "Traffic rate"`, "must be read through rate"}},
@@ -158,6 +159,22 @@ func TestCheckCatches(t *testing.T) {
 		{"not filtered by the tunnel", func(t *testing.T, d map[string]any) {
 			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{endpoint="$endpoint"}`)
 		}, []string{file, `panel "Ping"`, `not filtered by tunnel`}},
+		{"not filtered by the exporter", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{job=~"$job", endpoint="$endpoint", tunnel="$tunnel"}`)
+		}, []string{file, `panel "Ping"`, `not filtered by instance`}},
+		{"job on a history query", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Traffic per hour", `sum(last_over_time(nodepass_tunnel_hourly_traffic_bytes{job=~"$job", endpoint="$endpoint", tunnel="$tunnel"}[1h]))`)
+		}, []string{file, `panel "Traffic per hour"`, "$job filters a history query"}},
+		{"no instance variable", func(t *testing.T, d map[string]any) {
+			tpl := d["templating"].(map[string]any)
+			var keep []any
+			for _, v := range tpl["list"].([]any) {
+				if v.(map[string]any)["name"] != "instance" {
+					keep = append(keep, v)
+				}
+			}
+			tpl["list"] = keep
+		}, []string{file, `variable "instance"`}},
 		{"no unit", func(t *testing.T, d map[string]any) {
 			fc := panelByTitle(t, d, "Ping")["fieldConfig"].(map[string]any)
 			delete(fc["defaults"].(map[string]any), "unit")
