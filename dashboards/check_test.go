@@ -66,9 +66,16 @@ var variableChain = []string{"job", "instance", "endpoint", "tunnel", "plan"}
 var counterFuncs = map[string]bool{"rate": true, "irate": true, "increase": true}
 
 // isHistoryMetric reports whether name is one of the series that only the
-// exporter's TSDB (or its remote_write target) holds.
+// exporter's TSDB (or its remote_write target) holds: the per-tunnel hours
+// and windows, and the per-master and per-service hours written at hour
+// close.
 func isHistoryMetric(name string) bool {
-	return strings.HasPrefix(name, "nodepass_tunnel_hourly_") || strings.HasPrefix(name, "nodepass_tunnel_window_")
+	for _, p := range []string{"nodepass_tunnel_hourly_", "nodepass_tunnel_window_", "nodepass_endpoint_hourly_", "nodepass_service_hourly_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 type dashboardCheck struct {
@@ -379,7 +386,13 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		fail("does not parse: %v", err)
 		return errs
 	}
+	_, tunnelDashboard := vars["tunnel"]
 	parser.Inspect(expr, func(n parser.Node, path []parser.Node) error {
+		if agg, ok := n.(*parser.AggregateExpr); ok && !tunnelDashboard {
+			if name := tunnelHours(agg); name != "" {
+				fail("sums %s over tunnels: read the hourly series written per master or service at hour close (nodepass_endpoint_hourly_traffic_bytes, nodepass_service_hourly_traffic_bytes), which long ranges read fast", name)
+			}
+		}
 		vs, ok := n.(*parser.VectorSelector)
 		if !ok {
 			return nil
@@ -454,6 +467,25 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		return nil
 	})
 	return errs
+}
+
+// tunnelHours returns the per-tunnel hourly series that agg sums across
+// tunnels (a sum that does not keep the tunnel label), or "".
+func tunnelHours(agg *parser.AggregateExpr) string {
+	if agg.Op != parser.SUM && agg.Op != parser.AVG && agg.Op != parser.COUNT {
+		return ""
+	}
+	if contains(agg.Grouping, "tunnel") != agg.Without {
+		return "" // by (..., tunnel) or without (...) keeping tunnel
+	}
+	var found string
+	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && strings.HasPrefix(vs.Name, "nodepass_tunnel_hourly_traffic") {
+			found = vs.Name
+		}
+		return nil
+	})
+	return found
 }
 
 // matchesVariable reports whether every selector of metric in expr has a

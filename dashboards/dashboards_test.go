@@ -238,6 +238,29 @@ func TestCheckCatches(t *testing.T) {
 	}
 }
 
+// TestCheckWantsPreAggregatedHours proves that a dashboard without a tunnel
+// variable may not sum the per-tunnel hourly series across tunnels: the
+// overview's per-master history panel, put back to the per-tunnel sum it
+// used before the per-master series existed, fails the check.
+func TestCheckWantsPreAggregatedHours(t *testing.T) {
+	files := embeddedDashboards(t)
+	var d map[string]any
+	if err := json.Unmarshal(files["nodepass-overview.json"], &d); err != nil {
+		t.Fatal(err)
+	}
+	setExpr(t, d, "Traffic per hour by master", `sum by (endpoint) (last_over_time(nodepass_tunnel_hourly_traffic_bytes{endpoint=~"$endpoint"}[1h]))`)
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["nodepass-overview.json"] = b
+	msg := errors.Join(checkDashboards(files)...)
+	if msg == nil || !strings.Contains(msg.Error(), `panel "Traffic per hour by master"`) ||
+		!strings.Contains(msg.Error(), "nodepass_endpoint_hourly_traffic_bytes") {
+		t.Fatalf("no error naming the panel and the per-master series: %v", msg)
+	}
+}
+
 // TestProvisioning checks that Grafana's provisioning files parse and agree
 // with the dashboards: the datasource uids are the variables' defaults,
 // and the provider loads files from one folder.
