@@ -203,7 +203,12 @@ func checkDashboard(name string, b []byte) (*dashboardCheck, []error) {
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v
 	}
-	for _, ds := range []string{"datasource", "history"} {
+	// ${history} only where a panel reads the history series.
+	wants := []string{"datasource"}
+	if strings.Contains(string(b), HistoryDatasource) {
+		wants = append(wants, "history")
+	}
+	for _, ds := range wants {
 		if v, ok := vars[ds]; !ok || v.Type != "datasource" || v.Query != "prometheus" {
 			fail("needs a template variable %q of type datasource for prometheus", ds)
 		}
@@ -401,6 +406,9 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		if name == "" {
 			fail("a selector without a metric name")
 			return nil
+		}
+		if strings.HasPrefix(name, "prometheus_") {
+			fail("%s is a Prometheus server's own metric; the exporter's embedded TSDB and engine report as nodepass_exporter_%s", name, name)
 		}
 		var fn string
 		if len(path) >= 2 {

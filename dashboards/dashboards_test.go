@@ -39,7 +39,7 @@ func embeddedDashboards(t *testing.T) map[string][]byte {
 // and instance too, history ones never by those).
 func TestDashboards(t *testing.T) {
 	files := embeddedDashboards(t)
-	for _, want := range []string{"nodepass-overview.json", "nodepass-endpoint.json", "nodepass-tunnel.json"} {
+	for _, want := range []string{"nodepass-overview.json", "nodepass-endpoint.json", "nodepass-tunnel.json", "nodepass-plans.json"} {
 		if files[want] == nil {
 			t.Errorf("%s is missing", want)
 		}
@@ -175,6 +175,9 @@ func TestCheckCatches(t *testing.T) {
 			}
 			tpl["list"] = keep
 		}, []string{file, `variable "instance"`}},
+		{"a Prometheus server's own metric", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Ping", `rate(prometheus_tsdb_head_samples_appended_total{job=~"$job", instance=~"$instance"}[5m])`)
+		}, []string{file, `panel "Ping"`, "nodepass_exporter_prometheus_tsdb_head_samples_appended_total"}},
 		{"no unit", func(t *testing.T, d map[string]any) {
 			fc := panelByTitle(t, d, "Ping")["fieldConfig"].(map[string]any)
 			delete(fc["defaults"].(map[string]any), "unit")
