@@ -1,8 +1,9 @@
 // Package dashboards holds what an operator puts around nodepass-exporter:
 // Grafana dashboards (*.json: overview, master, tunnel, plans), Grafana
 // provisioning files (provisioning/), and Prometheus recording rules,
-// alerts, their promtool unit tests (rules/tests/) and runbook (rules/). The files are
-// compiled into the binary and served under /dashboards/ by [Handler], so
+// alerts and runbook (rules/) with their promtool unit tests
+// (rules/tests/). The files are compiled into the binary and served under
+// /dashboards/ by [Handler], so
 // `curl http://exporter:9834/dashboards/nodepass-overview.json` fetches the
 // dashboard that matches the running version.
 //
