@@ -17,10 +17,29 @@ import (
 // where there is one.
 
 // knownUnits are the Grafana unit ids the dashboards may use (from
-// packages/grafana-data/src/valueFormats/categories.ts).
+// packages/grafana-data/src/valueFormats/categories.ts). Byte units are
+// IEC only (KiB, MiB: "bytes", "binBps"), as on the exporter's own page.
 var knownUnits = map[string]bool{
 	"none": true, "short": true, "percentunit": true, "s": true, "ms": true, "dtdurations": true,
-	"bytes": true, "decbytes": true, "Bps": true, "cps": true, "ops": true, "dateTimeAsIso": true,
+	"bytes": true, "binBps": true, "cps": true, "ops": true, "dateTimeAsIso": true,
+}
+
+// siByteUnits are Grafana's SI (1000-based) byte units, each with the IEC
+// unit to use instead.
+var siByteUnits = map[string]string{
+	"decbytes": "bytes", "deckbytes": "kbytes", "decmbytes": "mbytes", "decgbytes": "gbytes",
+	"Bps": "binBps", "KBs": "KiBs", "MBs": "MiBs", "GBs": "GiBs",
+}
+
+// checkUnit reports what is wrong with a panel's unit, or "" when it is fine.
+func checkUnit(u string) string {
+	if iec, ok := siByteUnits[u]; ok {
+		return fmt.Sprintf("unit %q is SI (1000-based); the dashboards use IEC bytes: %q", u, iec)
+	}
+	if !knownUnits[u] {
+		return fmt.Sprintf("unit %q is not set or not a known Grafana unit", u)
+	}
+	return ""
 }
 
 // grafanaDurations are Grafana's built-in variables that stand for a
@@ -39,13 +58,24 @@ var grafanaBuiltins = map[string]bool{
 // varRef matches $name, ${name}, ${name:format} and ${__data.fields.x}.
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)[^}]*\}|\$([A-Za-z0-9_]+)`)
 
+// variableChain is the order in which the query variables narrow each
+// other down: each one's options are filtered by those before it.
+var variableChain = []string{"job", "instance", "endpoint", "tunnel", "plan"}
+
 // counterFuncs are the functions a counter may be read through.
 var counterFuncs = map[string]bool{"rate": true, "irate": true, "increase": true}
 
 // isHistoryMetric reports whether name is one of the series that only the
-// exporter's TSDB (or its remote_write target) holds.
+// exporter's TSDB (or its remote_write target) holds: the per-tunnel hours
+// and windows, and the per-master and per-service hours written at hour
+// close.
 func isHistoryMetric(name string) bool {
-	return strings.HasPrefix(name, "nodepass_tunnel_hourly_") || strings.HasPrefix(name, "nodepass_tunnel_window_")
+	for _, p := range []string{"nodepass_tunnel_hourly_", "nodepass_tunnel_window_", "nodepass_endpoint_hourly_", "nodepass_service_hourly_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 type dashboardCheck struct {
@@ -173,13 +203,22 @@ func checkDashboard(name string, b []byte) (*dashboardCheck, []error) {
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v
 	}
-	for _, ds := range []string{"datasource", "history"} {
+	// ${history} only where a panel reads the history series.
+	wants := []string{"datasource"}
+	if strings.Contains(string(b), HistoryDatasource) {
+		wants = append(wants, "history")
+	}
+	for _, ds := range wants {
 		if v, ok := vars[ds]; !ok || v.Type != "datasource" || v.Query != "prometheus" {
 			fail("needs a template variable %q of type datasource for prometheus", ds)
 		}
 	}
-	if v, ok := vars["endpoint"]; !ok || v.Type != "query" {
-		fail(`needs a query variable "endpoint"`)
+	// A user scrapes several exporters: job and instance pick the live
+	// series of one (or some) of them.
+	for _, name := range []string{"job", "instance"} {
+		if v, ok := vars[name]; !ok || v.Type != "query" {
+			fail("needs a query variable %q", name)
+		}
 	}
 	defined := func(ref string) bool {
 		_, isVar := vars[ref]
@@ -232,13 +271,17 @@ func checkDashboard(name string, b []byte) (*dashboardCheck, []error) {
 			if p.Title == "" || p.Description == "" {
 				fail("%s: title and description are required", where)
 			}
-			if !knownUnits[p.FieldConfig.Defaults.Unit] {
-				fail("%s: unit %q is not set or not a known Grafana unit", where, p.FieldConfig.Defaults.Unit)
+			if msg := checkUnit(p.FieldConfig.Defaults.Unit); msg != "" {
+				fail("%s: %s", where, msg)
 			}
 			for _, o := range p.FieldConfig.Overrides {
 				for _, prop := range o.Properties {
-					if u, ok := prop.Value.(string); prop.ID == "unit" && (!ok || !knownUnits[u]) {
-						fail("%s: override unit %v is not a known Grafana unit", where, prop.Value)
+					if prop.ID != "unit" {
+						continue
+					}
+					u, _ := prop.Value.(string)
+					if msg := checkUnit(u); msg != "" {
+						fail("%s: override: %s", where, msg)
 					}
 				}
 			}
@@ -330,8 +373,12 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{q}, args...)...))
 	}
 	for _, ref := range varRef.FindAllStringSubmatch(q.Expr, -1) {
-		if r := ref[1] + ref[2]; !defined(r) {
+		r := ref[1] + ref[2]
+		if !defined(r) {
 			fail("undefined variable $%s", r)
+		}
+		if (r == "job" || r == "instance") && q.Datasource == HistoryDatasource {
+			fail("$%s filters a history query: the exporter's TSDB has no %s label (pick the exporter with ${history})", r, r)
 		}
 	}
 	s, err := promql(q)
@@ -344,7 +391,13 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		fail("does not parse: %v", err)
 		return errs
 	}
+	_, tunnelDashboard := vars["tunnel"]
 	parser.Inspect(expr, func(n parser.Node, path []parser.Node) error {
+		if agg, ok := n.(*parser.AggregateExpr); ok && !tunnelDashboard {
+			if name := tunnelHours(agg); name != "" {
+				fail("sums %s over tunnels: read the hourly series written per master or service at hour close (nodepass_endpoint_hourly_traffic_bytes, nodepass_service_hourly_traffic_bytes), which long ranges read fast", name)
+			}
+		}
 		vs, ok := n.(*parser.VectorSelector)
 		if !ok {
 			return nil
@@ -353,6 +406,9 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		if name == "" {
 			fail("a selector without a metric name")
 			return nil
+		}
+		if strings.HasPrefix(name, "prometheus_") {
+			fail("%s is a Prometheus server's own metric; the exporter's embedded TSDB and engine report as nodepass_exporter_%s", name, name)
 		}
 		var fn string
 		if len(path) >= 2 {
@@ -375,12 +431,41 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		}
 		// Per-master and per-tunnel series follow the dashboard's
 		// variables, so that picking a master or tunnel filters them.
+		// Live series carry Prometheus's job and instance, which pick
+		// the exporter; the history series do not (the exporter's own
+		// TSDB has neither label, so a filter on them would empty every
+		// history panel as soon as one exporter is picked).
 		needs := []string{}
-		if (strings.HasPrefix(name, "nodepass_endpoint_") || strings.HasPrefix(name, "nodepass_tunnel_")) && q.Panel != "variable endpoint" {
+		if q.Datasource == LiveDatasource {
+			needs = append(needs, "job", "instance")
+		}
+		if strings.HasPrefix(name, "nodepass_endpoint_") || strings.HasPrefix(name, "nodepass_tunnel_") {
 			needs = append(needs, "endpoint")
 		}
-		if _, ok := vars["tunnel"]; ok && strings.HasPrefix(name, "nodepass_tunnel_") && q.Panel != "variable tunnel" {
+		if _, ok := vars["tunnel"]; ok && strings.HasPrefix(name, "nodepass_tunnel_") {
 			needs = append(needs, "tunnel")
+		}
+		if _, ok := vars["plan"]; ok && strings.HasPrefix(name, "nodepass_plan_") {
+			needs = append(needs, "plan")
+		}
+		// A variable's own query is filtered only by the variables
+		// before it in the chain.
+		if q.Variable {
+			own := strings.TrimPrefix(q.Panel, "variable ")
+			before := map[string]bool{}
+			for _, v := range variableChain {
+				if v == own {
+					break
+				}
+				before[v] = true
+			}
+			var kept []string
+			for _, n := range needs {
+				if before[n] {
+					kept = append(kept, n)
+				}
+			}
+			needs = kept
 		}
 		for _, label := range needs {
 			if !matchesVariable(q.Expr, name, label) {
@@ -390,6 +475,25 @@ func checkExpr(q Query, defined func(string) bool, vars map[string]variableCheck
 		return nil
 	})
 	return errs
+}
+
+// tunnelHours returns the per-tunnel hourly series that agg sums across
+// tunnels (a sum that does not keep the tunnel label), or "".
+func tunnelHours(agg *parser.AggregateExpr) string {
+	if agg.Op != parser.SUM && agg.Op != parser.AVG && agg.Op != parser.COUNT {
+		return ""
+	}
+	if contains(agg.Grouping, "tunnel") != agg.Without {
+		return "" // by (..., tunnel) or without (...) keeping tunnel
+	}
+	var found string
+	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && strings.HasPrefix(vs.Name, "nodepass_tunnel_hourly_traffic") {
+			found = vs.Name
+		}
+		return nil
+	})
+	return found
 }
 
 // matchesVariable reports whether every selector of metric in expr has a

@@ -1,8 +1,9 @@
 // Package dashboards holds what an operator puts around nodepass-exporter:
-// Grafana dashboards (*.json: overview, master, tunnel), Grafana
+// Grafana dashboards (*.json: overview, master, tunnel, plans), Grafana
 // provisioning files (provisioning/), and Prometheus recording rules,
-// alerts, their promtool unit tests and runbook (rules/). The files are
-// compiled into the binary and served under /dashboards/ by [Handler], so
+// alerts and runbook (rules/) with their promtool unit tests
+// (rules/tests/). The files are compiled into the binary and served under
+// /dashboards/ by [Handler], so
 // `curl http://exporter:9834/dashboards/nodepass-overview.json` fetches the
 // dashboard that matches the running version.
 //
@@ -11,6 +12,12 @@
 // state, rates), and ${history}, the exporter's own query API over its
 // embedded TSDB, or the remote_write target it forwards history to (the
 // nodepass_tunnel_hourly_* and nodepass_tunnel_window_* series).
+//
+// Two query variables, job and instance, pick the exporter(s) among all the
+// live Prometheus scrapes: every live query filters on
+// {job=~"$job", instance=~"$instance"}. History queries do not, because
+// the exporter's own TSDB has neither label; ${history} names the exporter
+// there.
 package dashboards
 
 import (

@@ -30,15 +30,16 @@ func embeddedDashboards(t *testing.T) map[string][]byte {
 }
 
 // TestDashboards checks every dashboard: unique uids and titles, the
-// datasource, history and endpoint variables, units on every panel, every
+// datasource, history, job and instance variables, units on every panel, every
 // panel and target on a templated datasource, panels on the grid without
 // overlap, links to existing dashboards, and every expression (panels and
 // variables) parsed by the PromQL parser with counters read only through
 // rate/irate/increase, hourly and window series never through increase,
-// and selectors filtered by the dashboard's variables.
+// and selectors filtered by the dashboard's variables (live ones by job
+// and instance too, history ones never by those).
 func TestDashboards(t *testing.T) {
 	files := embeddedDashboards(t)
-	for _, want := range []string{"nodepass-overview.json", "nodepass-endpoint.json", "nodepass-tunnel.json"} {
+	for _, want := range []string{"nodepass-overview.json", "nodepass-endpoint.json", "nodepass-tunnel.json", "nodepass-plans.json"} {
 		if files[want] == nil {
 			t.Errorf("%s is missing", want)
 		}
@@ -138,8 +139,8 @@ func TestCheckCatches(t *testing.T) {
 		want []string
 	}{
 		{"syntax error", func(t *testing.T, d map[string]any) {
-			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{endpoint="$endpoint", tunnel="$tunnel"`)
-		}, []string{file, `panel "Ping"`, `nodepass_tunnel_ping_seconds{endpoint="$endpoint", tunnel="$tunnel"`, "does not parse"}},
+			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{job=~"$job", instance=~"$instance", endpoint="$endpoint", tunnel="$tunnel"`)
+		}, []string{file, `panel "Ping"`, `nodepass_tunnel_ping_seconds{job=~"$job", instance=~"$instance", endpoint="$endpoint", tunnel="$tunnel"`, "does not parse"}},
 		{"raw counter", func(t *testing.T, d map[string]any) {
 			setExpr(t, d, "Traffic rate", `sum(nodepass_tunnel_traffic_bytes_total{endpoint="$endpoint", tunnel="$tunnel"})`)
 		}, []string{file, `panel "Traffic rate"`, "must be read through rate"}},
@@ -158,6 +159,25 @@ func TestCheckCatches(t *testing.T) {
 		{"not filtered by the tunnel", func(t *testing.T, d map[string]any) {
 			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{endpoint="$endpoint"}`)
 		}, []string{file, `panel "Ping"`, `not filtered by tunnel`}},
+		{"not filtered by the exporter", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Ping", `nodepass_tunnel_ping_seconds{job=~"$job", endpoint="$endpoint", tunnel="$tunnel"}`)
+		}, []string{file, `panel "Ping"`, `not filtered by instance`}},
+		{"job on a history query", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Traffic per hour", `sum(last_over_time(nodepass_tunnel_hourly_traffic_bytes{job=~"$job", endpoint="$endpoint", tunnel="$tunnel"}[1h]))`)
+		}, []string{file, `panel "Traffic per hour"`, "$job filters a history query"}},
+		{"no instance variable", func(t *testing.T, d map[string]any) {
+			tpl := d["templating"].(map[string]any)
+			var keep []any
+			for _, v := range tpl["list"].([]any) {
+				if v.(map[string]any)["name"] != "instance" {
+					keep = append(keep, v)
+				}
+			}
+			tpl["list"] = keep
+		}, []string{file, `variable "instance"`}},
+		{"a Prometheus server's own metric", func(t *testing.T, d map[string]any) {
+			setExpr(t, d, "Ping", `rate(prometheus_tsdb_head_samples_appended_total{job=~"$job", instance=~"$instance"}[5m])`)
+		}, []string{file, `panel "Ping"`, "nodepass_exporter_prometheus_tsdb_head_samples_appended_total"}},
 		{"no unit", func(t *testing.T, d map[string]any) {
 			fc := panelByTitle(t, d, "Ping")["fieldConfig"].(map[string]any)
 			delete(fc["defaults"].(map[string]any), "unit")
@@ -166,6 +186,14 @@ func TestCheckCatches(t *testing.T) {
 			fc := panelByTitle(t, d, "Ping")["fieldConfig"].(map[string]any)
 			fc["defaults"].(map[string]any)["unit"] = "seconds"
 		}, []string{file, `panel "Ping"`, `unit "seconds"`}},
+		{"SI bytes", func(t *testing.T, d map[string]any) {
+			fc := panelByTitle(t, d, "Traffic per hour")["fieldConfig"].(map[string]any)
+			fc["defaults"].(map[string]any)["unit"] = "decbytes"
+		}, []string{file, `panel "Traffic per hour"`, `"decbytes" is SI`, `"bytes"`}},
+		{"SI bytes per second", func(t *testing.T, d map[string]any) {
+			fc := panelByTitle(t, d, "Traffic rate")["fieldConfig"].(map[string]any)
+			fc["defaults"].(map[string]any)["unit"] = "Bps"
+		}, []string{file, `panel "Traffic rate"`, `"Bps" is SI`, `"binBps"`}},
 		{"hard-coded datasource", func(t *testing.T, d map[string]any) {
 			p := panelByTitle(t, d, "Ping")
 			p["datasource"] = map[string]any{"type": "prometheus", "uid": "P1809F7CD0C75ACF3"}
@@ -210,6 +238,29 @@ func TestCheckCatches(t *testing.T) {
 	delete(files, "nodepass-tunnel.json")
 	if errs := checkDashboards(files); len(errs) != 0 {
 		t.Fatalf("the unedited copy fails: %v", errs)
+	}
+}
+
+// TestCheckWantsPreAggregatedHours proves that a dashboard without a tunnel
+// variable may not sum the per-tunnel hourly series across tunnels: the
+// overview's per-master history panel, put back to the per-tunnel sum it
+// used before the per-master series existed, fails the check.
+func TestCheckWantsPreAggregatedHours(t *testing.T) {
+	files := embeddedDashboards(t)
+	var d map[string]any
+	if err := json.Unmarshal(files["nodepass-overview.json"], &d); err != nil {
+		t.Fatal(err)
+	}
+	setExpr(t, d, "Traffic per hour by master", `sum by (endpoint) (last_over_time(nodepass_tunnel_hourly_traffic_bytes{endpoint=~"$endpoint"}[1h]))`)
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["nodepass-overview.json"] = b
+	msg := errors.Join(checkDashboards(files)...)
+	if msg == nil || !strings.Contains(msg.Error(), `panel "Traffic per hour by master"`) ||
+		!strings.Contains(msg.Error(), "nodepass_endpoint_hourly_traffic_bytes") {
+		t.Fatalf("no error naming the panel and the per-master series: %v", msg)
 	}
 }
 

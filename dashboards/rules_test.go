@@ -4,21 +4,40 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// The rule files, relative to the package directory.
+// The rule files, relative to the package directory. The promtool unit
+// tests live in rules/tests/, so that `promtool check rules
+// dashboards/rules/*.yml` sees rule files only.
 const (
-	recordingRules = "rules/nodepass.rules.yml"
-	alertingRules  = "rules/nodepass.alerts.yml"
-	ruleTests      = "rules/nodepass_test.yml"
-	runbook        = "rules/RUNBOOK.md"
+	ruleGlob     = "rules/*.yml"
+	ruleTestGlob = "rules/tests/*.yml"
+	ruleTests    = "rules/tests/nodepass_test.yml" // the file TestPromtoolCatchesAWrongExpectation edits
+	runbook      = "rules/RUNBOOK.md"
 )
+
+// ruleFiles returns the files matched by [ruleGlob], as a user's
+// `promtool check rules dashboards/rules/*.yml` or rule_files glob would
+// load them.
+func ruleFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(FS(), ruleGlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 2 {
+		t.Fatalf("%s matches %v; want the recording and alerting rules", ruleGlob, names)
+	}
+	return names
+}
 
 type ruleFile struct {
 	Groups []struct {
@@ -70,41 +89,67 @@ var recordName = regexp.MustCompile(`^[a-z_]+:nodepass_[a-z_]+:[a-z0-9_]+$`)
 // description and a runbook_url whose anchor is a section of RUNBOOK.md,
 // and at least one promtool test case in which it fires.
 func TestRulesAreDocumentedAndTested(t *testing.T) {
-	var tests ruleTestFile
-	readYAML(t, ruleTests, &tests)
 	fires, exprTests := map[string]int{}, map[string]bool{}
-	for _, tc := range tests.Tests {
-		for _, a := range tc.AlertRuleTest {
-			fires[a.Alertname] += len(a.ExpAlerts)
+	// The unit tests load every rule file of the folder (paths relative
+	// to the test file), so a new rule file cannot go untested.
+	var want []string
+	for _, f := range ruleFiles(t) {
+		want = append(want, "../"+path.Base(f))
+	}
+	sort.Strings(want)
+	for _, file := range ruleTestFiles(t) {
+		var tests ruleTestFile
+		readYAML(t, file, &tests)
+		for _, tc := range tests.Tests {
+			for _, a := range tc.AlertRuleTest {
+				fires[a.Alertname] += len(a.ExpAlerts)
+			}
+			for _, e := range tc.PromQLExprTest {
+				exprTests[e.Expr] = true
+			}
 		}
-		for _, e := range tc.PromQLExprTest {
-			exprTests[e.Expr] = true
+		got := append([]string(nil), tests.RuleFiles...)
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s tests %v, want every rule file of %s: %v", file, tests.RuleFiles, ruleGlob, want)
 		}
 	}
-	if strings.Join(tests.RuleFiles, ",") != "nodepass.rules.yml,nodepass.alerts.yml" {
-		t.Errorf("%s tests %v, want both rule files", ruleTests, tests.RuleFiles)
+	records := map[string]bool{}
+	for _, file := range ruleFiles(t) {
+		var rf ruleFile
+		readYAML(t, file, &rf)
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				records[r.Record] = r.Record != ""
+			}
+		}
 	}
 	book, err := fs.ReadFile(FS(), runbook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts, records := 0, 0
-	for _, file := range []string{recordingRules, alertingRules} {
+	alerts, nrecords := 0, 0
+	for _, file := range ruleFiles(t) {
 		var rf ruleFile
 		readYAML(t, file, &rf)
 		for _, g := range rf.Groups {
 			for _, r := range g.Rules {
 				name := r.Record + r.Alert
-				if _, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr); err != nil {
+				expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
+				if err != nil {
 					t.Errorf("%s: %s: %v", file, name, err)
+					continue
+				}
+				for _, series := range unknownSeries(expr, records) {
+					t.Errorf("%s: %s reads %s, which is neither the exporter's (nodepass_*) nor Prometheus's up nor a recording rule of these files", file, name, series)
 				}
 				if r.Record != "" {
-					records++
+					nrecords++
 					if !recordName.MatchString(r.Record) {
 						t.Errorf("%s: %s is not named level:metric:operations", file, r.Record)
 					}
 					if !exprTests[r.Record] {
-						t.Errorf("%s: recording rule %s has no promql_expr_test in %s", file, r.Record, ruleTests)
+						t.Errorf("%s: recording rule %s has no promql_expr_test in %s", file, r.Record, ruleTestGlob)
 					}
 					continue
 				}
@@ -125,29 +170,60 @@ func TestRulesAreDocumentedAndTested(t *testing.T) {
 					t.Errorf("%s: %s has no section in %s", file, name, runbook)
 				}
 				if fires[name] == 0 {
-					t.Errorf("%s: alert %s never fires in %s", file, name, ruleTests)
+					t.Errorf("%s: alert %s never fires in %s", file, name, ruleTestGlob)
 				}
 			}
 		}
 	}
-	if records < 4 || alerts < 10 {
-		t.Errorf("found %d recording rules and %d alerts; the files were not read right", records, alerts)
+	if nrecords < 4 || alerts < 10 {
+		t.Errorf("found %d recording rules and %d alerts; the files were not read right", nrecords, alerts)
 	}
 }
 
-// TestPromtool runs promtool check rules on both files and promtool test
-// rules on the unit tests, with Debian's promtool.
+// ruleTestFiles returns the promtool unit test files.
+func ruleTestFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(FS(), ruleTestGlob)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("%s: %v %v", ruleTestGlob, names, err)
+	}
+	return names
+}
+
+// unknownSeries returns the metric names expr selects that the rules may
+// not read: they run in the exporter (over its /metrics and its TSDB) and
+// in a Prometheus that scrapes it, so they read the exporter's nodepass_*
+// series, Prometheus's up and their own recording rules, and never a
+// Prometheus server's own prometheus_* metrics (the exporter's embedded
+// TSDB and engine report as nodepass_exporter_prometheus_*).
+func unknownSeries(expr parser.Expr, records map[string]bool) []string {
+	var out []string
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		if !strings.HasPrefix(vs.Name, "nodepass_") && vs.Name != "up" && !records[vs.Name] {
+			out = append(out, vs.Name)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestPromtool runs promtool check rules on rules/*.yml, as the README
+// tells users to, and promtool test rules on every unit test file of
+// rules/tests/, with Debian's promtool.
 func TestPromtool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool")
 	}
 	promtool := needTool(t, "promtool")
-	out, err := exec.Command(promtool, "check", "rules", recordingRules, alertingRules).CombinedOutput()
+	out, err := exec.Command(promtool, append([]string{"check", "rules"}, ruleFiles(t)...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
+		t.Fatalf("promtool check rules %s: %v\n%s", ruleGlob, err, out)
 	}
-	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
-	cmd.Dir = filepath.Dir(ruleTests)
+	cmd := exec.Command(promtool, append([]string{"test", "rules"}, ruleTestFiles(t)...)...)
 	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SUCCESS") {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
@@ -162,7 +238,10 @@ func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
 	}
 	promtool := needTool(t, "promtool")
 	dir := t.TempDir()
-	for _, f := range []string{recordingRules, alertingRules, ruleTests} {
+	if err := os.Mkdir(filepath.Join(dir, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(ruleFiles(t), ruleTests) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -174,11 +253,11 @@ func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
 			}
 			b = []byte(strings.Replace(string(b), from, to, 1))
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, strings.TrimPrefix(f, "rules/")), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(promtool, "test", "rules", filepath.Base(ruleTests))
+	cmd := exec.Command(promtool, "test", "rules", strings.TrimPrefix(ruleTests, "rules/"))
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err == nil {
