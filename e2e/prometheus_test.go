@@ -97,10 +97,13 @@ func startPrometheus(t *testing.T, target string) string {
 	for _, sc := range cfg["scrape_configs"].([]any) {
 		job := sc.(map[string]any)
 		if job["job_name"] == "nodepass-exporter" {
-			if _, ok := job["static_configs"]; !ok {
-				t.Fatal("examples/prometheus.yml: the nodepass-exporter job has no static_configs")
+			scs, _ := job["static_configs"].([]any)
+			if len(scs) != 1 {
+				t.Fatal("examples/prometheus.yml: the nodepass-exporter job needs one static_configs entry")
 			}
-			job["static_configs"] = []any{map[string]any{"targets": []any{target}}}
+			// Keep the example's target labels (the down alert selects by
+			// them); only the address is this test's.
+			scs[0].(map[string]any)["targets"] = []any{target}
 			jobs++
 		}
 	}
@@ -438,6 +441,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		}
 		expr := strings.NewReplacer(
 			"${endpoint}", "sim", "$endpoint", "sim", "${tunnel}", tunnel, "$tunnel", tunnel,
+			"${job}", ".*", "$job", ".*", "${instance}", ".*", "$instance", ".*", "${plan}", ".*", "$plan", ".*",
 			"$__rate_interval", promDuration(rateInterval), "$__interval", promDuration(step), "$__range", promDuration(window),
 		).Replace(q.Expr)
 		if q.Variable {
