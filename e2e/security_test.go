@@ -21,6 +21,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
+	"github.com/nodepass-exporter/nodepass-exporter/promapi"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
@@ -45,7 +46,7 @@ func exporterRoutes(t *testing.T) []walkedRoute {
 		Store: collector.NewStore(collector.Options{}),
 		// As cmd/nodepass-exporter's app.go mounts them; keep in step.
 		Mount: func(r *mux.Router) {
-			tsdb.NewAPI(db, tsdb.APIOptions{}).Register(r)
+			promapi.New(db, nil, promapi.Options{}).Register(r)
 			r.PathPrefix(dashboards.Prefix).Handler(dashboards.Handler()).Methods(http.MethodGet, http.MethodHead)
 		},
 	})

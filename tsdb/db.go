@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -20,10 +19,8 @@ import (
 
 // Defaults applied by [Open] to zero [Options] fields.
 const (
-	DefaultRetention       = 30 * 24 * time.Hour
-	DefaultMaxFutureSkew   = time.Hour
-	DefaultMaxQuerySamples = 50_000_000
-	DefaultQueryTimeout    = 2 * time.Minute
+	DefaultRetention     = 30 * 24 * time.Hour
+	DefaultMaxFutureSkew = time.Hour
 	// maxBlockDurationCap mirrors Prometheus: blocks never span more than
 	// 31 days, and at most a tenth of the retention.
 	maxBlockDurationCap = 31 * 24 * time.Hour
@@ -38,9 +35,11 @@ const (
 	// cycle of 2 hours spans about 16 segments at 10,000 tunnels (160 at
 	// 100,000, 3 at 2,000, one below about 600).
 	walSegmentSize = 2 << 20
-	// noStepSubqueryInterval is the step of a subquery written without one
-	// (`x[1h:]`); Prometheus uses its global evaluation interval, 1m.
-	noStepSubqueryInterval = time.Minute
+	// MetricsPrefix goes before the names of the Prometheus TSDB's own
+	// metrics (prometheus_tsdb_* becomes nodepass_exporter_prometheus_tsdb_*),
+	// so that they never collide with a Prometheus server's own series when
+	// both are scraped into one place.
+	MetricsPrefix = "nodepass_exporter_"
 )
 
 // Options configure [Open]. The zero value is usable: every zero field gets
@@ -67,14 +66,6 @@ type Options struct {
 	// and make every honest sample "too old", so such samples are rejected
 	// with reason "too_new". Zero means DefaultMaxFutureSkew (1h).
 	MaxFutureSkew time.Duration
-
-	// MaxQuerySamples is the most samples one PromQL query may hold in
-	// memory (Prometheus' --query.max-samples). Zero means 50,000,000.
-	MaxQuerySamples int
-
-	// QueryTimeout bounds one PromQL query (Prometheus' --query.timeout).
-	// Zero means 2 minutes.
-	QueryTimeout time.Duration
 
 	// Now is the clock used to judge sample timestamps. Nil means time.Now;
 	// tests inject their own.
@@ -114,12 +105,6 @@ func (o Options) withDefaults() Options {
 	if o.MaxFutureSkew <= 0 {
 		o.MaxFutureSkew = DefaultMaxFutureSkew
 	}
-	if o.MaxQuerySamples <= 0 {
-		o.MaxQuerySamples = DefaultMaxQuerySamples
-	}
-	if o.QueryTimeout <= 0 {
-		o.QueryTimeout = DefaultQueryTimeout
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -140,8 +125,6 @@ type DB struct {
 	dir    string
 	opts   Options
 	logger *slog.Logger
-	engine *promql.Engine
-	parser parser.Parser
 
 	appendMu sync.Mutex // serialises Append: one appender at a time.
 	closed   bool       // guarded by appendMu
@@ -153,11 +136,11 @@ type DB struct {
 	watchDone chan struct{}      // closed when watchCompactions has returned
 }
 
-// Open opens (or creates) the TSDB in dir. The TSDB's own metrics
-// (prometheus_tsdb_*) and the PromQL engine's (prometheus_engine_*) are
-// registered on reg, which must be the exporter's own registry and must not
-// have been passed to another Open; reg may be nil for none. Close the DB
-// when done.
+// Open opens (or creates) the TSDB in dir. The TSDB's own metrics are
+// registered on reg under [MetricsPrefix]
+// (nodepass_exporter_prometheus_tsdb_*); reg must be the exporter's own
+// registry and must not have been passed to another Open; it may be nil for
+// none. Close the DB when done.
 func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -184,29 +167,18 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	// Merging blocks joins each series' small chunks (rechunk.go).
 	po.NewCompactorFunc = newCompactor
 
-	pdb, err := promtsdb.Open(dir, logger, reg, po, nil)
+	var preg prometheus.Registerer
+	if reg != nil {
+		preg = prometheus.WrapRegistererWithPrefix(MetricsPrefix, reg)
+	}
+	pdb, err := promtsdb.Open(dir, logger, preg, po, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", dir, err)
 	}
 
-	p := parser.NewParser(parser.Options{})
-	engine := promql.NewEngine(promql.EngineOpts{
-		Logger:               logger.With("component", "promql"),
-		Reg:                  reg,
-		MaxSamples:           opts.MaxQuerySamples,
-		Timeout:              opts.QueryTimeout,
-		EnableAtModifier:     true,
-		EnableNegativeOffset: true,
-		NoStepSubqueryIntervalFn: func(int64) int64 {
-			return noStepSubqueryInterval.Milliseconds()
-		},
-		Parser: p,
-		// LookbackDelta zero: the engine's default (5m).
-	})
-
 	logger.Info("TSDB opened", "dir", dir, "retention", opts.Retention,
 		"out_of_order_window", opts.OutOfOrderTimeWindow, "wal_compression", string(po.WALCompression))
-	db := &DB{db: pdb, dir: dir, opts: opts, logger: logger, engine: engine, parser: p,
+	db := &DB{db: pdb, dir: dir, opts: opts, logger: logger,
 		watchDone: make(chan struct{})}
 	db.stop, db.stopWatch = context.WithCancel(context.Background())
 	go db.watchCompactions()
@@ -307,6 +279,14 @@ func (db *DB) Stats() Stats {
 	return s
 }
 
+// HeadStats returns the head's cardinality statistics, as Prometheus'
+// /api/v1/status/tsdb shows them: the series count, the time range and the
+// limit largest entries per metric name, label name and label pair. It walks
+// the head's postings, so it costs time in proportion to the series held.
+func (db *DB) HeadStats(limit int) *promtsdb.Stats {
+	return db.db.Head().Stats(labels.MetricName, limit)
+}
+
 // Compact runs the TSDB's compaction now: it persists whatever the head
 // holds that is old enough into blocks, truncates the WAL and merges young
 // blocks. It waits for a compaction under way to finish first, so on
@@ -321,7 +301,7 @@ func (db *DB) Compact(ctx context.Context) error {
 	return nil
 }
 
-// Close flushes and closes the TSDB and stops the query engine. It is safe
+// Close flushes and closes the TSDB. It is safe
 // to call more than once; later calls return the first result. Appends and
 // queries after Close fail.
 func (db *DB) Close() error {
@@ -332,9 +312,6 @@ func (db *DB) Close() error {
 		defer db.appendMu.Unlock()
 		db.closed = true
 		var errs []error
-		if err := db.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close query engine: %w", err))
-		}
 		if err := db.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close tsdb %s: %w", db.dir, err))
 		}

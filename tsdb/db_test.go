@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/record"
@@ -427,4 +429,33 @@ func oldestWALSample(t *testing.T, dir string) time.Time {
 		t.Fatal("no sample in the WAL")
 	}
 	return time.UnixMilli(oldest).UTC()
+}
+
+// TestMetricsPrefixed: the Prometheus TSDB's own metrics are registered as
+// nodepass_exporter_prometheus_tsdb_*, never as a Prometheus server's
+// prometheus_tsdb_*.
+func TestMetricsPrefixed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	db, err := Open(t.TempDir(), nil, reg, Options{Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		seen[name] = true
+		if !strings.HasPrefix(name, "nodepass_exporter_prometheus_") {
+			t.Errorf("metric %s is not prefixed", name)
+		}
+	}
+	for _, want := range []string{"nodepass_exporter_prometheus_tsdb_head_series", "nodepass_exporter_prometheus_tsdb_head_chunks"} {
+		if !seen[want] {
+			t.Errorf("no %s among %d families", want, len(mfs))
+		}
+	}
 }

@@ -1,5 +1,6 @@
 // Package tsdb keeps the exporter's per-tunnel history in an embedded
-// Prometheus TSDB and answers the Prometheus HTTP read API over it.
+// Prometheus TSDB. Package promapi answers the Prometheus HTTP read API
+// over it.
 //
 // The pieces, in data-flow order:
 //
@@ -18,12 +19,10 @@
 //   - [Writer] is the actor that drains a [history.Outbox] into the DB, with
 //     retries and capped exponential backoff, and never blocks the producer.
 //   - [DB.HourlyTraffic] reads closed hours back for the trend REST API.
-//   - [API] serves /api/v1/query, /api/v1/query_range, /api/v1/labels,
-//     /api/v1/label/{name}/values, /api/v1/series, /api/v1/metadata and
-//     /api/v1/status/buildinfo with the JSON shapes of Prometheus, enough for
-//     Grafana's Prometheus data source.
 //
 // Nothing here registers on the global Prometheus registry: every metric
-// (the TSDB's own, the PromQL engine's and the writer's) goes on the
-// Registerer given to [Open] and [NewWriter].
+// goes on the Registerer given to [Open] and [NewWriter]. The TSDB's own
+// metrics get [MetricsPrefix] (nodepass_exporter_prometheus_tsdb_*), so
+// they never collide with a Prometheus server's; the writer's are
+// nodepass_exporter_tsdb_* already.
 package tsdb

@@ -3,18 +3,16 @@ package tsdb_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
 
-// Example wires the package the way the exporter's main does: one DB, one
-// Writer actor draining the collector's outbox, and the read API on the
-// HTTP router. (Compiled, not run.)
+// Example wires the package the way the exporter's main does: one DB and
+// one Writer actor draining the collector's outbox (package promapi serves
+// the read API over the DB). (Compiled, not run.)
 func Example() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -37,11 +35,7 @@ func Example() {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 
-	r := mux.NewRouter()
-	tsdb.NewAPI(db, tsdb.APIOptions{BuildInfo: tsdb.BuildInfo{Version: "1.0.0"}, Logger: logger}).Register(r)
-	srv := &http.Server{Addr: ":9100", Handler: r}
-	_ = srv // ListenAndServe, then on shutdown: stop(); <-done; db.Close()
-
+	// ... serve, then on shutdown: stop(); <-done; db.Close()
 	stop()
 	if err := <-done; err != nil {
 		logger.Error("final TSDB flush", "err", err)

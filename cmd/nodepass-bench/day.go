@@ -381,7 +381,7 @@ func populatingBlock(reg prometheus.Gatherer) bool {
 		return false
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "prometheus_tsdb_compaction_populating_block" {
+		if mf.GetName() == "nodepass_exporter_prometheus_tsdb_compaction_populating_block" {
 			for _, m := range mf.GetMetric() {
 				if m.GetGauge().GetValue() > 0 {
 					return true

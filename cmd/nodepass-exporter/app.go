@@ -372,7 +372,7 @@ func (l lintCleanGatherer) Gather() ([]*dto.MetricFamily, error) {
 	mfs, err := l.g.Gather()
 	out := mfs[:0]
 	for _, mf := range mfs {
-		if name := mf.GetName(); strings.HasPrefix(name, "prometheus_") && strings.Contains(name, "histogram") {
+		if name := mf.GetName(); strings.HasPrefix(name, "nodepass_exporter_prometheus_") && strings.Contains(name, "histogram") {
 			continue
 		}
 		out = append(out, mf)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/nodepass-exporter/nodepass-exporter/promapi"
 )
 
 // settings holds every flag.
@@ -35,6 +37,16 @@ type settings struct {
 	logLevel        *promslog.Level
 	logFormat       *promslog.Format
 	showVersion     bool
+	query           queryFlags
+	// flagValues holds every flag's value by name, for /api/v1/status/flags.
+	flagValues map[string]string
+}
+
+// queryFlags bound PromQL queries of /api/v1 (package promapi).
+type queryFlags struct {
+	timeout        time.Duration
+	maxConcurrency int
+	maxSamples     int
 }
 
 type remoteWriteFlags struct {
@@ -114,9 +126,14 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.Var(s.logLevel, "log.level", "Log level: debug, info, warn, error.")
 	fs.Var(s.logFormat, "log.format", "Log format: logfmt or json.")
 	fs.BoolVar(&s.showVersion, "version", false, "Print the version and exit.")
+	fs.DurationVar(&s.query.timeout, "query.timeout", promapi.DefaultQueryTimeout, "Maximum time a query may take before it is aborted.")
+	fs.IntVar(&s.query.maxConcurrency, "query.max-concurrency", promapi.DefaultMaxConcurrentQueries, "Maximum number of queries executed concurrently; more are answered 503.")
+	fs.IntVar(&s.query.maxSamples, "query.max-samples", promapi.DefaultMaxSamples, "Maximum number of samples a single query can load into memory.")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	s.flagValues = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { s.flagValues[f.Name] = f.Value.String() })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -148,6 +165,8 @@ func (s *settings) check() error {
 		return errors.New("--storage.tsdb.retention.time must be at least 1h")
 	case s.reportInterval <= 0 || s.infoInterval <= 0:
 		return errors.New("--nodepass.*-interval must be positive")
+	case s.query.timeout <= 0 || s.query.maxConcurrency <= 0 || s.query.maxSamples <= 0:
+		return errors.New("--query.timeout, --query.max-concurrency and --query.max-samples must be positive")
 	}
 	if _, err := time.LoadLocation(s.timezone); err != nil {
 		return fmt.Errorf("--web.timezone: %w", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/promapi"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
 
@@ -112,10 +113,8 @@ func TestReplayAcrossHourBoundary(t *testing.T) {
 		t.Fatalf("%d samples not written", outbox.Len())
 	}
 
-	r := mux.NewRouter()
-	tsdb.NewAPI(db, tsdb.APIOptions{Now: clock.Now}).Register(r)
 	srv := api.New(api.Options{Store: store, Hourly: db, Mount: func(m *mux.Router) {
-		tsdb.NewAPI(db, tsdb.APIOptions{Now: clock.Now}).Register(m)
+		promapi.New(db, nil, promapi.Options{Now: clock.Now}).Register(m)
 	}})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
+	"github.com/nodepass-exporter/nodepass-exporter/promapi"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb/remotewrite"
 )
@@ -23,7 +25,7 @@ import (
 type storage struct {
 	db     *tsdb.DB
 	writer *tsdb.Writer
-	query  *tsdb.API
+	query  *promapi.API
 	remote *remotewrite.Client
 	logger *slog.Logger
 }
@@ -70,10 +72,16 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 		_ = db.Close()
 		return nil, fmt.Errorf("TSDB writer: %w", err)
 	}
-	st.query = tsdb.NewAPI(db, tsdb.APIOptions{
-		BuildInfo: tsdb.BuildInfo{Version: version, Revision: revision, GoVersion: goVersion()},
-		Logger:    logger.With("component", "query"),
-		Now:       now,
+	gatherer, _ := reg.(prometheus.Gatherer) // the head's chunk count for /api/v1/status/tsdb
+	st.query = promapi.New(db, reg, promapi.Options{
+		BuildInfo:            promapi.BuildInfo{Version: version, Revision: revision, GoVersion: goVersion()},
+		Flags:                func() map[string]string { return s.flagValues },
+		Gatherer:             gatherer,
+		QueryTimeout:         s.query.timeout,
+		MaxConcurrentQueries: s.query.maxConcurrency,
+		MaxSamples:           s.query.maxSamples,
+		Logger:               logger.With("component", "query"),
+		Now:                  now,
 	})
 	return st, nil
 }
@@ -100,7 +108,9 @@ func (st *storage) run(ctx context.Context) {
 	wg.Wait()
 }
 
-func (st *storage) close() error { return st.db.Close() }
+func (st *storage) close() error {
+	return errors.Join(st.query.Close(), st.db.Close())
+}
 
 func (st *storage) mount(r *mux.Router) { st.query.Register(r) }
 

@@ -1,7 +1,8 @@
 // Package jsonenc appends JSON strings by hand, byte for byte as
 // encoding/json writes them, for the encoders that must not allocate or
-// reflect: the SSE push frames (api), the state snapshot (collector) and the
-// simulator's events.
+// reflect: the SSE push frames (api), the state snapshot (collector), the
+// Prometheus-compatible read API (promapi) and the simulator's events. It is
+// the exporter's one JSON string encoder: do not add another.
 package jsonenc
 
 import "unicode/utf8"

@@ -1,102 +1,17 @@
-package tsdb
+package promapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
-
-// apiFixture serves the API over a DB holding 48 closed hours of two
-// tunnels on endpoint tokyo: t1 moves [100 200 300 400] bytes an hour
-// (tcp rx, tcp tx, udp rx, udp tx) with 720 points, t2 [1 1 1 1] with 10.
-func apiFixture(t *testing.T, opts Options) *httptest.Server {
-	t.Helper()
-	db := openTestDB(t, "", testNow, opts)
-	var batch []history.Sample
-	for ago := 48; ago >= 1; ago-- {
-		hour := testNow.Add(-time.Duration(ago) * time.Hour)
-		batch = append(batch, hourSamples("tokyo", "t1", hour, [4]float64{100, 200, 300, 400}, [4]float64{}, 720)...)
-		batch = append(batch, hourSamples("tokyo", "t2", hour, [4]float64{1, 1, 1, 1}, [4]float64{}, 10)...)
-	}
-	mustAppend(t, db, batch)
-	r := mux.NewRouter()
-	NewAPI(db, APIOptions{
-		BuildInfo:           BuildInfo{Version: "1.2.3", Revision: "abc", Branch: "main"},
-		MaxRequestBodyBytes: 4096,
-		Now:                 func() time.Time { return testNow },
-	}).Register(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-type apiResponse struct {
-	Status    string          `json:"status"`
-	Data      json.RawMessage `json:"data"`
-	ErrorType string          `json:"errorType"`
-	Error     string          `json:"error"`
-	Warnings  []string        `json:"warnings"`
-	raw       string
-	code      int
-}
-
-// call does a GET (form nil) or a POST form and decodes the envelope.
-func call(t *testing.T, srv *httptest.Server, method, path string, params url.Values) apiResponse {
-	t.Helper()
-	var (
-		resp *http.Response
-		err  error
-	)
-	switch method {
-	case http.MethodGet:
-		u := srv.URL + path
-		if len(params) > 0 {
-			u += "?" + params.Encode()
-		}
-		resp, err = http.Get(u)
-	case http.MethodPost:
-		resp, err = http.PostForm(srv.URL+path, params)
-	default:
-		var req *http.Request
-		req, err = http.NewRequest(method, srv.URL+path, nil)
-		if err == nil {
-			resp, err = http.DefaultClient.Do(req)
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := apiResponse{raw: string(body), code: resp.StatusCode}
-	if resp.StatusCode == http.StatusMethodNotAllowed {
-		return out
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q", method, path, ct)
-	}
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("%s %s: %v in %s", method, path, err, body)
-	}
-	return out
-}
-
-func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
 type promSample struct {
 	Metric map[string]string `json:"metric"`
@@ -131,7 +46,7 @@ func decodeQuery(t *testing.T, r apiResponse) (string, []promSample) {
 }
 
 func TestAPIQuery(t *testing.T) {
-	srv := apiFixture(t, Options{})
+	srv := fixture(t, Options{})
 	// Range selectors are left-open in Prometheus 3: [24h] at 12:00 holds
 	// the hours starting 11:00 back to 13:00 the day before (23 of them);
 	// the hour starting exactly 24h earlier is out.
@@ -196,7 +111,7 @@ func TestAPIQuery(t *testing.T) {
 }
 
 func TestAPIQueryRange(t *testing.T) {
-	srv := apiFixture(t, Options{})
+	srv := fixture(t, Options{})
 	params := url.Values{
 		"query": {`sum by (tunnel) (nodepass_tunnel_hourly_traffic_bytes)`},
 		"start": {unix(testNow.Add(-3 * time.Hour))},
@@ -224,52 +139,8 @@ func TestAPIQueryRange(t *testing.T) {
 	}
 }
 
-func TestAPIErrors(t *testing.T) {
-	srv := apiFixture(t, Options{})
-	now := unix(testNow)
-	for _, tc := range []struct {
-		name, method, path string
-		params             url.Values
-		code               int
-		errorType          string
-		contains           string
-	}{
-		{"parse error", "GET", "/api/v1/query", url.Values{"query": {"sum("}}, 400, "bad_data", `invalid parameter "query"`},
-		{"no query", "GET", "/api/v1/query", nil, 400, "bad_data", "query"},
-		{"bad time", "GET", "/api/v1/query", url.Values{"query": {"1"}, "time": {"yesterday"}}, 400, "bad_data", "time"},
-		{"bad timeout", "GET", "/api/v1/query", url.Values{"query": {"1"}, "timeout": {"soon"}}, 400, "bad_data", "timeout"},
-		{"bad limit", "GET", "/api/v1/query", url.Values{"query": {"1"}, "limit": {"-1"}}, 400, "bad_data", "limit"},
-		{"no start", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "end": {now}, "step": {"60"}}, 400, "bad_data", "start"},
-		{"no step", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {now}}, 400, "bad_data", "step"},
-		{"zero step", "POST", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {now}, "step": {"0"}}, 400, "bad_data", "step"},
-		{"end before start", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {now}, "end": {"0"}, "step": {"60"}}, 400, "bad_data", "end"},
-		{"too many points", "GET", "/api/v1/query_range", url.Values{"query": {"1"}, "start": {"0"}, "end": {"11001"}, "step": {"1"}}, 400, "bad_data", "11000 points"},
-		{"timeout", "GET", "/api/v1/query", url.Values{"query": {"nodepass_tunnel_hourly_points"}, "timeout": {"0.000000001"}}, 503, "timeout", ""},
-		{"series without match", "GET", "/api/v1/series", nil, 400, "bad_data", "match[]"},
-		{"series empty matcher", "GET", "/api/v1/series", url.Values{"match[]": {`{tunnel=""}`}}, 400, "bad_data", "non-empty"},
-		{"series bad selector", "GET", "/api/v1/series", url.Values{"match[]": {`{`}}, 400, "bad_data", "match[]"},
-		{"labels bad start", "GET", "/api/v1/labels", url.Values{"start": {"x"}}, 400, "bad_data", "start"},
-		{"bad label name", "GET", "/api/v1/label/%FF/values", nil, 400, "bad_data", "invalid label name"},
-		{"metadata bad limit", "GET", "/api/v1/metadata", url.Values{"limit": {"x"}}, 400, "bad_data", "limit"},
-		{"body too large", "POST", "/api/v1/query", url.Values{"query": {strings.Repeat("1+", 4000) + "1"}}, 413, "bad_data", "too large"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := call(t, srv, tc.method, tc.path, tc.params)
-			if r.code != tc.code || r.Status != "error" || r.ErrorType != tc.errorType || !strings.Contains(r.Error, tc.contains) {
-				t.Errorf("got %d %s", r.code, r.raw)
-			}
-			if r.Data != nil {
-				t.Errorf("error with data: %s", r.raw)
-			}
-		})
-	}
-	if r := call(t, srv, http.MethodDelete, "/api/v1/query", nil); r.code != http.StatusMethodNotAllowed {
-		t.Errorf("DELETE: %d", r.code)
-	}
-}
-
 func TestAPIMaxSamples(t *testing.T) {
-	srv := apiFixture(t, Options{MaxQuerySamples: 10})
+	srv := fixture(t, Options{MaxSamples: 10})
 	r := call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {"nodepass_tunnel_hourly_traffic_bytes[24h]"}})
 	if r.code != http.StatusUnprocessableEntity || r.ErrorType != "execution" || !strings.Contains(r.Error, "too many samples") {
 		t.Errorf("got %d %s", r.code, r.raw)
@@ -277,7 +148,7 @@ func TestAPIMaxSamples(t *testing.T) {
 }
 
 func TestAPILabelsSeries(t *testing.T) {
-	srv := apiFixture(t, Options{})
+	srv := fixture(t, Options{})
 	strs := func(r apiResponse) []string {
 		t.Helper()
 		if r.code != 200 || r.Status != "success" {
@@ -334,9 +205,9 @@ func TestAPILabelsSeries(t *testing.T) {
 }
 
 func TestAPIMetadataBuildInfo(t *testing.T) {
-	srv := apiFixture(t, Options{})
+	srv := fixture(t, Options{})
 	r := call(t, srv, http.MethodGet, "/api/v1/metadata", nil)
-	var md map[string][]MetricMetadata
+	var md map[string][]tsdb.MetricMetadata
 	if err := json.Unmarshal(r.Data, &md); err != nil {
 		t.Fatal(err)
 	}
@@ -368,27 +239,5 @@ func TestAPIMetadataBuildInfo(t *testing.T) {
 	}
 	if bi["version"] != "1.2.3" || bi["revision"] != "abc" || bi["goVersion"] == "" || len(bi) != 6 {
 		t.Errorf("buildinfo %s", r.raw)
-	}
-}
-
-func TestAppendString(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":           `"plain"`,
-		"q\"b\\":          `"q\"b\\"`,
-		"nl\n\r\t\x01":    `"nl\n\r\t\u0001"`,
-		"<a&b>":           `"\u003ca\u0026b\u003e"`,
-		"bad\xffutf8":     `"bad\ufffdutf8"`,
-		"sep\u2028\u2029": `"sep\u2028\u2029"`,
-		"ünï":             `"ünï"`,
-	} {
-		var buf bytes.Buffer
-		appendString(&buf, in)
-		if buf.String() != want {
-			t.Errorf("%q: got %s want %s", in, buf.String(), want)
-		}
-		std, _ := json.Marshal(in)
-		if string(std) != want {
-			t.Errorf("%q: encoding/json writes %s", in, std)
-		}
 	}
 }

@@ -1,16 +1,14 @@
-package tsdb
+package promapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // query serves /api/v1/query: query, time (default now), timeout,
@@ -33,7 +31,11 @@ func (a *API) query(r *http.Request) apiResult {
 	if err != nil {
 		return badData(err)
 	}
-	qry, err := a.db.engine.NewInstantQuery(ctx, a.db, opts, r.Form.Get("query"), ts)
+	qs := r.Form.Get("query")
+	if _, res, ok := a.parseChecked(qs, 0); !ok {
+		return res
+	}
+	qry, err := a.engine.NewInstantQuery(ctx, a.db, opts, qs, ts)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
@@ -77,11 +79,42 @@ func (a *API) queryRange(r *http.Request) apiResult {
 	if err != nil {
 		return badData(err)
 	}
-	qry, err := a.db.engine.NewRangeQuery(ctx, a.db, opts, r.Form.Get("query"), start, end, step)
+	qs := r.Form.Get("query")
+	if _, res, ok := a.parseChecked(qs, end.Sub(start)); !ok {
+		return res
+	}
+	qry, err := a.engine.NewRangeQuery(ctx, a.db, opts, qs, start, end, step)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
 	return a.exec(ctx, qry, limit)
+}
+
+// parseChecked bounds the query text, parses it and refuses subqueries
+// with too many steps, for a query spanning span (0: an instant query).
+// The engine parses the text once more; both parses are cheap once the
+// text is bounded.
+func (a *API) parseChecked(qs string, span time.Duration) (parser.Expr, apiResult, bool) {
+	expr, res, ok := a.parseBounded(qs)
+	if !ok {
+		return nil, res, false
+	}
+	if err := a.checkSteps(expr, span); err != nil {
+		return nil, badData(err), false
+	}
+	return expr, apiResult{}, true
+}
+
+// parseBounded bounds the query text and parses it.
+func (a *API) parseBounded(qs string) (parser.Expr, apiResult, bool) {
+	if err := a.checkQueryText(qs); err != nil {
+		return nil, invalidParam(err, "query"), false
+	}
+	expr, err := a.parser.ParseExpr(qs)
+	if err != nil {
+		return nil, invalidParam(err, "query"), false
+	}
+	return expr, apiResult{}, true
 }
 
 // queryContext applies the timeout parameter to the request's context.
@@ -99,16 +132,11 @@ func queryContext(r *http.Request) (context.Context, context.CancelFunc, error) 
 	return ctx, cancel, nil
 }
 
-// exec runs a query in a concurrency slot and shapes its result. The
+// exec runs a query (the caller holds a slot) and shapes its result. The
 // query is closed after the response is written (its result lives in the
 // query's buffers).
 func (a *API) exec(ctx context.Context, qry promql.Query, limit int) apiResult {
-	if err := a.acquire(ctx); err != nil {
-		qry.Close()
-		return apiResult{err: engineError(err)}
-	}
 	res := qry.Exec(ctx)
-	a.release()
 	if res.Err != nil {
 		return apiResult{err: engineError(res.Err), warnings: res.Warnings, finalizer: qry.Close}
 	}
@@ -147,77 +175,4 @@ func queryOpts(r *http.Request) (promql.QueryOpts, error) {
 		lookback = d
 	}
 	return promql.NewPrometheusQueryOpts(false, lookback), nil
-}
-
-// The bounds Prometheus uses for optional time ranges: far enough out for
-// any data, near enough that converting to Unix milliseconds never
-// overflows.
-var (
-	minTime          = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
-	maxTime          = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
-	minTimeFormatted = minTime.Format(time.RFC3339Nano)
-	maxTimeFormatted = maxTime.Format(time.RFC3339Nano)
-)
-
-func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
-	s := r.Form.Get(name)
-	if s == "" {
-		return def, nil
-	}
-	t, err := parseTime(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid time value for '%s': %w", name, err)
-	}
-	return t, nil
-}
-
-// parseTime accepts Unix seconds (with a fraction) or RFC 3339, as
-// Prometheus does.
-func parseTime(s string) (time.Time, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(f)
-		frac = math.Round(frac*1000) / 1000
-		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	switch s {
-	case minTimeFormatted:
-		return minTime, nil
-	case maxTimeFormatted:
-		return maxTime, nil
-	}
-	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
-}
-
-// parseDuration accepts float seconds or a Prometheus duration ("5m",
-// "1h30m").
-func parseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		ns := f * float64(time.Second)
-		if ns > float64(math.MaxInt64) || ns < float64(math.MinInt64) || math.IsNaN(ns) {
-			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
-		}
-		return time.Duration(ns), nil
-	}
-	if d, err := model.ParseDuration(s); err == nil {
-		return time.Duration(d), nil
-	}
-	return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
-}
-
-// parseLimit returns 0 (no limit) for an empty string.
-func parseLimit(s string) (int, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, err
-	}
-	if n < 0 {
-		return 0, errors.New("limit must be non-negative")
-	}
-	return n, nil
 }

@@ -1,4 +1,4 @@
-package tsdb
+package promapi
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
 )
 
 // labelNames serves /api/v1/labels: start, end, match[], limit.
@@ -122,14 +124,14 @@ func (a *API) metadata(r *http.Request) apiResult {
 	if _, err := parseMetadataLimit(r.Form.Get("limit_per_metric")); err != nil {
 		return badData(errors.New("limit_per_metric must be a number"))
 	}
-	all := Metadata()
+	all := tsdb.Metadata()
 	names := make([]string, 0, len(all))
 	for n := range all {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	metric := r.Form.Get("metric")
-	out := map[string][]MetricMetadata{}
+	out := map[string][]tsdb.MetricMetadata{}
 	for _, n := range names {
 		if metric != "" && n != metric {
 			continue
@@ -137,14 +139,9 @@ func (a *API) metadata(r *http.Request) apiResult {
 		if limit >= 0 && len(out) >= limit {
 			break
 		}
-		out[n] = []MetricMetadata{all[n]}
+		out[n] = []tsdb.MetricMetadata{all[n]}
 	}
 	return apiResult{data: out}
-}
-
-// buildInfo serves /api/v1/status/buildinfo.
-func (a *API) buildInfo(*http.Request) apiResult {
-	return apiResult{data: a.opts.BuildInfo}
 }
 
 type labelParams struct {
@@ -193,7 +190,12 @@ func (a *API) parseLabelParams(r *http.Request) (labelParams, apiResult, bool) {
 // selector whose every matcher matches the empty string (it would select
 // every series).
 func (a *API) parseMatchers(in []string) ([][]*labels.Matcher, error) {
-	sets, err := a.db.parser.ParseMetricSelectors(in)
+	for _, s := range in {
+		if err := a.checkQueryText(s); err != nil {
+			return nil, err
+		}
+	}
+	sets, err := a.parser.ParseMetricSelectors(in)
 	if err != nil {
 		return nil, err
 	}
