@@ -31,9 +31,15 @@ const (
 	// DefaultMaxSamples is Prometheus' --query.max-samples default.
 	DefaultMaxSamples = 50_000_000
 	// DefaultMaxPointsPerSeries is Prometheus' limit on (end-start)/step of
-	// a range query: 60s resolution for a week, 1h for a year. It bounds
-	// subqueries too.
+	// a range query: 60s resolution for a week, 1h for a year.
 	DefaultMaxPointsPerSeries = 11_000
+	// DefaultMaxSubquerySteps bounds the steps at which one subquery is
+	// evaluated. The engine allocates them up front per series, 16 bytes a
+	// step, before --query.max-samples applies: a million is 16 MB, room for
+	// a 1m-step subquery across a 30-day dashboard range (43,260 steps) many
+	// times over, while count_over_time(vector(1)[30d:1ms]) (2.6e9 steps)
+	// is refused.
+	DefaultMaxSubquerySteps = 1_000_000
 	// DefaultMaxQueryBytes bounds the query text: room for a regular
 	// expression listing about 10,000 tunnel ids, far beyond what a person
 	// or Grafana writes.
@@ -112,6 +118,9 @@ type Options struct {
 	// MaxPointsPerSeries bounds the steps of a range query and of every
 	// subquery. Zero means 11,000, as Prometheus.
 	MaxPointsPerSeries int
+	// MaxSubquerySteps bounds the steps of every subquery, counted over
+	// the whole span it is evaluated across. Zero means 1,000,000.
+	MaxSubquerySteps int
 	// MaxQueryBytes bounds the query text. Zero means 128 KiB.
 	MaxQueryBytes int
 	// MaxQueryDepth bounds the nesting of parentheses and brackets. Zero
@@ -139,6 +148,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxConcurrentQueries, DefaultMaxConcurrentQueries)
 	def(&o.MaxSamples, DefaultMaxSamples)
 	def(&o.MaxPointsPerSeries, DefaultMaxPointsPerSeries)
+	def(&o.MaxSubquerySteps, DefaultMaxSubquerySteps)
 	def(&o.MaxQueryBytes, DefaultMaxQueryBytes)
 	def(&o.MaxQueryDepth, DefaultMaxQueryDepth)
 	def(&o.MaxQueryOperators, DefaultMaxQueryOperators)

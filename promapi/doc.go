@@ -14,8 +14,9 @@
 // text's length, parenthesis depth and operator count are checked in one
 // linear scan before the (quadratic) parser sees it; parsing and evaluation
 // run in one of MaxConcurrentQueries slots (beyond them: 503 with
-// Retry-After); range queries and subqueries that would be evaluated at
-// more than MaxPointsPerSeries steps are refused before evaluation; the
+// Retry-After); range queries of more than MaxPointsPerSeries steps and
+// subqueries evaluated at more than MaxSubquerySteps steps are refused
+// before evaluation (the engine allocates a subquery's steps up front); the
 // engine stops at QueryTimeout, at MaxSamples, or when the client goes.
 //
 // The engine's own metrics are registered as

@@ -107,14 +107,14 @@ func isWordOperator(w string) bool {
 }
 
 // checkSteps refuses, before evaluation, a query that would be evaluated
-// at more than MaxPointsPerSeries steps anywhere. The engine evaluates a
+// at more than MaxSubquerySteps steps anywhere. The engine evaluates a
 // subquery once across the whole span around it (the query's end - start,
 // plus the ranges of the subqueries it sits in) at the subquery's step,
 // and allocates that many points per series up front, before any sample
 // limit applies: count_over_time(vector(1)[30d:1ms]) asked for 2.6e9 steps
 // and tens of GB. span is zero for an instant query.
 func (a *API) checkSteps(expr parser.Expr, span time.Duration) error {
-	limit := float64(a.opts.MaxPointsPerSeries)
+	limit := float64(a.opts.MaxSubquerySteps)
 	var err error
 	parser.Inspect(expr, func(node parser.Node, path []parser.Node) error {
 		sq, ok := node.(*parser.SubqueryExpr)
@@ -133,7 +133,7 @@ func (a *API) checkSteps(expr parser.Expr, span time.Duration) error {
 		}
 		if steps := (outer + float64(sq.Range)) / float64(step); steps > limit {
 			err = fmt.Errorf("subquery [%s:%s] would be evaluated at %.4g steps, more than the limit of %d; use a coarser subquery step",
-				model.Duration(sq.Range), model.Duration(step), steps, a.opts.MaxPointsPerSeries)
+				model.Duration(sq.Range), model.Duration(step), steps, a.opts.MaxSubquerySteps)
 			return err
 		}
 		return nil

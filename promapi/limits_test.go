@@ -138,7 +138,7 @@ func TestCheckQueryText(t *testing.T) {
 // TestCheckSteps: a subquery's steps are its range plus the span around
 // it, over its step (1m when it has none).
 func TestCheckSteps(t *testing.T) {
-	a := New(nil, nil, Options{MaxPointsPerSeries: 100})
+	a := New(nil, nil, Options{MaxSubquerySteps: 100})
 	for _, tc := range []struct {
 		query string
 		span  time.Duration
@@ -161,6 +161,24 @@ func TestCheckSteps(t *testing.T) {
 		}
 		if err := a.checkSteps(expr, tc.span); (err == nil) != tc.ok {
 			t.Errorf("%s over %v: %v, want ok=%v", tc.query, tc.span, err, tc.ok)
+		}
+	}
+	// With the defaults, a dashboard's 1m-step subquery over 30 days runs;
+	// the 52-byte attack does not.
+	d := New(nil, nil, Options{})
+	for _, tc := range []struct {
+		query string
+		ok    bool
+	}{
+		{"max_over_time(x[1h:1m])", true},
+		{"count_over_time(vector(1)[30d:1ms])", false},
+	} {
+		expr, err := d.parser.ParseExpr(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.checkSteps(expr, 30*24*time.Hour); (err == nil) != tc.ok {
+			t.Errorf("defaults: %s over 30d: %v, want ok=%v", tc.query, err, tc.ok)
 		}
 	}
 }
