@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push"
 )
 
 // fanoutCase is one kind of stream in BenchmarkSSEFanout.
@@ -25,12 +27,23 @@ type fanoutCase struct {
 	tick  func(h *sseHub)
 }
 
+// benchHub gives f's memory API a hub that takes fanoutClients clients.
+func benchHub(f *fixture) *sseHub {
+	m := f.srv.memory
+	m.hub = newSSEHub(m, func(c *push.Config) {
+		c.MaxClients = fanoutClients
+		// The benchmark ticks itself.
+		c.TunnelInterval, c.DashboardInterval, c.Heartbeat = time.Hour, time.Hour, time.Hour
+	})
+	return m.hub
+}
+
 var fanoutCases = []fanoutCase{
 	{"dashboard", func(int) string { return "/api/memory/sse/dashboard" }, "dashboard",
-		func(h *sseHub) { h.dashboardTick(context.Background()) }},
+		func(h *sseHub) { h.TickDashboard(context.Background()) }},
 	{"tunnels", func(i int) string {
 		return fmt.Sprintf("/api/memory/sse/endpoints/master-%d/tunnels/%08x", i%4, i%4*500+i%500)
-	}, "tunnel", func(h *sseHub) { h.tunnelTick() }},
+	}, "tunnel", func(h *sseHub) { h.TickTunnels() }},
 }
 
 // fanoutClients is how many streams BenchmarkSSEFanout connects.
@@ -107,15 +120,23 @@ func BenchmarkSSEFanout(b *testing.B) {
 
 func benchFanoutSockets(b *testing.B, tc fanoutCase) {
 	f := bigFixture(b, 4, 500) // 2,000 tunnels: one client on each in "tunnels"
-	hub := f.srv.memory.hub
-	hub.maxClients = fanoutClients
-	hub.running.Store(true) // the benchmark ticks itself; Run is not running
+	hub := benchHub(f)
 	ts := httptest.NewServer(f.srv.Handler())
 	defer ts.Close()
-	defer func() {
-		hub.shutdown()
-		hub.drainers.Wait()
+	// Run takes the streams over; its own ticks are an hour apart.
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = hub.Run(ctx)
 	}()
+	defer func() {
+		cancel()
+		<-ran
+	}()
+	for !hub.Serving() {
+		time.Sleep(time.Millisecond)
+	}
 	addr := ts.Listener.Addr().String()
 
 	runtime.GC()
@@ -163,10 +184,11 @@ func benchFanoutSockets(b *testing.B, tc fanoutCase) {
 	}
 	time.Sleep(100 * time.Millisecond) // the first frames are read
 	clock.run(b, hub, tc.tick)
-	if hub.dropped.Load() != 0 {
-		b.Fatalf("%d clients dropped", hub.dropped.Load())
+	if hub.Dropped() != 0 {
+		b.Fatalf("%d clients dropped", hub.Dropped())
 	}
-	hub.shutdown()
+	cancel()
+	<-ran
 	wg.Wait() // every stream ended with the hub
 	b.ReportMetric(perClient, "B/client")
 }
@@ -191,8 +213,7 @@ func (w *benchWriter) Write(p []byte) (int, error) {
 
 func benchFanoutNetHTTP(b *testing.B, tc fanoutCase) {
 	f := bigFixture(b, 4, 500)
-	hub := f.srv.memory.hub
-	hub.maxClients = fanoutClients
+	hub := benchHub(f)
 	handler := f.srv.Handler()
 	clock := newFanoutClock()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,8 +240,8 @@ func benchFanoutNetHTTP(b *testing.B, tc fanoutCase) {
 	if n := hub.clients(); n != 0 {
 		b.Fatalf("%d clients left", n)
 	}
-	if hub.dropped.Load() != 0 {
-		b.Fatalf("%d clients dropped", hub.dropped.Load())
+	if hub.Dropped() != 0 {
+		b.Fatalf("%d clients dropped", hub.Dropped())
 	}
 	b.ReportMetric(perClient, "B/client")
 }

@@ -11,21 +11,12 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 )
 
-// The push frames of the tunnel streams are rendered by hand: a tick renders
+// The push payloads of the tunnel streams are rendered by hand: a tick renders
 // one per watched tunnel (2,000 and more), and encoding/json's reflection
 // cost most of the tick. The bytes are the same as json.Marshal gives for
 // the payload types in sse.go (tunnelEventJSON, logEventJSON,
 // goneEventJSON), which the tests check on every field and, by fuzzing, on
 // any string.
-
-// appendFrameHead starts an SSE event: its name, id and the data prefix.
-func appendFrameHead(b []byte, event string, id uint64) []byte {
-	b = append(b, "event: "...)
-	b = append(b, event...)
-	b = append(b, "\nid: "...)
-	b = strconv.AppendUint(b, id, 10)
-	return append(b, "\ndata: "...)
-}
 
 // appendTunnelEvent appends the data of a "tunnel" event:
 // tunnelEventJSON{Source: sourceMemory, Time: now, Tunnel:

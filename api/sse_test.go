@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
@@ -38,14 +39,15 @@ type pushServer struct {
 	runDone chan struct{}
 }
 
-func newPushServer(t *testing.T, opts Options, tune func(h *sseHub)) *pushServer {
+func newPushServer(t *testing.T, opts Options, tune func(c *push.Config)) *pushServer {
 	t.Helper()
 	return newPushServerWith(t, opts, tune, httptest.NewServer)
 }
 
 // newPushServerWith is newPushServer with the test server that start
-// makes (TLS, HTTP/2, a middleware, another listener).
-func newPushServerWith(t *testing.T, opts Options, tune func(h *sseHub), start func(http.Handler) *httptest.Server) *pushServer {
+// makes (TLS, HTTP/2, a middleware, another listener). tune adjusts the
+// hub's configuration.
+func newPushServerWith(t *testing.T, opts Options, tune func(c *push.Config), start func(http.Handler) *httptest.Server) *pushServer {
 	t.Helper()
 	if opts.TunnelInterval == 0 {
 		opts.TunnelInterval = 20 * time.Millisecond
@@ -56,7 +58,7 @@ func newPushServerWith(t *testing.T, opts Options, tune func(h *sseHub), start f
 	f := newFixture(t, opts)
 	f.seed()
 	if tune != nil {
-		tune(f.srv.memory.hub)
+		f.srv.memory.hub = newSSEHub(f.srv.memory, tune)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pushServer{fixture: f, ts: start(f.srv.Handler()), cancel: cancel, runDone: make(chan struct{})}
@@ -68,7 +70,7 @@ func newPushServerWith(t *testing.T, opts Options, tune func(h *sseHub), start f
 	}()
 	t.Cleanup(p.stop)
 	// Streams are taken over from net/http only while Run runs.
-	waitFor(t, "Run to start", f.srv.memory.hub.running.Load)
+	waitFor(t, "Run to start", f.srv.memory.hub.Serving)
 	return p
 }
 
@@ -264,7 +266,7 @@ func TestSSETunnelWithoutEndpoint(t *testing.T) {
 }
 
 func TestSSEHeartbeat(t *testing.T) {
-	p := newPushServer(t, Options{}, func(h *sseHub) { h.heartbeat = 30 * time.Millisecond })
+	p := newPushServer(t, Options{}, func(c *push.Config) { c.Heartbeat = 30 * time.Millisecond })
 	s := p.open(t, "/api/memory/sse/dashboard")
 	if ev := s.next(t, 2*time.Second, func(ev sseEvent) bool { return ev.comment != "" }); ev.comment != "heartbeat" {
 		t.Errorf("comment %q", ev.comment)
@@ -307,12 +309,6 @@ func TestSSEDisconnectEndsStream(t *testing.T) {
 	waitFor(t, "one client", func() bool { return hub.clients() == 1 })
 	s.close()
 	waitFor(t, "no client", func() bool { return hub.clients() == 0 })
-	hub.mu.Lock()
-	topics := len(hub.topics)
-	hub.mu.Unlock()
-	if topics != 0 {
-		t.Errorf("%d topics left", topics)
-	}
 }
 
 func TestSSERunStopsClients(t *testing.T) {
@@ -382,7 +378,7 @@ func (w *stalledWriter) Write([]byte) (int, error) {
 // fills, its goroutine ends at the write deadline, and meanwhile the other
 // client and ingest go on at full pace.
 func TestSSESlowClientDropped(t *testing.T) {
-	p := newPushServer(t, Options{TunnelInterval: 10 * time.Millisecond}, func(h *sseHub) { h.writeTimeout = 1500 * time.Millisecond })
+	p := newPushServer(t, Options{TunnelInterval: 10 * time.Millisecond}, func(c *push.Config) { c.WriteTimeout = 1500 * time.Millisecond })
 	hub := p.srv.memory.hub
 	fast := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
 
@@ -415,8 +411,8 @@ func TestSSESlowClientDropped(t *testing.T) {
 			maxApply = max(maxApply, time.Since(t0))
 		}
 	}
-	if hub.dropped.Load() != 1 {
-		t.Errorf("%d clients dropped, want the slow one", hub.dropped.Load())
+	if hub.Dropped() != 1 {
+		t.Errorf("%d clients dropped, want the slow one", hub.Dropped())
 	}
 	if got < 20 {
 		t.Errorf("fast client got %d tunnel events in 1 s at a 10 ms tick", got)
@@ -436,62 +432,9 @@ func TestSSESlowClientDropped(t *testing.T) {
 	}
 }
 
-// TestSSELogsExactlyOnce streams log lines while clients join at different
-// moments: each client gets every line from its first one on, once, in
-// order, whether it came with the kept lines or with a tick.
-func TestSSELogsExactlyOnce(t *testing.T) {
-	p := newPushServer(t, Options{TunnelInterval: 5 * time.Millisecond}, nil)
-	const total = 400
-	var streams []*sseStream
-	for i := range total {
-		if i%100 == 50 {
-			streams = append(streams, p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1"))
-		}
-		p.log("tokyo-1", "aaaaaaa1", "n="+strconv.Itoa(i))
-		if i%7 == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		// Stay within the 100 lines the Store keeps, however slowly the
-		// push loop runs on a busy machine: losing lines that scrolled
-		// out of the Store is not what this test is about.
-		waitFor(t, "the push to catch up", func() bool {
-			hub := p.srv.memory.hub
-			hub.mu.Lock()
-			defer hub.mu.Unlock()
-			for _, tp := range hub.topics {
-				if tp.logSeq+50 < uint64(i+1) {
-					return false
-				}
-			}
-			return true
-		})
-	}
-	for k, s := range streams {
-		var got []int
-		for len(got) == 0 || got[len(got)-1] != total-1 {
-			var le logEventJSON
-			if err := json.Unmarshal([]byte(s.next(t, 2*time.Second, named("log")).data), &le); err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range le.Lines {
-				n, err := strconv.Atoi(strings.TrimPrefix(l, "n="))
-				if err != nil {
-					t.Fatalf("line %q", l)
-				}
-				got = append(got, n)
-			}
-		}
-		for i := 1; i < len(got); i++ {
-			if got[i] != got[i-1]+1 {
-				t.Fatalf("client %d: line %d follows %d", k, got[i], got[i-1])
-			}
-		}
-	}
-}
-
 // TestSSEDashboardTickIsFresh makes the REST cache hold on to a body (as it
-// does for 20 times a slow rendering's cost): the push tick still sends the
-// dashboard of its own moment.
+// does for 20 times a slow rendering's cost): the push tick's data is still
+// the dashboard of its own moment.
 func TestSSEDashboardTickIsFresh(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.seed()
@@ -509,13 +452,9 @@ func TestSSEDashboardTickIsFresh(t *testing.T) {
 	if got := m.dashboardBody(ctx); string(got) != string(old) {
 		t.Fatal("the cache rendered again: the test does not hold the old body")
 	}
-	frame := string(m.hub.dashboardTickFrame(ctx))
-	_, data, ok := strings.Cut(frame, "\ndata: ")
-	if !strings.HasPrefix(frame, "event: dashboard\n") || !ok {
-		t.Fatalf("frame %q", frame)
-	}
+	data := newDashboardPayloads(m).Fresh(ctx)
 	var d dashboardJSON
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
+	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
 	if !d.Time.Equal(f.clock.Now()) || d.Traffic.Total != 3750+1000 {
@@ -526,8 +465,8 @@ func TestSSEDashboardTickIsFresh(t *testing.T) {
 	c.cost, c.at = 0, time.Now().Add(-time.Hour)
 	c.mu.Unlock()
 	f.clock.Add(2 * time.Second)
-	frame = string(m.hub.dashboardTickFrame(ctx))
-	if body := m.dashboardBody(ctx); !strings.HasSuffix(frame, "\ndata: "+string(body)+"\n") {
-		t.Errorf("tick frame %q is not the cached body %q", frame, body)
+	data = newDashboardPayloads(m).Fresh(ctx)
+	if body := m.dashboardBody(ctx); string(data)+"\n" != string(body) {
+		t.Errorf("tick data %q is not the cached body %q", data, body)
 	}
 }

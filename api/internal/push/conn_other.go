@@ -1,11 +1,11 @@
 //go:build !unix
 
-package api
+package push
 
 import "net"
 
 // nonBlocking is not available here: every write of a taken-over stream
-// waits in a goroutine (drain), and a gone client is found by a failed
+// waits in a goroutine (Hub.drain), and a gone client is found by a failed
 // write.
 type nonBlocking struct{}
 

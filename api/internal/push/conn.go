@@ -1,4 +1,4 @@
-package api
+package push
 
 import (
 	"bytes"
@@ -30,13 +30,19 @@ import (
 // tunnel gets the same bytes of a frame, and a frame is one write.
 //
 // Streams over TLS or HTTP/2 (or while the hub is not running, so no
-// tick would serve them) stay with net/http (sseHub.serveHTTP).
+// tick would serve them) stay with net/http (Hub.serveHTTP).
+//
+// The kernel's send buffer of a taken-over socket is bounded
+// (Config.SendBuffer): left to itself, Linux grows it to 4 MiB, which a
+// client that stopped reading fills at the pace of the ticks, about 30
+// minutes for a tunnel stream, before a write would block and the hub
+// could see it fall behind.
 
 // errWouldBlock reports a socket that takes no more bytes now.
 var errWouldBlock = errors.New("the socket is full")
 
-// sseConn is a taken-over push connection.
-type sseConn struct {
+// conn is a taken-over push connection.
+type conn struct {
 	mu       sync.Mutex
 	conn     net.Conn // nil until the stream starts
 	nb       *nonBlocking
@@ -47,14 +53,14 @@ type sseConn struct {
 }
 
 // killLocked ends the connection; the hub removes the client.
-func (s *sseConn) killLocked() {
+func (s *conn) killLocked() {
 	s.dead = true
 	if s.conn != nil {
 		_ = s.conn.Close()
 	}
 }
 
-func (s *sseConn) kill() {
+func (s *conn) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.killLocked()
@@ -62,13 +68,13 @@ func (s *sseConn) kill() {
 
 // queueLimit is how many frames a taken-over client may have waiting: the
 // hub's buffer, as for a client served by net/http.
-func (h *sseHub) queueLimit() int { return max(h.buffer, 4) }
+func (h *Hub) queueLimit() int { return max(h.cfg.Buffer, 4) }
 
 // push queues frames for c and writes what its socket takes now. It
 // reports ok false when the client is gone, failed, or fell too far behind
 // (the caller then removes it), and kept when frames were left in c's
 // queue, so that their buffer must not be reused yet.
-func (h *sseHub) push(c *sseClient, frames ...[]byte) (ok, kept bool) {
+func (h *Hub) push(c *client, frames ...[]byte) (ok, kept bool) {
 	s := c.conn
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -77,7 +83,7 @@ func (h *sseHub) push(c *sseClient, frames ...[]byte) (ok, kept bool) {
 	}
 	if len(s.queue)+len(frames) > h.queueLimit() {
 		h.dropped.Add(1)
-		h.m.logger.Debug("dropping a slow push client", "queued", len(s.queue))
+		h.cfg.Logger.Debug("dropping a slow push client", "queued", len(s.queue))
 		s.killLocked()
 		return false, false
 	}
@@ -93,7 +99,7 @@ func (h *sseHub) push(c *sseClient, frames ...[]byte) (ok, kept bool) {
 // flushLocked writes the queue without waiting. What the socket does not
 // take is left to a goroutine that waits for it (drain). kept reports that
 // frames were left in the queue.
-func (h *sseHub) flushLocked(c *sseClient) (ok, kept bool) {
+func (h *Hub) flushLocked(c *client) (ok, kept bool) {
 	s := c.conn
 	q := s.queue
 	for i := range q {
@@ -123,7 +129,7 @@ func (h *sseHub) flushLocked(c *sseClient) (ok, kept bool) {
 
 // drain writes c's backlog, waiting for the client to take it, each write
 // within the write timeout, and ends when the queue is empty.
-func (h *sseHub) drain(c *sseClient) {
+func (h *Hub) drain(c *client) {
 	defer h.drainers.Done()
 	s := c.conn
 	for {
@@ -146,7 +152,7 @@ func (h *sseHub) drain(c *sseClient) {
 		s.queue, s.off = nil, 0
 		s.mu.Unlock()
 
-		_ = s.conn.SetWriteDeadline(time.Now().Add(h.writeTimeout))
+		_ = s.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
 		if _, err := bufs.WriteTo(s.conn); err != nil {
 			s.kill()
 			h.remove(c)
@@ -157,7 +163,7 @@ func (h *sseHub) drain(c *sseClient) {
 
 // canTakeOver reports whether the stream of r can leave net/http: plain
 // HTTP/1.x whose connection can be hijacked, while the hub runs.
-func (h *sseHub) canTakeOver(w http.ResponseWriter, r *http.Request) bool {
+func (h *Hub) canTakeOver(w http.ResponseWriter, r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.TLS != nil || !h.running.Load() {
 		return false
 	}
@@ -176,30 +182,31 @@ func (h *sseHub) canTakeOver(w http.ResponseWriter, r *http.Request) bool {
 // serveTakenOver writes the response head and c's first frames to the
 // hijacked connection and leaves the stream to the hub. c is registered
 // already and its first frames are queued.
-func (h *sseHub) serveTakenOver(w http.ResponseWriter, c *sseClient) {
+func (h *Hub) serveTakenOver(w http.ResponseWriter, c *client) {
 	head := responseHead(w.Header())
-	conn, _, err := http.NewResponseController(w).Hijack()
+	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		h.remove(c)
-		h.m.logger.Warn("cannot take over a push stream", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot start the stream")
+		h.cfg.Logger.Warn("cannot take over a push stream", "err", err)
+		h.cfg.WriteError(w, http.StatusInternalServerError, "cannot start the stream")
 		return
 	}
 	// net/http may have left a read or write deadline; the stream has none
 	// but its writes' own. Bytes the client sent after its request, which
 	// the hijack hands over buffered, are not answered.
-	_ = conn.SetDeadline(time.Time{})
+	_ = nc.SetDeadline(time.Time{})
+	boundSendBuffer(nc, h.cfg.SendBuffer)
 	h.takeovers.Add(1)
 	s := c.conn
 	s.mu.Lock()
-	s.conn = conn
+	s.conn = nc
 	ok := !s.dead // not dropped or shut down meanwhile
 	if ok {
-		s.nb = newNonBlocking(conn)
+		s.nb = newNonBlocking(nc)
 		s.queue = append([][]byte{head}, s.queue...)
 		ok, _ = h.flushLocked(c)
 	} else {
-		_ = conn.Close()
+		_ = nc.Close()
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -223,7 +230,7 @@ func responseHead(hdr http.Header) []byte {
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hdr.Write(&b) // sorted, newlines in values made spaces
-	b.WriteString("\r\nretry: " + strconv.Itoa(sseRetryMs) + "\n\n")
+	b.WriteString("\r\nretry: " + strconv.Itoa(retryMs) + "\n\n")
 	return b.Bytes()
 }
 
@@ -231,10 +238,23 @@ func responseHead(hdr http.Header) []byte {
 // (or the connection failed), without waiting. Where that cannot be
 // checked without waiting, a failed write finds it.
 // buf takes what the client sent meanwhile, which is dropped.
-func (c *sseClient) peerGone(buf []byte) bool {
+func (c *client) peerGone(buf []byte) bool {
 	s := c.conn
 	s.mu.Lock()
 	nb, started := s.nb, s.conn != nil && !s.dead
 	s.mu.Unlock()
 	return started && nb.closed(buf)
+}
+
+// boundSendBuffer sets the kernel's send buffer of c to size bytes (Linux
+// makes it twice that, and stops growing it), where c offers it; negative
+// leaves it alone. Where it cannot be set, the client is found by the
+// write timeout or the queue limit as before, only later.
+func boundSendBuffer(c net.Conn, size int) {
+	if size < 0 {
+		return
+	}
+	if s, ok := c.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = s.SetWriteBuffer(size)
+	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package api
+package push
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // nonBlocking writes to and reads from a socket without waiting: one
 // system call on the socket, which the Go runtime keeps non-blocking. A nil
 // *nonBlocking is a connection without a descriptor: every write then
-// waits in a goroutine (drain), and a gone client is found by a failed
+// waits in a goroutine (Hub.drain), and a gone client is found by a failed
 // write.
 type nonBlocking struct {
 	raw syscall.RawConn
