@@ -80,6 +80,17 @@ func TestImport(t *testing.T) {
 	for _, version := range []string{"3.x", "4.x"} {
 		t.Run(version, func(t *testing.T) {
 			f := makeFixture(t, version)
+			// NODEPASSDASH_FIXTURE_OUT=DIR keeps the databases, to try the
+			// command on them.
+			if out := os.Getenv("NODEPASSDASH_FIXTURE_OUT"); out != "" {
+				b, err := os.ReadFile(f.path)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(out, "nodepassdash-"+version+".db"), b, 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			dir := filepath.Join(t.TempDir(), "data")
 			now := func() time.Time { return f.start.Add(40 * 24 * time.Hour) }
 			opts := Options{DBPath: f.path, TSDB: dir, Retention: 30 * 24 * time.Hour, Now: now, BlockDuration: 6 * time.Hour}
