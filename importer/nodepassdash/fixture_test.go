@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -15,7 +16,7 @@ type fixture struct {
 	path string
 	// want maps endpoint, instance and hour start (Unix ms) to the bytes
 	// added in that hour (tcp rx, tcp tx, udp rx, udp tx).
-	want map[[2]string]map[int64][4]uint64
+	want map[[2]string]map[int64]history.Counters
 	// baselineBytes is the traffic counted before and in the first hour
 	// of tunnels NodePassDash met with history.
 	baselineBytes uint64
@@ -39,7 +40,7 @@ func makeFixture(t testing.TB, version string) *fixture {
 	t.Helper()
 	zone := time.FixedZone("CST", 8*3600)
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	f := &fixture{path: filepath.Join(t.TempDir(), "nodepass.db"), want: map[[2]string]map[int64][4]uint64{}, start: start}
+	f := &fixture{path: filepath.Join(t.TempDir(), "nodepass.db"), want: map[[2]string]map[int64]history.Counters{}, start: start}
 	nd := newNodePassDash(t, f.path, version)
 	masters := []*simulator.Master{
 		simulator.New(simulator.Options{Manual: true, Seed: 1}),
@@ -94,7 +95,7 @@ func makeFixture(t testing.TB, version string) *fixture {
 		}
 		return h
 	}
-	add := func(tu *tun, h int, c [4]uint64) {
+	add := func(tu *tun, h int, c history.Counters) {
 		if err := tu.m.AddTraffic(tu.id, c[0], c[1], c[2], c[3]); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func makeFixture(t testing.TB, version string) *fixture {
 		}
 		k := [2]string{names[tu.ep], tu.id}
 		if f.want[k] == nil {
-			f.want[k] = map[int64][4]uint64{}
+			f.want[k] = map[int64]history.Counters{}
 		}
 		hour := start.Add(time.Duration(attributed(h)) * time.Hour).UnixMilli()
 		w := f.want[k][hour]
@@ -149,7 +150,7 @@ func makeFixture(t testing.TB, version string) *fixture {
 				// service_history row (about minute 59) holds all of it.
 				if tu.live && (minute == 10 || minute == 40) && s%time.Minute == 0 {
 					u := uint64(h+1) * tu.scale
-					add(tu, h, [4]uint64{u * 1000, u * 300, u * 20, u * 7})
+					add(tu, h, history.Counters{u * 1000, u * 300, u * 20, u * 7})
 				}
 				if tu.live && !down(h) {
 					c, ok := tu.m.Counters(tu.id)

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // readAll returns every sample of the metric in the TSDB at dir, keyed by
@@ -161,7 +163,7 @@ func TestImport(t *testing.T) {
 
 			// Every imported hour is the ledger's, and nothing else.
 			got := readAll(t, dir, MetricTunnelHourly)
-			endpoints := map[string]map[int64][4]uint64{}
+			endpoints := map[string]map[int64]history.Counters{}
 			for k, hours := range f.want {
 				for hour, c := range hours {
 					for j := range 4 {
@@ -172,7 +174,7 @@ func TestImport(t *testing.T) {
 						delete(got[key], hour)
 					}
 					if endpoints[k[0]] == nil {
-						endpoints[k[0]] = map[int64][4]uint64{}
+						endpoints[k[0]] = map[int64]history.Counters{}
 					}
 					e := endpoints[k[0]][hour]
 					for j := range e {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // TunnelHour is one hour of one tunnel as the import writes it.
@@ -12,10 +14,10 @@ type TunnelHour struct {
 	Tunnel   string // NodePass instance id
 	Hour     time.Time
 	// Delta is the traffic of the hour (tcp rx, tcp tx, udp rx, udp tx).
-	Delta [4]uint64
+	Delta history.Counters
 	// Total is the monotonic total at the hour's end: the first row's raw
 	// counters plus every delta since.
-	Total [4]uint64
+	Total history.Counters
 }
 
 // EndpointHour is the traffic of one endpoint's tunnels in one hour,
@@ -23,7 +25,7 @@ type TunnelHour struct {
 type EndpointHour struct {
 	Endpoint string
 	Hour     time.Time
-	Delta    [4]uint64
+	Delta    history.Counters
 }
 
 // Repairs counts the rows whose stored increments differ from the deltas
@@ -157,7 +159,7 @@ func BuildPlan(db *Database, rename map[string]string) *Plan {
 // planSeries turns the rows of one instance, oldest first, into tunnel
 // hours and adds them to the endpoint sums.
 func (p *Plan) planSeries(endpoint, tunnel string, rows []Row, endpointFirst time.Time, byEndpoint map[string]map[time.Time]*EndpointHour) {
-	var total [4]uint64
+	var total history.Counters
 	for i, r := range rows {
 		hour := r.Hour.Truncate(time.Hour)
 		if !hour.Equal(r.Hour) {
@@ -203,7 +205,7 @@ func (p *Plan) planSeries(endpoint, tunnel string, rows []Row, endpointFirst tim
 		if baseline {
 			continue
 		}
-		var d [4]uint64
+		var d history.Counters
 		moved := false
 		for j, v := range delta {
 			d[j] = uint64(v)
@@ -268,4 +270,4 @@ func clampAll(v [4]int64) [4]int64 {
 }
 
 // Bytes is the sum of the four counters.
-func Bytes(v [4]uint64) uint64 { return v[0] + v[1] + v[2] + v[3] }
+func Bytes(v history.Counters) uint64 { return v[0] + v[1] + v[2] + v[3] }

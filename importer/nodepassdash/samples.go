@@ -55,7 +55,7 @@ func (p *Plan) samples() []sample {
 		for j := range 4 {
 			out = append(out, sample{labels.FromStrings(
 				labels.MetricName, MetricEndpointHourly, labelEndpoint, h.Endpoint,
-				labelProtocol, history.Protocols[j], labelDirection, history.Directions[j]), t, float64(h.Delta[j])})
+				labelProtocol, history.CounterLabels[j].Protocol, labelDirection, history.CounterLabels[j].Direction), t, float64(h.Delta[j])})
 		}
 	}
 	return out
@@ -63,7 +63,7 @@ func (p *Plan) samples() []sample {
 
 func tunnelLabels(name, endpoint, tunnel string, j int) labels.Labels {
 	return labels.FromStrings(labels.MetricName, name, labelEndpoint, endpoint, labelTunnel, tunnel,
-		labelProtocol, history.Protocols[j], labelDirection, history.Directions[j])
+		labelProtocol, history.CounterLabels[j].Protocol, labelDirection, history.CounterLabels[j].Direction)
 }
 
 // existing is the set of (series, timestamp) the TSDB already holds for the
