@@ -45,8 +45,8 @@ type Outbox struct {
 	ring    []Sample // len(ring) is the capacity; grows by doubling up to max
 	start   int      // index of the oldest sample
 	n       int      // samples waiting
-	max     int // the bound given to NewOutbox
-	room    int // extra room given by SetRoom
+	max     int      // the bound given to NewOutbox
+	room    int      // extra room given by SetRoom
 	dropped uint64
 	head    uint64 // sequence number of the oldest sample: samples ever removed
 	// committed is the sequence number below which every sample is in
