@@ -197,3 +197,23 @@ func TestOutboxRoom(t *testing.T) {
 		t.Fatalf("without room: dropped %d, left %v; want 7 dropped and [8 9 10 11]", o.Dropped(), got)
 	}
 }
+
+// TestOutboxReadConsistentExcludesCommit: no commit can start while a
+// consistent read runs, and a read cannot start while a commit runs.
+func TestOutboxReadConsistentExcludesCommit(t *testing.T) {
+	o := NewOutbox(10)
+	_ = o.ReadConsistent(func() error {
+		if o.handoff.TryLock() {
+			t.Error("a commit could start during a consistent read")
+			o.handoff.Unlock()
+		}
+		return nil
+	})
+	_ = o.Commit(0, func() error {
+		if o.handoff.TryRLock() {
+			t.Error("a consistent read could start during a commit")
+			o.handoff.RUnlock()
+		}
+		return nil
+	})
+}
