@@ -114,7 +114,7 @@ func TestReplayAcrossHourBoundary(t *testing.T) {
 
 	r := mux.NewRouter()
 	tsdb.NewAPI(db, tsdb.APIOptions{Now: clock.Now}).Register(r)
-	srv := api.New(api.Options{Store: store, Hourly: db, Mount: func(m *mux.Router) {
+	srv := api.New(api.Options{Store: store, Hours: collector.NewHours(store, db), Mount: func(m *mux.Router) {
 		tsdb.NewAPI(db, tsdb.APIOptions{Now: clock.Now}).Register(m)
 	}})
 	hs := httptest.NewServer(srv.Handler())
