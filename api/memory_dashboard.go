@@ -14,11 +14,9 @@ import (
 // topTunnels is how many tunnels the dashboard ranks by traffic and by rate.
 const topTunnels = 10
 
-// todayTTL is how long the closed hours of today, read from storage, are
-// reused. The dashboard is rebuilt every push interval for every watcher,
-// and re-reading up to 24 hours of every tunnel from the TSDB that often
-// would cost more than all the rest of the dashboard together.
-const todayTTL = 30 * time.Second
+// storageWarnEvery spaces the warnings of a failing storage read for
+// "today": the dashboard is rebuilt every push interval.
+const storageWarnEvery = 30 * time.Second
 
 // endpointCounts counts endpoints by connection state.
 type endpointCounts struct {
@@ -128,14 +126,14 @@ func todayStart(now time.Time, loc *time.Location) (time.Time, int64) {
 }
 
 // dashboard builds the dashboard. It holds the read lock only to copy
-// figures; storage is read outside it.
+// figures; today's traffic comes from the pipeline's hours.
 func (m *memoryAPI) dashboard(ctx context.Context) dashboardJSON {
 	now := m.now()
 	midnight, fromMs := todayStart(now, m.opts.Location)
 	out := dashboardJSON{Source: sourceMemory, Time: now, TodayStart: midnight}
 	byTraffic := topN{n: topTunnels, items: make([]ranked, 0, topTunnels)}
 	byRate := topN{n: topTunnels, items: make([]ranked, 0, topTunnels)}
-	var total, rate, today history.Counters
+	var total, rate history.Counters
 	m.store.View(func(v collector.StoreView) {
 		names := v.EndpointNames()
 		out.Endpoints = make([]endpointJSON, 0, len(names))
@@ -153,34 +151,18 @@ func (m *memoryAPI) dashboard(ctx context.Context) dashboardJSON {
 					total[i] += t.Total[i]
 					rate[i] += t.Rate[i]
 				}
-				if t.Hour.Open() && t.Hour.Start >= fromMs {
-					addHour(&today, &t.Hour)
-				}
 				byTraffic.offer(ranked{name, t, t.Total.Sum()})
 				byRate.offer(ranked{name, t, t.Rate.Sum()})
 			}
-			e.RetiredHours(func(_ string, h *history.Hour) {
-				if h.Start >= fromMs {
-					addHour(&today, h)
-				}
-			})
 		}
 		out.TopByTraffic = byTraffic.tunnels()
 		out.TopByRate = byRate.tunnels()
 	})
-	closed := m.today.closed(ctx, m, fromMs, history.HourStart(now.UnixMilli()))
-	for i := range today {
-		today[i] += closed[i]
-	}
-	today = m.today.monotonic(fromMs, today)
+	openMs := history.HourStart(now.UnixMilli())
+	today := m.today.closed(ctx, m, fromMs, openMs)
+	today.Add(m.today.sum(ctx, m, openMs, openMs+hourMs))
 	out.Traffic, out.Rate, out.TodayTraffic = newCounters(total), newCounters(rate), newCounters(today)
 	return out
-}
-
-func addHour(dst *history.Counters, h *history.Hour) {
-	for i, v := range h.Traffic {
-		dst[i] += v
-	}
 }
 
 // dashboardHandler serves the dashboard rendered at most once per
@@ -198,92 +180,39 @@ func (m *memoryAPI) dashboardBody(ctx context.Context) []byte {
 	return m.caches.dashboard.get(m, func() any { return m.dashboard(ctx) })
 }
 
-// todayCache holds today's closed hours as read from storage, and the last
-// "today" figures reported.
-//
-// Samples move from memory to the outbox to the TSDB while the cached part
-// stays fixed for todayTTL, so a fresh sum can briefly miss an hour that
-// just moved to the TSDB. Today's traffic never really shrinks within a day,
-// so the reported figure is held at its high-water mark instead of dipping.
+// todayCache reads today's traffic from the pipeline's hours
+// (collector.Hours), which read memory, the outbox and storage as one cut
+// and keep the final hours, and spaces the warnings of a failing storage.
 type todayCache struct {
-	mu       sync.Mutex
-	from     int64 // today's first hour (Unix ms)
-	hour     int64 // open hour when read
-	at       time.Time
-	storage  history.Counters
-	lastFrom int64
-	last     history.Counters
+	mu     sync.Mutex
+	warned time.Time
 }
 
-// closed returns the traffic of today's closed hours that are no longer in
-// the Store: in storage (cached) and waiting in the outbox (fresh).
+// closed returns the traffic of today's closed hours, [fromMs, openMs).
+// The SSE push calls it ahead of a tick so that a storage read does not
+// delay the frame.
 func (c *todayCache) closed(ctx context.Context, m *memoryAPI, fromMs, openMs int64) history.Counters {
-	var sum history.Counters
-	for _, b := range m.outboxHours("", "", fromMs, openMs+hourMs) {
-		for i, v := range b.traffic {
-			sum[i] += v
-		}
+	if openMs <= fromMs {
+		return history.Counters{}
 	}
-	if m.opts.Hourly == nil || openMs <= fromMs {
-		return sum
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.from != fromMs || c.hour != openMs || time.Since(c.at) > todayTTL {
-		hours, err := m.readHourly(ctx, "", "", fromMs, openMs)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.logger.Warn("reading today's traffic from storage", "err", err)
-			}
-			if c.from != fromMs {
-				// Yesterday's figures are no stand-in: count memory alone
-				// until storage answers.
-				c.storage = history.Counters{}
-			}
-			// Otherwise keep the last figures (the high-water mark hides
-			// what they miss). Either way, wait a TTL before asking a
-			// failing storage again.
-		} else {
-			c.storage = history.Counters{}
-			for _, h := range hours {
-				for i, v := range h.Traffic {
-					c.storage[i] += v
-				}
-			}
-		}
-		c.from, c.hour, c.at = fromMs, openMs, time.Now()
-	}
-	for i, v := range c.storage {
-		sum[i] += v
-	}
-	return sum
+	return c.sum(ctx, m, fromMs, openMs)
 }
 
-// monotonic holds today's figures at their high-water mark within a day.
-func (c *todayCache) monotonic(fromMs int64, today history.Counters) history.Counters {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lastFrom != fromMs {
-		c.lastFrom, c.last = fromMs, history.Counters{}
+// sum returns the traffic of all tunnels in the hours [fromMs, toMs). On a
+// storage error it counts what memory and the outbox hold.
+func (c *todayCache) sum(ctx context.Context, m *memoryAPI, fromMs, toMs int64) history.Counters {
+	hours, stored, err := m.hours.Traffic(ctx, collector.Selection{}, time.UnixMilli(fromMs), time.UnixMilli(toMs))
+	if stored {
+		m.storageReads.Add(1)
 	}
-	for i := range today {
-		c.last[i] = max(c.last[i], today[i])
+	if err != nil && ctx.Err() == nil {
+		c.mu.Lock()
+		if time.Since(c.warned) >= storageWarnEvery {
+			c.warned = time.Now()
+			m.logger.Warn("reading today's traffic from storage", "err", err)
+		}
+		c.mu.Unlock()
 	}
-	return c.last
-}
-
-// readHourly reads closed hours from storage with a bound on the time it
-// may take, so a stuck TSDB cannot hold a request or a push tick forever.
-func (m *memoryAPI) readHourly(ctx context.Context, endpoint, tunnel string, fromMs, toMs int64) ([]history.HourTraffic, error) {
-	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
-	defer cancel()
-	m.storageReads.Add(1)
-	hours, err := m.opts.Hourly.HourlyTraffic(ctx, endpoint, tunnel, time.UnixMilli(fromMs).UTC(), time.UnixMilli(toMs).UTC())
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(hours, func(h history.HourTraffic) bool {
-		ms := h.Hour.UnixMilli()
-		return ms < fromMs || ms >= toMs
-	}), nil
+	traffic, _ := collector.Sum(hours)
+	return traffic
 }

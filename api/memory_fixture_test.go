@@ -35,7 +35,7 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// fakeHourly is an HourlySource with fixed answers; it records its calls.
+// fakeHourly is a collector.HourReader with fixed answers; it records its calls.
 type fakeHourly struct {
 	mu    sync.Mutex
 	hours []history.HourTraffic
@@ -75,9 +75,19 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
+	return newStorageFixture(t, opts, nil)
+}
+
+// newStorageFixture is newFixture with closed hours read from storage
+// (nil for none).
+func newStorageFixture(t testing.TB, opts Options, storage *fakeHourly) *fixture {
+	t.Helper()
 	clk := &fakeClock{t: t0}
 	store := collector.NewStore(collector.Options{Now: clk.Now})
 	opts.Store = store
+	if storage != nil {
+		opts.Hours = collector.NewHours(store, storage)
+	}
 	return &fixture{t: t, clock: clk, store: store, srv: New(opts), last: map[string]inst{}}
 }
 

@@ -7,11 +7,6 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 )
 
-// tsdbAppendedMetric is the counter the TSDB writer registers for samples
-// it committed; /api/memory/stats reads it from the registry so that this
-// package needs no handle on the writer.
-const tsdbAppendedMetric = "nodepass_exporter_tsdb_appended_samples_total"
-
 // statsJSON answers GET /api/memory/stats.
 type statsJSON struct {
 	Source        string    `json:"source"`
@@ -41,7 +36,7 @@ type statsJSON struct {
 	Outbox     outboxJSON `json:"outbox"`
 	SSEClients int        `json:"sseClients"`
 	// TSDBAppends is the number of samples committed to the TSDB, or null
-	// when no TSDB writer is registered.
+	// when there is no TSDB writer (Options.TSDBAppends).
 	TSDBAppends *uint64 `json:"tsdbAppends"`
 }
 
@@ -98,25 +93,12 @@ func (m *memoryAPI) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// tsdbAppends reads the TSDB writer's appended-samples counter from the
-// registry, or returns nil when it is not registered.
+// tsdbAppends returns the TSDB writer's committed-sample count, or nil
+// without a writer.
 func (m *memoryAPI) tsdbAppends() *uint64 {
-	if m.opts.Registry == nil {
+	if m.opts.TSDBAppends == nil {
 		return nil
 	}
-	mfs, err := m.opts.Registry.Gather()
-	if err != nil {
-		m.logger.Debug("gathering metrics for stats", "err", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != tsdbAppendedMetric {
-			continue
-		}
-		var n uint64
-		for _, metric := range mf.GetMetric() {
-			n += uint64(metric.GetCounter().GetValue())
-		}
-		return &n
-	}
-	return nil
+	n := m.opts.TSDBAppends()
+	return &n
 }

@@ -243,7 +243,7 @@ func TestDashboardToday(t *testing.T) {
 		{Hour: time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC), Traffic: history.Counters{100, 0, 0, 0}},
 		{Hour: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC), Traffic: history.Counters{0, 50, 0, 0}},
 	}}
-	f := newFixture(t, Options{Location: tokyo, Hourly: hourly})
+	f := newStorageFixture(t, Options{Location: tokyo}, hourly)
 	f.seed()
 	var d dashboardJSON
 	f.getJSON("/api/memory/dashboard", &d)

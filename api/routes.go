@@ -28,6 +28,7 @@ var webFiles embed.FS
 // status pages: the push hub and a few caches and counters.
 type memoryAPI struct {
 	store  *collector.Store
+	hours  HourSource
 	opts   *Options
 	logger *slog.Logger
 	hub    *sseHub
@@ -52,6 +53,7 @@ func (s *Server) routes(r *mux.Router) {
 	}
 	m := &memoryAPI{
 		store:   s.opts.Store,
+		hours:   s.opts.Hours,
 		opts:    &s.opts,
 		logger:  logger.With("component", "api"),
 		started: s.started,

@@ -16,11 +16,11 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// HourlySource reads closed hours from storage. endpoint and tunnel select
-// one tunnel, one endpoint (tunnel empty) or all (both empty); only hours
-// that hold data are returned.
-type HourlySource interface {
-	HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.HourTraffic, error)
+// HourSource answers "how much traffic in that hour" for a selection of
+// tunnels; collector.Hours implements it (see its Traffic for the
+// contract). The trend routes and the dashboard's "today" only ask it.
+type HourSource interface {
+	Traffic(ctx context.Context, sel collector.Selection, from, to time.Time) (hours []history.HourTraffic, stored bool, err error)
 }
 
 // ComponentStatus is the state of one component for /api/status.
@@ -41,8 +41,13 @@ type Options struct {
 	// leave out upstream series; see cmd).
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
-	// Hourly reads closed hours; nil serves the open hour only.
-	Hourly HourlySource
+	// Hours gives the hourly traffic (the pipeline's collector.Hours);
+	// nil means collector.NewHours(Store, nil): memory and the outbox
+	// only, no storage.
+	Hours HourSource
+	// TSDBAppends returns the number of samples committed to the TSDB
+	// (tsdb.Writer.Appended) for /api/memory/stats; nil reports null.
+	TSDBAppends func() uint64
 	// Components returns the status of non-collector components (TSDB,
 	// remote write, state persistence) for /api/status.
 	Components func() []ComponentStatus
@@ -89,6 +94,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 30 * 24 * time.Hour
+	}
+	if opts.Hours == nil && opts.Store != nil {
+		opts.Hours = collector.NewHours(opts.Store, nil)
 	}
 	s := &Server{opts: opts, router: mux.NewRouter(), started: time.Now()}
 	var g prometheus.Gatherer = opts.Gatherer

@@ -69,10 +69,7 @@ func TestHealth(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	appended := prometheus.NewCounter(prometheus.CounterOpts{Name: tsdbAppendedMetric, Help: "test"})
-	appended.Add(42)
-	reg.MustRegister(appended)
-	f := newFixture(t, Options{Registry: reg, QueueUse: func() (int, int) { return 3, 1024 }})
+	f := newFixture(t, Options{Registry: reg, QueueUse: func() (int, int) { return 3, 1024 }, TSDBAppends: func() uint64 { return 42 }})
 	f.seed()
 	f.store.CountInvalid("osaka", "bad_json")
 	f.store.CountInvalid("osaka", "bad_json")

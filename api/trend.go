@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,13 +19,6 @@ const (
 	hourMs = int64(time.Hour / time.Millisecond)
 	// defaultTrendHours is the trend's length without ?hours=.
 	defaultTrendHours = 24
-	// storageTimeout bounds one read of closed hours from storage.
-	storageTimeout = 5 * time.Second
-	// maxOutboxScan is the largest outbox that a trend copies to find
-	// closed hours not yet in the TSDB. The outbox is near empty while the
-	// TSDB keeps up; when it has backed up this far, copying it on every
-	// request would make the API part of the problem.
-	maxOutboxScan = 100_000
 )
 
 // trendItemJSON is one hour of a trend. Its fields are fixed by DESIGN.md.
@@ -43,26 +37,6 @@ type trendJSON struct {
 	Source string          `json:"source"`
 	Hours  int             `json:"hours"`
 	Items  []trendItemJSON `json:"items"`
-}
-
-// hourBucket sums the traffic of the selected tunnels in one hour.
-type hourBucket struct {
-	traffic history.Counters
-	points  uint64
-}
-
-// trendRange is the hours of a trend: from the oldest hour start to the
-// open hour's start, both Unix ms.
-type trendRange struct {
-	fromMs, openMs int64
-	hours          int
-}
-
-func (tr trendRange) index(ms int64) (int, bool) {
-	if ms < tr.fromMs || ms > tr.openMs || (ms-tr.fromMs)%hourMs != 0 {
-		return 0, false
-	}
-	return int((ms - tr.fromMs) / hourMs), true
 }
 
 // parseHours reads ?hours=, 1 to the retention in hours.
@@ -96,160 +70,64 @@ func (m *memoryAPI) trendTunnel(w http.ResponseWriter, r *http.Request) {
 }
 
 // trend serves the per-hour traffic of all tunnels (endpoint and tunnel
-// empty), of one endpoint, or of one tunnel: the open hour and closed hours
-// still held in memory or waiting in the outbox, plus closed hours from
-// storage.
+// empty), of one endpoint, or of one tunnel, as the pipeline's hours
+// (collector.Hours) give it: zero-filled, the open hour included, oldest
+// first.
 func (m *memoryAPI) trend(w http.ResponseWriter, r *http.Request, endpoint, tunnel string) {
-	if msg := m.checkSelection(endpoint, tunnel); msg != "" {
-		m.miss()
-		writeError(w, http.StatusNotFound, msg)
-		return
-	}
-	hours, err := m.parseHours(r)
-	if err != nil {
-		m.miss()
-		writeError(w, http.StatusBadRequest, err.Error())
+	sel := collector.Selection{Endpoint: endpoint, Tunnel: tunnel}
+	hours, parseErr := m.parseHours(r)
+	if parseErr != nil {
+		// An unknown endpoint or tunnel answers 404 before a bad
+		// parameter answers 400; an empty range only checks the selection.
+		_, _, err := m.hours.Traffic(r.Context(), sel, time.Time{}, time.Time{})
+		if m.selectionFound(w, sel, err) {
+			m.miss()
+			writeError(w, http.StatusBadRequest, parseErr.Error())
+		}
 		return
 	}
 	openMs := history.HourStart(m.now().UnixMilli())
-	tr := trendRange{fromMs: openMs - int64(hours-1)*hourMs, openMs: openMs, hours: hours}
-	buckets := make([]hourBucket, hours)
-	m.memoryHours(endpoint, tunnel, tr, buckets)
-	for ms, b := range m.outboxHours(endpoint, tunnel, tr.fromMs, openMs+hourMs) {
-		if i, ok := tr.index(ms); ok {
-			add(&buckets[i], b.traffic, b.points)
-		}
+	from := time.UnixMilli(openMs - int64(hours-1)*hourMs)
+	items, stored, err := m.hours.Traffic(r.Context(), sel, from, time.UnixMilli(openMs+hourMs))
+	if !m.selectionFound(w, sel, err) {
+		return
 	}
-	if m.opts.Hourly != nil && hours > 1 {
-		// The open hour is asked for too: storage holds it only after an
-		// endpoint was removed mid-hour, and then it is traffic all the same.
-		stored, err := m.readHourly(r.Context(), endpoint, tunnel, tr.fromMs, openMs+hourMs)
-		if err != nil {
-			m.logger.Warn("reading hourly traffic from storage", "err", err)
-			m.miss()
-			writeError(w, http.StatusServiceUnavailable, "hourly storage unavailable")
-			return
-		}
-		for _, h := range stored {
-			if i, ok := tr.index(h.Hour.UnixMilli()); ok {
-				add(&buckets[i], h.Traffic, h.Points)
-			}
-		}
+	if stored {
+		m.storageReads.Add(1)
 		m.miss()
 	} else {
 		m.hit()
 	}
-	out := trendJSON{Source: sourceMemory, Hours: hours, Items: make([]trendItemJSON, hours)}
-	for i, b := range buckets {
-		c := b.traffic
+	if err != nil {
+		m.logger.Warn("reading hourly traffic from storage", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "hourly storage unavailable")
+		return
+	}
+	out := trendJSON{Source: sourceMemory, Hours: hours, Items: make([]trendItemJSON, len(items))}
+	for i, h := range items {
+		c := h.Traffic
 		out.Items[i] = trendItemJSON{
-			HourTime: time.UnixMilli(tr.fromMs + int64(i)*hourMs).UTC(),
+			HourTime: h.Hour,
 			TCPRx:    c[history.TCPRx], TCPTx: c[history.TCPTx], UDPRx: c[history.UDPRx], UDPTx: c[history.UDPTx],
-			Total: c.Sum(), Points: b.points,
+			Total: c.Sum(), Points: h.Points,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func add(b *hourBucket, traffic history.Counters, points uint64) {
-	for i, v := range traffic {
-		b.traffic[i] += v
+// selectionFound answers 404, and returns false, when err says that the
+// trend's endpoint or tunnel is unknown.
+func (m *memoryAPI) selectionFound(w http.ResponseWriter, sel collector.Selection, err error) bool {
+	var msg string
+	switch {
+	case errors.Is(err, collector.ErrUnknownEndpoint):
+		msg = "unknown endpoint " + quote(sel.Endpoint)
+	case errors.Is(err, collector.ErrUnknownTunnel):
+		msg = "unknown tunnel " + quote(sel.Tunnel) + " on endpoint " + quote(sel.Endpoint)
+	default:
+		return true
 	}
-	b.points += points
-}
-
-// checkSelection returns why a trend's endpoint or tunnel is unknown, or "".
-// A deleted tunnel whose hour is still open counts as known: its traffic of
-// this hour is still being served.
-func (m *memoryAPI) checkSelection(endpoint, tunnel string) string {
-	if endpoint == "" {
-		return ""
-	}
-	msg := ""
-	m.store.View(func(v collector.StoreView) {
-		e := v.Endpoint(endpoint)
-		switch {
-		case e == nil:
-			msg = "unknown endpoint " + quote(endpoint)
-		case tunnel == "":
-		case e.Tunnel(tunnel) != nil:
-		default:
-			if _, ok := e.RetiredHour(tunnel); !ok {
-				msg = "unknown tunnel " + quote(tunnel) + " on endpoint " + quote(endpoint)
-			}
-		}
-	})
-	return msg
-}
-
-// memoryHours adds the hourly buckets held in the Store: every tunnel's
-// current bucket (the open hour, or a closed one not yet rolled over by an
-// event or a sweep) and those of deleted tunnels.
-func (m *memoryAPI) memoryHours(endpoint, tunnel string, tr trendRange, buckets []hourBucket) {
-	addH := func(h *history.Hour) {
-		if !h.Open() {
-			return
-		}
-		if i, ok := tr.index(h.Start); ok {
-			add(&buckets[i], history.Counters(h.Traffic), h.Points)
-		}
-	}
-	m.store.View(func(v collector.StoreView) {
-		for _, name := range v.EndpointNames() {
-			if endpoint != "" && name != endpoint {
-				continue
-			}
-			e := v.Endpoint(name)
-			if tunnel != "" {
-				if t := e.Tunnel(tunnel); t != nil {
-					addH(&t.Hour)
-				}
-				if h, ok := e.RetiredHour(tunnel); ok {
-					addH(&h)
-				}
-				continue
-			}
-			for _, id := range e.TunnelIDs() {
-				addH(&e.Tunnel(id).Hour)
-			}
-			e.RetiredHours(func(_ string, h *history.Hour) { addH(h) })
-		}
-	})
-}
-
-// outboxHours sums the closed hours in [fromMs, toMs) that wait in the
-// outbox for the TSDB, by hour start. A sample committed to the TSDB but
-// not yet acknowledged is counted twice for the few milliseconds between
-// the two; nothing here can tell it apart.
-func (m *memoryAPI) outboxHours(endpoint, tunnel string, fromMs, toMs int64) map[int64]*hourBucket {
-	o := m.store.Outbox()
-	if n := o.Len(); n == 0 || n > maxOutboxScan {
-		return nil
-	}
-	out := map[int64]*hourBucket{}
-	for _, s := range o.Snapshot() {
-		if s.T < fromMs || s.T >= toMs || (endpoint != "" && s.Endpoint != endpoint) || (tunnel != "" && s.Tunnel != tunnel) {
-			continue
-		}
-		switch s.Metric {
-		case history.MetricHourlyTraffic:
-			for i, l := range history.CounterLabels {
-				if l.Protocol == s.Protocol && l.Direction == s.Direction {
-					bucket(out, s.T).traffic[i] += uint64(s.V)
-				}
-			}
-		case history.MetricHourlyPoints:
-			bucket(out, s.T).points += uint64(s.V)
-		}
-	}
-	return out
-}
-
-func bucket(m map[int64]*hourBucket, t int64) *hourBucket {
-	b := m[t]
-	if b == nil {
-		b = &hourBucket{}
-		m[t] = b
-	}
-	return b
+	m.miss()
+	writeError(w, http.StatusNotFound, msg)
+	return false
 }

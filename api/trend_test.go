@@ -83,7 +83,7 @@ func TestTrendClosedHoursFromStorage(t *testing.T) {
 		{Hour: hour(22), Traffic: history.Counters{10, 0, 0, 0}, Points: 700},
 		{Hour: hour(1), Traffic: history.Counters{99, 0, 0, 0}}, // outside 4 hours
 	}}
-	f := newFixture(t, Options{Hourly: hourly})
+	f := newStorageFixture(t, Options{}, hourly)
 	f.seed()
 	var out trendJSON
 	f.getJSON("/api/memory/endpoints/tokyo-1/tunnels/aaaaaaa1/traffic/trend?hours=4", &out)
@@ -106,7 +106,7 @@ func TestTrendClosedHoursFromStorage(t *testing.T) {
 }
 
 func TestTrendStorageError(t *testing.T) {
-	f := newFixture(t, Options{Hourly: &fakeHourly{err: errors.New("disk on fire")}})
+	f := newStorageFixture(t, Options{}, &fakeHourly{err: errors.New("disk on fire")})
 	f.seed()
 	rec := f.get("/api/memory/traffic/trend")
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"error"`) {
@@ -121,7 +121,7 @@ func TestTrendStorageError(t *testing.T) {
 // outbox to storage: it is counted once at every step.
 func TestTrendHourMovesToStorage(t *testing.T) {
 	hourly := &fakeHourly{}
-	f := newFixture(t, Options{Hourly: hourly})
+	f := newStorageFixture(t, Options{}, hourly)
 	f.seed()
 	check := func(step string) {
 		t.Helper()

@@ -276,6 +276,7 @@ func (s *Store) FlushWindows() {
 }
 
 func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
+	s.outbox.SetRoom(s.burstRoomLocked())
 	out := s.scratch[:0]
 	maxAge := s.opts.WindowMaxAge.Milliseconds()
 	for _, name := range s.names {

@@ -331,6 +331,24 @@ func (s *Store) RemoveEndpoint(name string) {
 	s.version++
 }
 
+// roomPerTunnel is the outbox room a tunnel needs for the largest burst
+// the Store writes at once: its hour record at the hour close and its
+// partial window at shutdown.
+const roomPerTunnel = history.HourlySamplesPerRecord + history.WindowSamplesPerRecord
+
+// burstRoomLocked returns the outbox room for the bursts of the current
+// tunnel count, removed tunnels with an open hour included, so that an
+// hour close (under churn too) and a shutdown are written whole whatever
+// the outbox's bound (history.Outbox.SetRoom). The sweep sets it before it
+// writes. The caller holds the lock.
+func (s *Store) burstRoomLocked() int {
+	tunnels := 0
+	for _, e := range s.endpoints {
+		tunnels += len(e.ids) + len(e.retired)
+	}
+	return roomPerTunnel * tunnels
+}
+
 // SetConn records a connection state change of an endpoint and reports
 // whether the state changed (callers log once per change).
 func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {

@@ -19,8 +19,22 @@ const (
 // was not yet acknowledged (the TSDB accepts an identical sample at the same
 // timestamp again) and nothing is counted twice.
 //
-// A consumer (the TSDB writer) reads with Peek, commits, then calls Ack; on a
-// failed commit it simply peeks again later. All methods are goroutine-safe.
+// A consumer (the TSDB writer) reads with PeekSeq, commits through Commit,
+// then calls AckThrough; on a failed commit it simply peeks again later.
+// All methods are goroutine-safe.
+//
+// The handoff to storage is published here, where it happens: Commit runs
+// the consumer's append while no ReadConsistent runs, and then marks the
+// batch committed before AckThrough removes it. A reader that takes
+// ReadConsistent, reads Pending and then storage, sees each sample in
+// exactly one of the two: Pending skips what is committed but not yet
+// acknowledged, and no append lands between the two reads.
+//
+// The bound is max samples plus the room the producer gives with SetRoom
+// (the records a tunnel count can write at once: an hour close, a
+// shutdown's partial windows), so those bursts never drop while the
+// consumer keeps up. Beyond the bound the oldest samples are dropped and
+// counted (Dropped); the consumer logs them.
 //
 // The samples sit in a ring, so Write and Ack cost what they add or remove,
 // never what is still waiting: the ingest path writes under the Store's
@@ -31,10 +45,19 @@ type Outbox struct {
 	ring    []Sample // len(ring) is the capacity; grows by doubling up to max
 	start   int      // index of the oldest sample
 	n       int      // samples waiting
-	max     int
+	max     int      // the bound given to NewOutbox
+	room    int      // extra room given by SetRoom
 	dropped uint64
 	head    uint64 // sequence number of the oldest sample: samples ever removed
-	ready   chan struct{}
+	// committed is the sequence number below which every sample is in
+	// storage (Commit); samples in [head, committed) wait only for their
+	// AckThrough.
+	committed uint64
+	ready     chan struct{}
+
+	// handoff orders storage appends (Commit, exclusive) against readers
+	// of both sides (ReadConsistent, shared). It is taken before mu.
+	handoff sync.RWMutex
 }
 
 // NewOutbox returns an Outbox that holds at most max samples; when full, the
@@ -49,14 +72,15 @@ func (o *Outbox) Write(samples []Sample) {
 		return
 	}
 	o.mu.Lock()
-	if len(samples) > o.max {
-		// Only the newest max can be kept; the rest is dropped at once.
-		over := len(samples) - o.max
+	limit := o.max + o.room
+	if len(samples) > limit {
+		// Only the newest limit can be kept; the rest is dropped at once.
+		over := len(samples) - limit
 		o.dropped += uint64(over)
 		o.head += uint64(over)
 		samples = samples[over:]
 	}
-	if over := o.n + len(samples) - o.max; over > 0 {
+	if over := o.n + len(samples) - limit; over > 0 {
 		o.removeLocked(over)
 		o.dropped += uint64(over)
 	}
@@ -81,7 +105,7 @@ func (o *Outbox) growLocked(need int) {
 	for size < need {
 		size *= 2
 	}
-	ring := make([]Sample, min(size, max(o.max, need)))
+	ring := make([]Sample, min(size, max(o.max+o.room, need)))
 	o.copyLocked(ring, o.n)
 	o.ring, o.start = ring, 0
 }
@@ -172,8 +196,67 @@ func (o *Outbox) Len() int {
 	return o.n
 }
 
-// Cap returns the bound given to NewOutbox.
-func (o *Outbox) Cap() int { return o.max }
+// Cap returns the bound: the one given to NewOutbox plus the room given
+// by SetRoom.
+func (o *Outbox) Cap() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.max + o.room
+}
+
+// SetRoom sets the room beyond the bound given to NewOutbox. The producer
+// gives the largest burst it can write at once (for the collector: one
+// hour record and one window per tunnel, removed tunnels included), so
+// that an hour close or a shutdown drops nothing while the consumer keeps
+// up; the memory it may take follows the tunnel count, not a constant.
+func (o *Outbox) SetRoom(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.room = max(n, 0)
+}
+
+// Commit runs commit, the consumer's append to storage of the samples it
+// peeked below the sequence number end, with no ReadConsistent running.
+// When commit succeeds, those samples count as committed: Pending skips
+// them until AckThrough removes them. The error is commit's.
+func (o *Outbox) Commit(end uint64, commit func() error) error {
+	o.handoff.Lock()
+	defer o.handoff.Unlock()
+	if err := commit(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.committed = max(o.committed, end)
+	o.mu.Unlock()
+	return nil
+}
+
+// ReadConsistent runs read while no Commit runs, so that what read finds
+// with Pending and what it reads from storage form one cut: every sample
+// is in exactly one of them. A long read delays the consumer's next commit
+// by as much (never the producer, whose Write does not wait). read must
+// not call Commit.
+func (o *Outbox) ReadConsistent(read func() error) error {
+	o.handoff.RLock()
+	defer o.handoff.RUnlock()
+	return read()
+}
+
+// Pending calls fn, oldest first, for each waiting sample that is not yet
+// committed to storage, with the outbox locked: fn must be quick, must not
+// keep s and must not call the outbox. Inside ReadConsistent it is the
+// outbox's side of a consistent read.
+func (o *Outbox) Pending(fn func(s *Sample)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	skip := 0
+	if o.committed > o.head {
+		skip = int(min(o.committed-o.head, uint64(o.n)))
+	}
+	for i := skip; i < o.n; i++ {
+		fn(&o.ring[(o.start+i)%len(o.ring)])
+	}
+}
 
 // Dropped returns how many samples were dropped because the outbox was full.
 func (o *Outbox) Dropped() uint64 {

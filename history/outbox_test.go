@@ -1,6 +1,10 @@
 package history
 
-import "testing"
+import (
+	"errors"
+	"slices"
+	"testing"
+)
 
 func samples(vals ...float64) []Sample {
 	out := make([]Sample, len(vals))
@@ -128,4 +132,88 @@ func TestOutboxRing(t *testing.T) {
 	if o.Dropped() == 0 {
 		t.Fatal("the test never filled the outbox")
 	}
+}
+
+func pending(o *Outbox) []float64 {
+	var out []float64
+	o.Pending(func(s *Sample) { out = append(out, s.V) })
+	return out
+}
+
+// TestOutboxCommitHandoff: a sample is pending until its commit succeeds,
+// then skipped by Pending until its ack removes it, so a reader of the
+// outbox and storage sees it in exactly one place at every step.
+func TestOutboxCommitHandoff(t *testing.T) {
+	errDisk := errors.New("disk")
+	for _, tc := range []struct {
+		name        string
+		commit      bool
+		commitErr   error
+		ack         bool
+		wantPending []float64
+		wantLen     int
+	}{
+		{name: "peeked", wantPending: []float64{1, 2, 3, 4, 5}, wantLen: 5},
+		{name: "commit failed", commit: true, commitErr: errDisk, wantPending: []float64{1, 2, 3, 4, 5}, wantLen: 5},
+		{name: "committed, not acked", commit: true, wantPending: []float64{4, 5}, wantLen: 5},
+		{name: "committed and acked", commit: true, ack: true, wantPending: []float64{4, 5}, wantLen: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOutbox(100)
+			o.Write(samples(1, 2, 3, 4, 5))
+			batch, first := o.PeekSeq(3)
+			end := first + uint64(len(batch))
+			if tc.commit {
+				err := o.Commit(end, func() error { return tc.commitErr })
+				if !errors.Is(err, tc.commitErr) {
+					t.Fatalf("commit: %v, want %v", err, tc.commitErr)
+				}
+			}
+			if tc.ack {
+				o.AckThrough(end)
+			}
+			if got := pending(o); !slices.Equal(got, tc.wantPending) {
+				t.Errorf("pending %v, want %v", got, tc.wantPending)
+			}
+			if o.Len() != tc.wantLen {
+				t.Errorf("len %d, want %d", o.Len(), tc.wantLen)
+			}
+		})
+	}
+}
+
+// TestOutboxRoom: the room given by SetRoom takes a burst beyond the bound
+// without a drop; once it is taken back, the bound applies again.
+func TestOutboxRoom(t *testing.T) {
+	o := NewOutbox(4)
+	o.SetRoom(6)
+	o.Write(samples(1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
+	if o.Dropped() != 0 || o.Len() != 10 || o.Cap() != 10 {
+		t.Fatalf("with room: dropped %d len %d cap %d, want 0 10 10", o.Dropped(), o.Len(), o.Cap())
+	}
+	o.SetRoom(0)
+	o.Write(samples(11))
+	if got := values(o.Snapshot()); o.Dropped() != 7 || !slices.Equal(got, []float64{8, 9, 10, 11}) {
+		t.Fatalf("without room: dropped %d, left %v; want 7 dropped and [8 9 10 11]", o.Dropped(), got)
+	}
+}
+
+// TestOutboxReadConsistentExcludesCommit: no commit can start while a
+// consistent read runs, and a read cannot start while a commit runs.
+func TestOutboxReadConsistentExcludesCommit(t *testing.T) {
+	o := NewOutbox(10)
+	_ = o.ReadConsistent(func() error {
+		if o.handoff.TryLock() {
+			t.Error("a commit could start during a consistent read")
+			o.handoff.Unlock()
+		}
+		return nil
+	})
+	_ = o.Commit(0, func() error {
+		if o.handoff.TryRLock() {
+			t.Error("a consistent read could start during a commit")
+			o.handoff.RUnlock()
+		}
+		return nil
+	})
 }

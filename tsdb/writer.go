@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,12 +84,14 @@ type WriterOptions struct {
 }
 
 // Writer drains a [history.Outbox] into an [Appender]: it peeks a batch,
-// appends it and acknowledges it only once it is committed. A failed
-// append leaves the samples in the outbox and is retried after a capped
-// exponential backoff; the producer side (the collector writing to the
-// outbox) is never blocked, since the outbox is bounded and drops its
-// oldest samples when full. Samples the TSDB rejects for good are counted
-// and dropped, so one bad sample cannot wedge the queue.
+// appends it through [history.Outbox.Commit] (which publishes the commit to
+// readers of the outbox and the TSDB) and acknowledges it only once it is
+// committed. A failed append leaves the samples in the outbox and is
+// retried after a capped exponential backoff; the producer side (the
+// collector writing to the outbox) is never blocked, since the outbox is
+// bounded and drops its oldest samples when full; the writer logs such
+// drops, and the metrics count them. Samples the TSDB rejects for good are
+// counted and dropped, so one bad sample cannot wedge the queue.
 //
 // Run it as one goroutine. LastError and Healthy are goroutine-safe.
 type Writer struct {
@@ -100,6 +103,10 @@ type Writer struct {
 	appended prometheus.Counter
 	failures prometheus.Counter
 	rejected *prometheus.CounterVec
+	// appendedN mirrors appended for Appended; dropped is the outbox's
+	// drop count last logged.
+	appendedN atomic.Uint64
+	dropped   uint64
 
 	// batch is the reused buffer of a batch, when no OnCommitted hook
 	// keeps the slice. backlog is the largest outbox length seen since it
@@ -200,6 +207,11 @@ func (w *Writer) LastError() (error, time.Time) { //nolint:staticcheck // ST1008
 	return w.lastErr, w.lastErrT
 }
 
+// Appended returns the number of samples committed to the TSDB so far
+// (identical re-sent samples included), as the appended-samples counter
+// counts them. It is goroutine-safe.
+func (w *Writer) Appended() uint64 { return w.appendedN.Load() }
+
 // Healthy reports whether the last append attempt succeeded (true before
 // the first attempt).
 func (w *Writer) Healthy() bool {
@@ -214,7 +226,9 @@ func (w *Writer) Healthy() bool {
 func (w *Writer) Run(ctx context.Context) error {
 	var backoff time.Duration
 	for {
-		if err := w.drain(ctx); err != nil {
+		err := w.drain(ctx)
+		w.logDrops()
+		if err != nil {
 			if ctx.Err() != nil {
 				return w.finalFlush(ctx)
 			}
@@ -279,6 +293,7 @@ func (w *Writer) drain(ctx context.Context) error {
 // not stop cannot keep the writer from returning.
 func (w *Writer) finalFlush(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	defer w.logDrops()
 	for left := w.outbox.Len(); left > 0; left -= w.opts.BatchSize {
 		done, err := w.flushNext(ctx)
 		if err != nil {
@@ -316,11 +331,17 @@ func (w *Writer) flushNext(ctx context.Context) (done bool, err error) {
 		w.backlog = 0
 		return true, nil
 	}
-	committed, err := w.flush(ctx, batch)
+	end := first + uint64(len(batch))
+	var committed []history.Sample
+	err = w.outbox.Commit(end, func() error {
+		var err error
+		committed, err = w.flush(ctx, batch)
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
-	w.outbox.AckThrough(first + uint64(len(batch)))
+	w.outbox.AckThrough(end)
 	if w.opts.OnCommitted != nil && len(committed) > 0 {
 		w.opts.OnCommitted(committed)
 	}
@@ -348,8 +369,19 @@ func (w *Writer) flush(ctx context.Context, batch []history.Sample) ([]history.S
 		committed = withoutRejected(batch, rej.Rejected)
 	}
 	w.appended.Add(float64(len(committed)))
+	w.appendedN.Add(uint64(len(committed)))
 	w.setState(nil)
 	return committed, nil
+}
+
+// logDrops logs the samples the outbox dropped since the last call. The
+// outbox drops only when the TSDB has fallen behind by more than its bound,
+// so a drop is an error an operator must see, not only a counter.
+func (w *Writer) logDrops() {
+	if d := w.outbox.Dropped(); d > w.dropped {
+		w.logger.Error("outbox full: history samples dropped", "dropped", d-w.dropped, "dropped_total", d, "outbox", w.outbox.Len(), "capacity", w.outbox.Cap())
+		w.dropped = d
+	}
 }
 
 func (w *Writer) setState(err error) {

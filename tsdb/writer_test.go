@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -459,4 +460,33 @@ func TestWriterLinger(t *testing.T) {
 			t.Errorf("commits (time, samples) %v, want %v", commits, want)
 		}
 	})
+}
+
+// TestWriterLogsDropsAndCountsAppends: samples the outbox dropped for space
+// are logged as an error with their number, and Appended counts what was
+// committed.
+func TestWriterLogsDropsAndCountsAppends(t *testing.T) {
+	outbox := history.NewOutbox(2)
+	outbox.Write([]history.Sample{
+		pointsSample("e", "t", testNow, 1), pointsSample("e", "t", testNow, 2), pointsSample("e", "t", testNow, 3),
+		pointsSample("e", "t", testNow, 4), pointsSample("e", "t", testNow, 5),
+	})
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	app := appenderFunc(func(context.Context, []history.Sample) error { return nil })
+	w, err := NewWriter(app, outbox, nil, WriterOptions{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.Appended() != 2 {
+		t.Errorf("appended %d, want 2", w.Appended())
+	}
+	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "dropped=3") {
+		t.Errorf("drops not logged as an error with their count:\n%s", out)
+	}
 }

@@ -204,7 +204,8 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 
 	a.server = api.New(api.Options{
 		Store: a.store, Registry: a.reg, Gatherer: lintCleanGatherer{a.reg}, Logger: a.logger.With("component", "api"),
-		Hourly: a.storage.hourly(), Components: a.components, QueueUse: a.manager.QueueUse,
+		Hours: collector.NewHours(a.store, a.storage.db), TSDBAppends: a.storage.writer.Appended,
+		Components: a.components, QueueUse: a.manager.QueueUse,
 		Ready: a.ready.Load, Reload: a.reload, Mount: func(r *mux.Router) {
 			a.storage.mount(r)
 			r.PathPrefix(dashboards.Prefix).Handler(dashboards.Handler()).Methods(http.MethodGet, http.MethodHead)

@@ -113,7 +113,7 @@ func TestReplayAcrossHourBoundary(t *testing.T) {
 		t.Fatalf("%d samples not written", outbox.Len())
 	}
 
-	srv := api.New(api.Options{Store: store, Hourly: db, Mount: func(m *mux.Router) {
+	srv := api.New(api.Options{Store: store, Hours: collector.NewHours(store, db), Mount: func(m *mux.Router) {
 		promapi.New(db, nil, promapi.Options{Now: clock.Now}).Register(m)
 	}})
 	hs := httptest.NewServer(srv.Handler())

@@ -114,8 +114,6 @@ func (st *storage) close() error {
 
 func (st *storage) mount(r *mux.Router) { st.query.Register(r) }
 
-func (st *storage) hourly() api.HourlySource { return st.db }
-
 // status reports the TSDB writer and remote write for /api/status.
 func (st *storage) status() []api.ComponentStatus {
 	lastErr, at := st.writer.LastError()
