@@ -118,7 +118,7 @@ func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
 		if err := config.CheckURL(a.s.nodepassURL); err != nil {
 			return nil, fmt.Errorf("--nodepass.url: %w", err)
 		}
-		key, err := config.ReadKey(a.s.nodepassKeyFile)
+		key, err := config.ReadSecretFile(a.s.nodepassKeyFile, "API key")
 		if err != nil {
 			return nil, fmt.Errorf("--nodepass.api-key-file: %w", err)
 		}
