@@ -134,7 +134,8 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	a.ready.Store(true)
 	a.logger.Info("nodepass-exporter started", "version", a.build.Version, "listen", a.listener.Addr().String(), "data", a.s.tsdbPath)
-	a.logger.Info("listening on "+pageURL(a.listener.Addr(), a.s.webConfigFile), "max_connections", a.limits.MaxConnections)
+	a.logger.Info("listening on "+pageURL(a.listener.Addr(), a.s.webConfigFile),
+		"max_connections", a.limits.MaxConnections, "read_timeout", a.s.readTimeout, "open_files_limit", a.limits.OpenFilesLimit)
 
 	var runErr error
 loop:

@@ -34,6 +34,13 @@ func build() buildFacts {
 		Version: version, Revision: revision, Branch: branch, BuildDate: buildDate,
 		GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
 	}
+	// A build line that passes an unset variable stamps an empty string:
+	// say so plainly rather than print nothing.
+	for _, f := range []*string{&b.Version, &b.Revision, &b.Branch, &b.BuildDate} {
+		if *f == "" {
+			*f = "unknown"
+		}
+	}
 	if b.Revision == "unknown" {
 		if info, ok := debug.ReadBuildInfo(); ok {
 			for _, s := range info.Settings {
