@@ -1,7 +1,9 @@
 # nodepass-exporter: a static binary on distroless, as a non-root user.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
-#                --build-arg REVISION=$(git rev-parse --short HEAD) -t nodepass-exporter .
+#                --build-arg REVISION=$(git rev-parse --short HEAD) \
+#                --build-arg BRANCH=$(git rev-parse --abbrev-ref HEAD) \
+#                --build-arg BUILD_DATE=$(date -u +%Y%m%d-%H:%M:%S) -t nodepass-exporter .
 #   docker run -p 9834:9834 -v npe-data:/data nodepass-exporter --demo
 #
 # The build stage's go build line is the one e2e/dockerfile_test.go runs
@@ -16,7 +18,9 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/nodepass-exporter ./cmd/nodepass-exporter
+ARG BRANCH=unknown
+ARG BUILD_DATE=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION} -X main.branch=${BRANCH} -X main.buildDate=${BUILD_DATE}" -o /out/nodepass-exporter ./cmd/nodepass-exporter
 # The data directory, owned by distroless's nonroot user (65532).
 RUN mkdir -p /out/data && chown 65532:65532 /out/data
 

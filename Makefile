@@ -3,7 +3,10 @@ GO        ?= go
 PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION) \
+             -X main.branch=$(BRANCH) -X main.buildDate=$(BUILD_DATE)
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 5
 

@@ -55,7 +55,8 @@ type Options struct {
 	QueueUse func() (used, size int)
 	// Ready reports whether state is restored and the TSDB is open.
 	Ready func() bool
-	// Reload applies the configuration again (POST /-/reload).
+	// Reload applies the configuration again (POST /-/reload). Nil answers
+	// 403: the lifecycle API is off (--web.enable-lifecycle).
 	Reload func() error
 	// Mount adds more routes (the Prometheus query API, dashboards).
 	Mount func(r *mux.Router)
@@ -70,6 +71,11 @@ type Options struct {
 	// CORSOrigins are the origins allowed to read the API from a browser
 	// page of another site; none by default ("*" allows any).
 	CORSOrigins []string
+	// TelemetryPath is where /metrics is served (--web.telemetry-path).
+	TelemetryPath string
+	// Limits, when set, is shown as "limits" in /api/status (the HTTP
+	// server's connection and timeout bounds).
+	Limits any
 }
 
 // Server is the HTTP surface.
@@ -98,6 +104,9 @@ func New(opts Options) *Server {
 	if opts.Hours == nil && opts.Store != nil {
 		opts.Hours = collector.NewHours(opts.Store, nil)
 	}
+	if opts.TelemetryPath == "" {
+		opts.TelemetryPath = "/metrics"
+	}
 	s := &Server{opts: opts, router: mux.NewRouter(), started: time.Now()}
 	var g prometheus.Gatherer = opts.Gatherer
 	if g == nil && opts.Registry != nil {
@@ -105,7 +114,7 @@ func New(opts Options) *Server {
 	}
 	s.metrics = newMetricsHandler(opts.Store, g, opts.Logger)
 	r := s.router
-	r.Handle("/metrics", s.metrics).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(opts.TelemetryPath, s.metrics).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/-/healthy", s.healthy).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/-/ready", s.ready).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/-/reload", s.reload).Methods(http.MethodPost, http.MethodPut)
@@ -196,7 +205,7 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Reload == nil {
-		writeError(w, http.StatusNotImplemented, "reload is not configured")
+		writeError(w, http.StatusForbidden, "lifecycle APIs are not enabled (start with --web.enable-lifecycle)")
 		return
 	}
 	if err := s.opts.Reload(); err != nil {

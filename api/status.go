@@ -20,6 +20,7 @@ type statusJSON struct {
 	Version    string            `json:"version,omitempty"`
 	Healthy    bool              `json:"healthy"`
 	Components []ComponentStatus `json:"components"`
+	Limits     any               `json:"limits,omitempty"`
 }
 
 // endpointDetail is the Detail of an endpoint's component status.
@@ -32,7 +33,7 @@ type endpointDetail struct {
 
 // status lists every master's connection, then the other components.
 func (m *memoryAPI) status(w http.ResponseWriter, _ *http.Request) {
-	out := statusJSON{Time: m.now(), Version: m.opts.Version, Healthy: true}
+	out := statusJSON{Time: m.now(), Version: m.opts.Version, Healthy: true, Limits: m.opts.Limits}
 	m.store.View(func(v collector.StoreView) {
 		for _, name := range v.EndpointNames() {
 			e := v.Endpoint(name)

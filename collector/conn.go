@@ -18,36 +18,17 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nodepass-exporter/nodepass-exporter/config"
 )
 
-// EndpointConfig configures the connection to one NodePass master.
-type EndpointConfig struct {
-	// Name is the `endpoint` label and the REST {id}.
-	Name string
-	// BaseURL is the master's API base up to its path, e.g.
-	// http://10.0.0.1:9090/api; the collector adds /v1.
-	BaseURL string
-	// APIKey is sent as X-API-Key. It is never logged or exported.
-	APIKey string
-	// CAFile and InsecureSkipVerify configure TLS to the master.
-	CAFile             string
-	InsecureSkipVerify bool
-	// ReportInterval is the master's update interval (default 5 s): a
-	// stream with running tunnels that stays silent for 3 intervals is
-	// reconnected.
-	ReportInterval time.Duration
-	// InfoInterval is how often GET /info is polled (default 15 s).
-	InfoInterval time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1 s and
-	// 60 s). The master's retry: value is honoured within these bounds.
-	MinBackoff, MaxBackoff time.Duration
-	// MaxLine bounds one SSE line, MaxEvent one event (defaults 4 MiB, 8 MiB).
-	MaxLine, MaxEvent int
-	// QueueSize is the number of events read ahead of the applier (1024).
-	QueueSize int
-}
+// EndpointConfig configures the connection to one NodePass master. It is
+// the config package's resolved Master (see its fields), so a loaded config
+// file reaches the collector without a copy.
+type EndpointConfig = config.Master
 
-func (c *EndpointConfig) defaults() {
+// setDefaults fills c's zero durations and sizes.
+func setDefaults(c *EndpointConfig) {
 	if c.ReportInterval <= 0 {
 		c.ReportInterval = 5 * time.Second
 	}
@@ -111,7 +92,7 @@ type Conn struct {
 
 // NewConn checks cfg and builds the HTTP client. It does not connect.
 func NewConn(cfg EndpointConfig, store *Store, logger *slog.Logger) (*Conn, error) {
-	cfg.defaults()
+	setDefaults(&cfg)
 	tlsCfg := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // operator's explicit choice
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)

@@ -1,8 +1,14 @@
-// Package config reads the exporter's YAML list of NodePass masters.
+// Package config reads the exporter's YAML list of NodePass masters and
+// its secret files, and resolves both into the Master values the collector
+// connects with.
 //
 // Parsing is strict: unknown keys, duplicate names, a missing URL or key are
 // errors that name the file and line, so a bad config is refused at start
 // and a bad reload leaves the running config in force.
+//
+// config is a leaf: it imports nothing of this module, so every package
+// (collector, remote write, cmd) can use its types and its one secret-file
+// reader.
 package config
 
 import (
@@ -17,8 +23,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/nodepass-exporter/nodepass-exporter/collector"
 )
 
 // File is the content of --config.file.
@@ -135,6 +139,11 @@ func (e *Endpoint) check() error {
 	if (e.APIKey == "") == (e.APIKeyFile == "") {
 		return errors.New("set exactly one of api_key and api_key_file")
 	}
+	if e.APIKey != "" {
+		if err := CheckSecret(e.APIKey); err != nil {
+			return fmt.Errorf("api_key %w", err)
+		}
+	}
 	if e.ReportInterval < 0 {
 		return errors.New("report_interval must not be negative")
 	}
@@ -165,30 +174,44 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// ReadKey reads an API key file: the key is its content, trimmed.
-func ReadKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read API key file: %w", err)
-	}
-	key := strings.TrimSpace(string(b))
-	if key == "" {
-		return "", fmt.Errorf("API key file %s is empty", path)
-	}
-	if strings.ContainsAny(key, "\r\n") {
-		return "", fmt.Errorf("API key file %s holds more than one line", path)
-	}
-	return key, nil
+// Master is one NodePass master, resolved: its key read, its paths made
+// absolute, ready to connect to. The collector takes it as is
+// (collector.EndpointConfig); a zero duration or size takes the
+// collector's default.
+type Master struct {
+	// Name is the `endpoint` label and the REST {id}.
+	Name string
+	// BaseURL is the master's API base up to its path, e.g.
+	// http://10.0.0.1:9090/api; the collector adds /v1.
+	BaseURL string
+	// APIKey is sent as X-API-Key. It is never logged or exported.
+	APIKey string
+	// CAFile and InsecureSkipVerify configure TLS to the master.
+	CAFile             string
+	InsecureSkipVerify bool
+	// ReportInterval is the master's update interval (default 5 s): a
+	// stream with running tunnels that stays silent for 3 intervals is
+	// reconnected.
+	ReportInterval time.Duration
+	// InfoInterval is how often GET /info is polled (default 15 s).
+	InfoInterval time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1 s and
+	// 60 s). The master's retry: value is honoured within these bounds.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxLine bounds one SSE line, MaxEvent one event (defaults 4 MiB, 8 MiB).
+	MaxLine, MaxEvent int
+	// QueueSize is the number of events read ahead of the applier (1024).
+	QueueSize int
 }
 
-// Resolve turns the file's endpoints into collector configs, reading key
-// files. base is the directory relative paths are taken from.
-func (f *File) Resolve(base string) ([]collector.EndpointConfig, error) {
-	out := make([]collector.EndpointConfig, 0, len(f.Endpoints))
+// Resolve turns the file's endpoints into masters, reading key files. base
+// is the directory relative paths are taken from.
+func (f *File) Resolve(base string) ([]Master, error) {
+	out := make([]Master, 0, len(f.Endpoints))
 	for _, e := range f.Endpoints {
 		key := e.APIKey
 		if e.APIKeyFile != "" {
-			k, err := ReadKey(resolvePath(base, e.APIKeyFile))
+			k, err := ReadSecretFile(resolvePath(base, e.APIKeyFile), "API key")
 			if err != nil {
 				return nil, fmt.Errorf("endpoint %q: %w", e.Name, err)
 			}
@@ -198,7 +221,7 @@ func (f *File) Resolve(base string) ([]collector.EndpointConfig, error) {
 		if ca != "" {
 			ca = resolvePath(base, ca)
 		}
-		out = append(out, collector.EndpointConfig{
+		out = append(out, Master{
 			Name: e.Name, BaseURL: e.URL, APIKey: key,
 			CAFile: ca, InsecureSkipVerify: e.TLS.InsecureSkipVerify,
 			ReportInterval: e.ReportInterval,

@@ -68,3 +68,25 @@ func TestLoadResolvesKeyFilesRelativeToTheConfig(t *testing.T) {
 		t.Error("DefaultName")
 	}
 }
+
+func TestInlineAPIKeyMustBeOneLine(t *testing.T) {
+	tests := []struct {
+		name, key, wantErr string
+	}{
+		{"hex key", "23c532afc995d2cb90b22b2846c7c300", ""},
+		{"LF inside", `"abc\ndef"`, "api_key holds more than one line"},
+		{"CR inside", `"abc\rdef"`, "api_key holds more than one line"},
+		{"trailing newline", `"abc\n"`, "api_key holds more than one line"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("endpoints:\n  - name: a\n    url: http://h:1/api\n    api_key: " + tc.key + "\n"))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused a good key: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -32,7 +32,7 @@ var sseBenchWindow = envDuration("NODEPASS_BENCH_SSE_WINDOW", 10*time.Second)
 // the clients), and the ingest rate kept up meanwhile.
 func BenchmarkSSELoopback(b *testing.B) {
 	const tunnelClients, dashClients = 2000, 200
-	sim, p := startBenchStack(b, time.Second)
+	sim, p := startBenchStack(b, time.Second, "--web.max-connections=4096") // 2,200 streams: above the default cap of 512
 	ids := sim.IDs()[:tunnelClients]
 
 	time.Sleep(2 * time.Second) // let start-up garbage settle

@@ -105,7 +105,8 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 // killed when the test ends.
 func launch(tb testing.TB, env []string, args ...string) *exporter {
 	tb.Helper()
-	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
+	// The reload tests POST /-/reload, which is off by default.
+	args = append([]string{"--web.listen-address=127.0.0.1:0", "--web.enable-lifecycle"}, args...)
 	cmd := exec.Command(exporterBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out := &lockedBuffer{}

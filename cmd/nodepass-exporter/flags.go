@@ -37,7 +37,13 @@ type settings struct {
 	logLevel        *promslog.Level
 	logFormat       *promslog.Format
 	showVersion     bool
-	query           queryFlags
+	// Standard exporter flags (DESIGN.md "Limits and standard flags").
+	telemetryPath          string
+	disableExporterMetrics bool
+	enableLifecycle        bool
+	maxConnections         int
+	readTimeout            time.Duration
+	query                  queryFlags
 	// flagValues holds every flag's value by name, for /api/v1/status/flags.
 	flagValues map[string]string
 }
@@ -74,6 +80,31 @@ func (h *headerFlags) Set(s string) error {
 	return nil
 }
 
+// levelFlag and formatFlag show promslog's values with their defaults in
+// --help. flag.PrintDefaults calls String on a zero value of a flag's type
+// to tell a default from none; promslog.Level's zero value panics there.
+type levelFlag struct{ l *promslog.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return f.l.String()
+}
+
+func (f levelFlag) Set(s string) error { return f.l.Set(s) }
+
+type formatFlag struct{ f *promslog.Format }
+
+func (f formatFlag) String() string {
+	if f.f == nil {
+		return ""
+	}
+	return f.f.String()
+}
+
+func (f formatFlag) Set(s string) error { return f.f.Set(s) }
+
 type durationFlag struct{ d *model.Duration }
 
 func (f durationFlag) String() string {
@@ -99,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 		logFormat: promslog.NewFormat(),
 		retention: model.Duration(30 * 24 * time.Hour),
 	}
+	_ = s.logFormat.Set("logfmt") // promslog's default, named so --help shows it
 	fs := flag.NewFlagSet("nodepass-exporter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.listenAddress, "web.listen-address", ":9834", "Address to serve /metrics, the API and the web page on.")
@@ -123,12 +155,17 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.Var(&s.remoteWrite.headers, "remote-write.header", "Extra remote write header Name=Value (repeatable).")
 	fs.BoolVar(&s.demo, "demo", false, "Run a built-in simulated NodePass master and follow it (no NodePass needed).")
 	fs.IntVar(&s.demoTunnels, "demo.tunnels", 12, "Number of simulated tunnels with --demo.")
-	fs.Var(s.logLevel, "log.level", "Log level: debug, info, warn, error.")
-	fs.Var(s.logFormat, "log.format", "Log format: logfmt or json.")
+	fs.Var(levelFlag{s.logLevel}, "log.level", "Log level: debug, info, warn, error.")
+	fs.Var(formatFlag{s.logFormat}, "log.format", "Log format: logfmt or json.")
 	fs.BoolVar(&s.showVersion, "version", false, "Print the version and exit.")
 	fs.DurationVar(&s.query.timeout, "query.timeout", promapi.DefaultQueryTimeout, "Maximum time a query may take before it is aborted.")
 	fs.IntVar(&s.query.maxConcurrency, "query.max-concurrency", promapi.DefaultMaxConcurrentQueries, "Maximum number of queries executed concurrently; more are answered 503.")
 	fs.IntVar(&s.query.maxSamples, "query.max-samples", promapi.DefaultMaxSamples, "Maximum number of samples a single query can load into memory.")
+	fs.StringVar(&s.telemetryPath, "web.telemetry-path", "/metrics", "Path under which to expose metrics.")
+	fs.BoolVar(&s.disableExporterMetrics, "web.disable-exporter-metrics", false, "Leave the exporter's own metrics (Go runtime, process, nodepass_exporter_*) out of the telemetry path; the masters' and tunnels' series stay.")
+	fs.BoolVar(&s.enableLifecycle, "web.enable-lifecycle", false, "Enable reload via HTTP request (POST /-/reload); SIGHUP always reloads.")
+	fs.IntVar(&s.maxConnections, "web.max-connections", 512, "Client connections served at once; more wait. Capped to the open-files limit less a reserve for storage.")
+	fs.DurationVar(&s.readTimeout, "web.read-timeout", 5*time.Minute, "Maximum time to read a request, headers and body (SSE streams are not cut by it).")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -167,6 +204,12 @@ func (s *settings) check() error {
 		return errors.New("--nodepass.*-interval must be positive")
 	case s.query.timeout <= 0 || s.query.maxConcurrency <= 0 || s.query.maxSamples <= 0:
 		return errors.New("--query.timeout, --query.max-concurrency and --query.max-samples must be positive")
+	case !strings.HasPrefix(s.telemetryPath, "/") || s.telemetryPath == "/":
+		return errors.New("--web.telemetry-path must start with / and not be / (the web page)")
+	case s.maxConnections < 1:
+		return errors.New("--web.max-connections must be at least 1")
+	case s.readTimeout <= 0:
+		return errors.New("--web.read-timeout must be positive")
 	}
 	if _, err := time.LoadLocation(s.timezone); err != nil {
 		return fmt.Errorf("--web.timezone: %w", err)

@@ -1,6 +1,12 @@
 // Command nodepass-exporter follows NodePass masters over SSE, serves their
 // tunnels' live state and exact traffic totals on /metrics and a REST/SSE
 // API, and keeps history in an embedded Prometheus TSDB.
+//
+// The files: flags.go (the flags), app.go (the components and their
+// wiring), lifecycle.go (the order they start and stop in), reload.go
+// (SIGHUP and POST /-/reload), demo.go (--demo), web.go (the listener and
+// its limits), storage.go (the TSDB, its writer and query API), version.go
+// (build facts).
 package main
 
 import (
@@ -14,12 +20,6 @@ import (
 	"syscall"
 
 	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
-)
-
-// Set by -ldflags "-X main.version=... -X main.revision=...".
-var (
-	version  = "dev"
-	revision = "unknown"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -38,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if s.showVersion {
-		fmt.Fprintf(stdout, "nodepass-exporter %s (revision %s)\n", version, revision)
+		build().print(stdout)
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

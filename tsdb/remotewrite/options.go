@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/nodepass-exporter/nodepass-exporter/config"
 )
 
 // Defaults applied by New to zero-valued Options fields. Timeout, BatchSize,
@@ -29,8 +30,9 @@ const (
 )
 
 // BasicAuth is HTTP basic authentication. The password is read from
-// PasswordFile (trailing whitespace trimmed) before every request, so the
-// file can be rotated without a restart; it is never logged.
+// PasswordFile (less one trailing newline; see config.ReadSecretFile)
+// before every request, so the file can be rotated without a restart; it
+// is never logged.
 type BasicAuth struct {
 	Username     string
 	PasswordFile string
@@ -206,21 +208,10 @@ func (o Options) checkAuth() error {
 	return nil
 }
 
-// readSecret reads a credential file. The error names the file, never its
-// content.
+// readSecret reads a credential file with the one secret-file reader
+// (config.ReadSecretFile). The error names the file, never its content.
 func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("read secret %s: file is empty", path)
-	}
-	if strings.ContainsAny(s, "\r\n") {
-		return "", fmt.Errorf("read secret %s: more than one line", path)
-	}
-	return s, nil
+	return config.ReadSecretFile(path, "secret")
 }
 
 func checkHeaders(h map[string]string) error {

@@ -47,7 +47,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"both auths", Options{URL: good, BasicAuth: BasicAuth{Username: "u"}, BearerTokenFile: secret}, "mutually exclusive"},
 		{"password without user", Options{URL: good, BasicAuth: BasicAuth{PasswordFile: secret}}, "without a username"},
 		{"missing password file", Options{URL: good, BasicAuth: BasicAuth{Username: "u", PasswordFile: filepath.Join(dir, "nope")}}, "no such file"},
-		{"empty token file", Options{URL: good, BearerTokenFile: empty}, "file is empty"},
+		{"empty token file", Options{URL: good, BearerTokenFile: empty}, "is empty"},
 		{"authorization header", Options{URL: good, Headers: map[string]string{"authorization": "Bearer pa55word"}}, "Authorization"},
 		{"content-type header", Options{URL: good, Headers: map[string]string{"Content-Type": "x"}}, "set by the client"},
 		{"bad header name", Options{URL: good, Headers: map[string]string{"X Tenant": "a"}}, "invalid name"},

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/config"
+)
+
+// errStopping answers a reload that arrives while the exporter stops.
+var errStopping = errors.New("the exporter is shutting down")
+
+// registerReloadMetrics adds the reload outcome gauges, named as
+// Prometheus's own.
+func (a *app) registerReloadMetrics() {
+	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nodepass_exporter_config_last_reload_successful",
+		Help: "Whether the last configuration reload worked (1) or not (0).",
+	})
+	a.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nodepass_exporter_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	})
+	a.reg.MustRegister(a.reloadOK, a.reloadTime)
+}
+
+// endpointConfigs builds the masters' configs from the flags, the file and
+// the demo master.
+func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
+	var cfgs []config.Master
+	switch {
+	case a.s.configFile != "":
+		f, err := config.Load(a.s.configFile)
+		if err != nil {
+			return nil, err
+		}
+		cfgs, err = f.Resolve(filepath.Dir(a.s.configFile))
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", a.s.configFile, err)
+		}
+	case a.s.nodepassURL != "":
+		if err := config.CheckURL(a.s.nodepassURL); err != nil {
+			return nil, fmt.Errorf("--nodepass.url: %w", err)
+		}
+		key, err := config.ReadSecretFile(a.s.nodepassKeyFile, "API key")
+		if err != nil {
+			return nil, fmt.Errorf("--nodepass.api-key-file: %w", err)
+		}
+		name := a.s.nodepassName
+		if name == "" {
+			name = config.DefaultName(a.s.nodepassURL)
+		}
+		cfgs = []config.Master{{Name: name, BaseURL: a.s.nodepassURL, APIKey: key}}
+	}
+	if a.demo != nil {
+		cfgs = append(cfgs, a.demo.endpoint())
+	}
+	for i := range cfgs {
+		if cfgs[i].ReportInterval == 0 {
+			cfgs[i].ReportInterval = a.s.reportInterval
+		}
+		cfgs[i].InfoInterval = a.s.infoInterval
+	}
+	return cfgs, nil
+}
+
+// reload applies the configuration again (SIGHUP, POST /-/reload with
+// --web.enable-lifecycle, and once at start); on error the running one
+// stays.
+func (a *app) reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.stopped {
+		return errStopping
+	}
+	cfgs, err := a.endpointConfigs()
+	if err == nil {
+		err = a.manager.Apply(cfgs)
+	}
+	if err != nil {
+		a.reloadOK.Set(0)
+		if a.loaded {
+			a.logger.Error("configuration not applied; the previous one stays in force", "err", err)
+		}
+		return err
+	}
+	a.loaded = true
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+	a.logger.Info("configuration applied", "endpoints", len(cfgs))
+	return nil
+}
