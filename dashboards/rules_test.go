@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // The rule files, relative to the package directory. The promtool unit
@@ -68,17 +70,7 @@ type ruleTestFile struct {
 
 // needTool returns the path of a Debian tool; without it the test is
 // skipped, or fails when CI is set (make deps installs it).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: make deps installs it", name)
-		}
-		t.Skipf("%s not installed; run make deps", name)
-	}
-	return p
-}
+func needTool(t *testing.T, name string) string { return testutil.NeedTool(t, name) }
 
 // recordName is level:metric:operations.
 var recordName = regexp.MustCompile(`^[a-z_]+:nodepass_[a-z_]+:[a-z0-9_]+$`)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -31,6 +33,13 @@ import (
 var exporterBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The short suite runs no external program; every test here runs
+		// the built binary, and most of them Debian's tools too.
+		fmt.Println("e2e: skipped under -short")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "nodepass-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -50,17 +59,7 @@ func TestMain(m *testing.M) {
 
 // needTool returns the path of a Debian tool; without it the test is
 // skipped, or fails when CI is set (make deps installs it).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: make deps installs it", name)
-		}
-		t.Skipf("%s not installed; run make deps", name)
-	}
-	return p
-}
+func needTool(t *testing.T, name string) string { return testutil.NeedTool(t, name) }
 
 // exporter is a running exporter process.
 type exporter struct {
