@@ -15,7 +15,7 @@ type Sample struct {
 	V         float64
 	// Service is the meta.peer.sid of a service series (DESIGN.md,
 	// "Services"); empty for every other series.
-	Service string
+	Service string `json:",omitempty"`
 }
 
 // Sink receives samples. Implementations must not block the caller for long
