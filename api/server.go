@@ -43,6 +43,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Hourly reads closed hours; nil serves the open hour only.
 	Hourly HourlySource
+	// History reads window records and host figures (history.go); nil
+	// serves what still waits in the outbox only.
+	History HistoryReader
 	// Components returns the status of non-collector components (TSDB,
 	// remote write, state persistence) for /api/status.
 	Components func() []ComponentStatus
