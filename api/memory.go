@@ -295,10 +295,12 @@ func newEndpoint(e *collector.Endpoint, withTunnels bool) endpointJSON {
 	return out
 }
 
-// endpointsRealtimeJSON answers GET /api/memory/endpoints/realtime.
+// endpointsRealtimeJSON answers GET /api/memory/endpoints/realtime?limit=all
+// (the whole list; realtime_page.go pages it by default).
 type endpointsRealtimeJSON struct {
 	Source    string         `json:"source"`
 	Time      time.Time      `json:"time"`
+	Total     int            `json:"total"` // tunnels
 	Endpoints []endpointJSON `json:"endpoints"`
 }
 
@@ -317,9 +319,20 @@ type tunnelRealtimeJSON struct {
 	Logs   []string         `json:"logs"`
 }
 
-// endpointsRealtime lists every tunnel, rendered at most once per
-// renderGap (memory_cache.go): at 10,000 tunnels one answer is megabytes.
-func (m *memoryAPI) endpointsRealtime(w http.ResponseWriter, _ *http.Request) {
+// endpointsRealtime lists a page of tunnels (realtime_page.go), or with
+// limit=all every tunnel, rendered at most once per renderGap
+// (memory_cache.go): at 10,000 tunnels that answer is megabytes.
+func (m *memoryAPI) endpointsRealtime(w http.ResponseWriter, r *http.Request) {
+	p, err := parsePage(r, tunnelSortKeys)
+	if err != nil {
+		m.miss()
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !p.all {
+		m.endpointsPage(w, p)
+		return
+	}
 	body := m.caches.endpoints.get(m, m.endpointsRealtimeAnswer)
 	m.hit()
 	writeBody(w, body)
@@ -332,6 +345,7 @@ func (m *memoryAPI) endpointsRealtimeAnswer() any {
 		out.Endpoints = make([]endpointJSON, 0, len(names))
 		for _, name := range names {
 			out.Endpoints = append(out.Endpoints, newEndpoint(v.Endpoint(name), true))
+			out.Total += len(out.Endpoints[len(out.Endpoints)-1].Tunnels)
 		}
 	})
 	return out
@@ -339,6 +353,16 @@ func (m *memoryAPI) endpointsRealtimeAnswer() any {
 
 func (m *memoryAPI) endpointRealtime(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["id"]
+	p, err := parsePage(r, tunnelSortKeys)
+	if err != nil {
+		m.miss()
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !p.all {
+		m.endpointPage(w, p, name)
+		return
+	}
 	out := endpointRealtimeJSON{Source: sourceMemory, Time: m.now()}
 	found := false
 	m.store.View(func(v collector.StoreView) {

@@ -80,7 +80,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 
 // newStorageFixture is newFixture with closed hours read from storage
 // (nil for none).
-func newStorageFixture(t testing.TB, opts Options, storage *fakeHourly) *fixture {
+func newStorageFixture(t testing.TB, opts Options, storage collector.HourReader) *fixture {
 	t.Helper()
 	clk := &fakeClock{t: t0}
 	store := collector.NewStore(collector.Options{Now: clk.Now})

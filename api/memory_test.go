@@ -46,7 +46,7 @@ func routeCases() []routeCase {
 		notFound   = http.StatusNotFound
 		notAllowed = http.StatusMethodNotAllowed
 	)
-	return []routeCase{
+	return append([]routeCase{
 		{get, "/", page, ok, "text/html", ""},
 		{head, "/", page, ok, "text/html", ""},
 		{get, "/assets/app.js", assets, ok, "text/javascript", ""},
@@ -106,8 +106,10 @@ func routeCases() []routeCase {
 		{get, "/api/memory/sse/endpoints/tokyo-1/tunnels/bbbbbbb1", sseEpTun, notFound, "", "unknown tunnel"},
 
 		{get, "/api/memory/nope", "", notFound, "", "not found"},
+		// The history, daily and services routes (views_test.go).
+
 		{get, "/api/memory/endpoints/tokyo-1", "", notFound, "", "not found"},
-	}
+	}, viewRouteCases()...)
 }
 
 func TestRoutes(t *testing.T) {
@@ -146,7 +148,8 @@ func TestRoutes(t *testing.T) {
 				}
 				return
 			}
-			if strings.HasPrefix(tc.path, "/api/memory/") && body["source"] != "memory" {
+			historyRoute := strings.Contains(tc.route, "/history") || strings.HasSuffix(tc.route, "/system")
+			if strings.HasPrefix(tc.path, "/api/memory/") && body["source"] != "memory" && (!historyRoute || body["source"] != "tsdb") {
 				t.Errorf("source = %v, want memory", body["source"])
 			}
 		})

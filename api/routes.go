@@ -82,6 +82,7 @@ func (s *Server) routes(r *mux.Router) {
 	get("/api/memory/endpoints/{id}/traffic/trend", m.trendEndpoint)
 	get("/api/memory/endpoints/{id}/tunnels/{instanceId}/traffic/trend", m.trendTunnel)
 	get("/api/memory/stats", m.stats)
+	m.viewRoutes(get)
 	r.Handle("/api/memory/sse/dashboard", dashboardStream{m}).Methods(http.MethodGet)
 	r.HandleFunc("/api/memory/sse/tunnels/{instanceId}", m.tunnelStream).Methods(http.MethodGet)
 	r.HandleFunc("/api/memory/sse/endpoints/{id}/tunnels/{instanceId}", m.tunnelStream).Methods(http.MethodGet)

@@ -48,6 +48,9 @@ type Options struct {
 	// TSDBAppends returns the number of samples committed to the TSDB
 	// (tsdb.Writer.Appended) for /api/memory/stats; nil reports null.
 	TSDBAppends func() uint64
+	// History reads window records and host figures (history.go); nil
+	// serves what still waits in the outbox only.
+	History HistoryReader
 	// Components returns the status of non-collector components (TSDB,
 	// remote write, state persistence) for /api/status.
 	Components func() []ComponentStatus

@@ -74,5 +74,6 @@ func (c *Conn) fetchInfo(ctx context.Context) error {
 		CPUPercent: in.CPU, MemTotal: in.MemTotal, MemUsed: in.MemUsed, SwapTotal: in.SwapTotal, SwapUsed: in.SwapUsed,
 		NetRx: in.NetRx, NetTx: in.NetTx, DiskRead: in.DiskR, DiskWrite: in.DiskW, SysUptime: in.SysUp, Uptime: in.Uptime,
 	})
+	c.store.RecordHost(c.cfg.Name)
 	return nil
 }

@@ -104,6 +104,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 			}
 		}
 	}
+	w.endpointSystem(eps)
 	w.header(famEndpointEvents)
 	for _, e := range eps {
 		for typ := EventInitial; typ < numEventTypes; typ++ {
@@ -204,6 +205,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 			w.int(g.val(t))
 		})
 	}
+	w.services(s.servicesLocked())
 	return w.b
 }
 

@@ -154,5 +154,9 @@ func appendSample(dst []byte, s *history.Sample) ([]byte, error) {
 	dst = strconv.AppendInt(dst, s.T, 10)
 	dst = append(dst, `,"V":`...)
 	dst, err := appendJSONFloat(dst, s.V)
+	if s.Service != "" {
+		dst = append(dst, `,"Service":`...)
+		dst = jsonenc.AppendString(dst, s.Service)
+	}
 	return append(dst, '}'), err
 }

@@ -84,6 +84,8 @@ type Store struct {
 	applied   atomic.Uint64 // Apply calls, to pick the ones timed
 	// generation counts every change a reader could see (Generation).
 	generation atomic.Uint64
+	// services holds the services' mirror mismatch baselines (services.go).
+	services serviceBaselines
 }
 
 // NewStore returns an empty Store.

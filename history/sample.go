@@ -1,8 +1,10 @@
 package history
 
-// Sample is one value of one TSDB series. Every series the exporter writes
-// carries endpoint and tunnel labels; traffic series also carry protocol and
-// direction (empty otherwise).
+// Sample is one value of one TSDB series. Tunnel series carry endpoint and
+// tunnel labels, endpoint series (the master host figures) an endpoint
+// label only, service series a service label only; traffic series also
+// carry protocol and direction. An empty field is a label the series does
+// not have.
 type Sample struct {
 	Metric    string
 	Endpoint  string
@@ -11,6 +13,9 @@ type Sample struct {
 	Direction string
 	T         int64 // Unix milliseconds
 	V         float64
+	// Service is the meta.peer.sid of a service series (DESIGN.md,
+	// "Services"); empty for every other series.
+	Service string `json:",omitempty"`
 }
 
 // Sink receives samples. Implementations must not block the caller for long

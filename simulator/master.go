@@ -121,6 +121,9 @@ func New(opts Options) *Master {
 		m.byID[t.id] = t
 	}
 	m.nextIndex = n
+	if opts.Showcase {
+		m.showcase()
+	}
 	return m
 }
 

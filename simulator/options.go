@@ -49,6 +49,12 @@ type Options struct {
 	// full of quotes, newlines, control characters and HTML, as an
 	// untrusted master may send.
 	Hostile bool
+	// Showcase makes the master show every kind of tunnel a dashboard
+	// must draw, whatever the seed (it needs at least four tunnels): the
+	// first two a service pair (a server and its dual-end client sharing
+	// a meta.peer.sid, the client's traffic mirroring the server's), the
+	// last one stopped and the one before it in error. --demo sets it.
+	Showcase bool
 }
 
 // Counters are the four cumulative traffic counters of a tunnel, in bytes.

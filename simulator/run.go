@@ -140,6 +140,10 @@ func (m *Master) stepRange(lo, hi int) {
 			}
 		}
 		d := t.step()
+		if t.mirrorOf != nil {
+			d = t.mirrorOf.last.mirrored()
+		}
+		t.last = d
 		t.c = t.c.add(d)
 		t.gen = t.gen.add(d)
 		m.info.netRx += d.TCPRx + d.UDPRx

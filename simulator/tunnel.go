@@ -38,6 +38,12 @@ type tunnel struct {
 	listen  string
 	target  string
 
+	// mirrorOf is the server side of a showcase service pair: this client
+	// reports the server's traffic of the interval mirrored. last is the
+	// traffic of the tunnel's last interval.
+	mirrorOf *tunnel
+	last     Counters
+
 	initial Counters // counters when the simulation started or the tunnel was created
 	saved   Counters // last persisted counters: what a stale restart restores
 	gen     Counters

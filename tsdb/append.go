@@ -74,11 +74,11 @@ func (e *RejectedError) Error() string {
 
 // seriesKey identifies a series exactly, without hashing.
 type seriesKey struct {
-	metric, endpoint, tunnel, protocol, direction string
+	metric, endpoint, tunnel, protocol, direction, service string
 }
 
 func keyOf(s *history.Sample) seriesKey {
-	return seriesKey{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction}
+	return seriesKey{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction, s.Service}
 }
 
 // refKey identifies a sample of a batch by its head series reference.
@@ -103,8 +103,8 @@ type refKey struct {
 // constants) and returned in a *RejectedError; the rest of the batch is
 // committed anyway.
 //
-// Labels: __name__ = Metric, endpoint, tunnel, and protocol and direction
-// when non-empty. Append is goroutine-safe; calls are serialised.
+// Labels: __name__ = Metric, and endpoint, tunnel, service, protocol and
+// direction when non-empty. Append is goroutine-safe; calls are serialised.
 func (db *DB) Append(ctx context.Context, samples []history.Sample) error {
 	if len(samples) == 0 {
 		return nil
@@ -200,8 +200,15 @@ func sameValue(a, b float64) bool { return math.Float64bits(a) == math.Float64bi
 func sampleLabels(b *labels.ScratchBuilder, s *history.Sample) labels.Labels {
 	b.Reset()
 	b.Add(labels.MetricName, s.Metric)
-	b.Add(LabelEndpoint, s.Endpoint)
-	b.Add(LabelTunnel, s.Tunnel)
+	if s.Endpoint != "" {
+		b.Add(LabelEndpoint, s.Endpoint)
+	}
+	if s.Tunnel != "" {
+		b.Add(LabelTunnel, s.Tunnel)
+	}
+	if s.Service != "" {
+		b.Add(LabelService, s.Service)
+	}
 	if s.Protocol != "" {
 		b.Add(LabelProtocol, s.Protocol)
 	}
@@ -218,9 +225,9 @@ func validate(s *history.Sample, oldest, newest int64) (string, error) {
 	switch {
 	case !validMetricName(s.Metric):
 		return ReasonInvalid, fmt.Errorf("invalid metric name %q", s.Metric)
-	case s.Endpoint == "" || s.Tunnel == "":
-		return ReasonInvalid, errors.New("endpoint and tunnel labels are required")
-	case !utf8.ValidString(s.Endpoint) || !utf8.ValidString(s.Tunnel) ||
+	case !hasRequiredLabels(s):
+		return ReasonInvalid, errors.New("missing labels: tunnel series need endpoint and tunnel, endpoint series an endpoint, service series a service")
+	case !utf8.ValidString(s.Endpoint) || !utf8.ValidString(s.Tunnel) || !utf8.ValidString(s.Service) ||
 		!utf8.ValidString(s.Protocol) || !utf8.ValidString(s.Direction):
 		return ReasonInvalid, errors.New("label value is not valid UTF-8")
 	case value.IsStaleNaN(s.V):
@@ -231,6 +238,19 @@ func validate(s *history.Sample, oldest, newest int64) (string, error) {
 		return ReasonTooNew, fmt.Errorf("timestamp %d is ahead of the clock (limit %d)", s.T, newest)
 	}
 	return "", nil
+}
+
+// hasRequiredLabels reports whether s carries the labels its series kind
+// needs: nodepass_tunnel_* an endpoint and a tunnel, nodepass_service_* a
+// service, anything else (the endpoint figures) an endpoint.
+func hasRequiredLabels(s *history.Sample) bool {
+	switch {
+	case strings.HasPrefix(s.Metric, "nodepass_tunnel_"):
+		return s.Endpoint != "" && s.Tunnel != ""
+	case strings.HasPrefix(s.Metric, "nodepass_service_"):
+		return s.Service != ""
+	}
+	return s.Endpoint != ""
 }
 
 // validMetricName reports whether name is a classic Prometheus metric name,

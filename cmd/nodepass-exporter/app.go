@@ -104,6 +104,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	a.manager = collector.NewManager(connCtx, a.store, a.logger.With("component", "collector"))
 
 	lc := newLifecycle(a.logger.With("component", "lifecycle"))
+	if a.s.demo {
+		// The demo's past goes into an empty data dir before anything
+		// else writes there (the state file, the TSDB).
+		lc.add(stage{name: "demo history", start: func() error {
+			span := min(time.Duration(a.s.demoHistory), time.Duration(a.s.retention))
+			_, err := writeDemoHistory(context.Background(), a.s.tsdbPath, span, demoOptions(a.s.demoTunnels),
+				a.s.windowPoints, a.now(), a.logger.With("component", "demo"))
+			return err
+		}})
+	}
 	lc.add(a.stateStage(lc))
 	lc.add(stage{name: "tsdb",
 		start: func() (err error) {
@@ -246,7 +256,7 @@ func (a *app) apiOptions() api.Options {
 	}
 	return api.Options{
 		Store: a.store, Registry: a.reg, Gatherer: g, Logger: a.logger.With("component", "api"),
-		Hours: collector.NewHours(a.store, a.storage.db), TSDBAppends: a.storage.writer.Appended,
+		Hours: collector.NewHours(a.store, a.storage.db), TSDBAppends: a.storage.writer.Appended, History: a.storage.db,
 		Components: a.components, QueueUse: a.manager.QueueUse,
 		Ready: a.ready.Load, Reload: reload, Mount: func(r *mux.Router) {
 			a.storage.mount(r)

@@ -47,7 +47,7 @@ func (a *app) demoStage() stage {
 // startDemo serves a simulated master with the given number of tunnels on a
 // loopback port.
 func startDemo(tunnels int) (*demo, error) {
-	m := simulator.New(simulator.Options{Tunnels: tunnels, ReportInterval: time.Second, Seed: 1})
+	m := simulator.New(demoOptions(tunnels))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo master: %w", err)

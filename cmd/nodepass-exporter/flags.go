@@ -34,6 +34,7 @@ type settings struct {
 	corsOrigins     string
 	demo            bool
 	demoTunnels     int
+	demoHistory     model.Duration
 	logLevel        *promslog.Level
 	logFormat       *promslog.Format
 	showVersion     bool
@@ -126,9 +127,10 @@ func (f durationFlag) Set(s string) error {
 // parseFlags parses args (without the program name) into settings.
 func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	s := &settings{
-		logLevel:  promslog.NewLevel(),
-		logFormat: promslog.NewFormat(),
-		retention: model.Duration(30 * 24 * time.Hour),
+		logLevel:    promslog.NewLevel(),
+		logFormat:   promslog.NewFormat(),
+		retention:   model.Duration(30 * 24 * time.Hour),
+		demoHistory: model.Duration(7 * 24 * time.Hour),
 	}
 	_ = s.logFormat.Set("logfmt") // promslog's default, named so --help shows it
 	fs := flag.NewFlagSet("nodepass-exporter", flag.ContinueOnError)
@@ -155,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.Var(&s.remoteWrite.headers, "remote-write.header", "Extra remote write header Name=Value (repeatable).")
 	fs.BoolVar(&s.demo, "demo", false, "Run a built-in simulated NodePass master and follow it (no NodePass needed).")
 	fs.IntVar(&s.demoTunnels, "demo.tunnels", 12, "Number of simulated tunnels with --demo.")
+	fs.Var(durationFlag{&s.demoHistory}, "demo.history", "With --demo, the simulated past written into an empty data dir before the start (0 for none), under endpoint \"demo\".")
 	fs.Var(levelFlag{s.logLevel}, "log.level", "Log level: debug, info, warn, error.")
 	fs.Var(formatFlag{s.logFormat}, "log.format", "Log format: logfmt or json.")
 	fs.BoolVar(&s.showVersion, "version", false, "Print the version and exit.")

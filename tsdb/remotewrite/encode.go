@@ -41,7 +41,7 @@ func (e encoder) encode(samples []history.Sample) (req *prompb.WriteRequest, inv
 			continue
 		}
 		key.Reset()
-		for _, v := range [...]string{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction} {
+		for _, v := range [...]string{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction, s.Service} {
 			key.WriteString(v)
 			key.WriteByte(0xff) // Not valid UTF-8, so it cannot occur in a value.
 		}
@@ -71,6 +71,7 @@ func (e encoder) labels(s history.Sample) []prompb.Label {
 	for _, l := range [...]prompb.Label{
 		{Name: "endpoint", Value: s.Endpoint},
 		{Name: "tunnel", Value: s.Tunnel},
+		{Name: "service", Value: s.Service},
 		{Name: "protocol", Value: s.Protocol},
 		{Name: "direction", Value: s.Direction},
 	} {
@@ -87,7 +88,7 @@ func validSample(s history.Sample) bool {
 	if s.Metric == "" {
 		return false
 	}
-	for _, v := range [...]string{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction} {
+	for _, v := range [...]string{s.Metric, s.Endpoint, s.Tunnel, s.Protocol, s.Direction, s.Service} {
 		if !utf8.ValidString(v) {
 			return false
 		}
