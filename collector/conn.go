@@ -72,9 +72,6 @@ func (c *EndpointConfig) defaults() {
 	}
 }
 
-// burstPause ends an initial burst when no event follows for this long.
-const burstPause = time.Second
-
 // maxPooledBuf is the largest event buffer handed back to the queue's pool.
 // NodePass events are about 1.5 KB; the queue cycles through all of its
 // QueueSize buffers, so keeping a rare large event's buffer would let a
@@ -233,15 +230,35 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.read(resp.Body, free, full) }()
 
+	// The reader buffers the initial burst while /info is read: counter
+	// rule 2 needs the master's uptime before the first event is applied.
+	c.connectInfo(ctx)
+	// The master's tunnel list, read after the stream opened, so that a
+	// tunnel it lists either is in the burst or has an event coming.
+	listed := make(chan []string, 1)
+	listDone := make(chan struct{})
+	go func() {
+		defer close(listDone)
+		ids, err := c.fetchInstanceIDs(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Warn("cannot read the master's tunnel list; no tunnel is removed on this connect", "err", err)
+			}
+			return
+		}
+		listed <- ids
+	}()
+	defer func() {
+		cancel(nil)
+		<-listDone
+	}()
+
 	var (
 		dec      Decoder
 		ev       Event
-		burst    = time.NewTimer(time.Hour)
 		watchdog = time.NewTicker(max(c.cfg.ReportInterval/2, 10*time.Millisecond))
 		events   int
 	)
-	burst.Stop()
-	defer burst.Stop()
 	defer watchdog.Stop()
 	silence := 3 * c.cfg.ReportInterval
 	finish := func(err error) (bool, error) {
@@ -273,14 +290,11 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 			typ := c.applyData(&dec, &ev, data)
 			free <- recycle(data)
 			events++
-			if typ == EventInitial {
-				burst.Reset(burstPause)
-			}
 			if typ == EventShutdown {
 				return finish(errors.New("master sent shutdown"))
 			}
-		case <-burst.C:
-			c.store.EndBurst(c.cfg.Name)
+		case ids := <-listed:
+			c.store.Resync(c.cfg.Name, ids)
 		case <-watchdog.C:
 			last := time.Unix(0, c.lastFrame.Load())
 			if time.Since(last) > silence && c.store.HasRunning(c.cfg.Name) {

@@ -41,9 +41,15 @@ type stateFile struct {
 }
 
 type stateEndpoint struct {
-	Name    string                  `json:"name"`
-	Tunnels []stateTunnel           `json:"tunnels"`
-	Retired map[string]history.Hour `json:"retired,omitempty"`
+	Name string `json:"name"`
+	// Known and LastContact are the counter rules' memory of the master
+	// (see resync.go). Files written before them load as "never contacted":
+	// the first contact after the upgrade baselines new tunnels and takes a
+	// backwards counter as restored, as the exporter did then.
+	Known       bool                    `json:"known,omitempty"`
+	LastContact time.Time               `json:"lastContact,omitzero"`
+	Tunnels     []stateTunnel           `json:"tunnels"`
+	Retired     map[string]history.Hour `json:"retired,omitempty"`
 }
 
 type stateTunnel struct {
@@ -81,6 +87,7 @@ func (s *Store) Restore(path string) error {
 	defer s.mu.Unlock()
 	for _, se := range f.Endpoints {
 		e := s.endpointLocked(se.Name)
+		e.known, e.lastContact = se.Known, se.LastContact
 		for id, h := range se.Retired {
 			e.retired[id] = h
 		}

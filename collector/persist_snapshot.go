@@ -63,6 +63,10 @@ type snapshotWriter struct {
 	names   []string      // endpoint names at the first hold
 	recs    []stateTunnel // one slice's tunnels
 	retired []retiredHour // one endpoint's retired hours
+	// known and contact are the endpoint's counter-rule memory, copied
+	// with its first slice.
+	known   bool
+	contact time.Time
 	cuts    []snapshotCut // in (endpoint, from) order
 	outbox  []history.Sample
 	buf     []byte
@@ -120,6 +124,13 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 				}
 				b = append(b, `{"name":`...)
 				b = jsonenc.AppendString(b, name)
+				if sw.known {
+					b = append(b, `,"known":true`...)
+				}
+				if !sw.contact.IsZero() {
+					b = append(b, `,"lastContact":`...)
+					b = appendJSONTime(b, sw.contact)
+				}
 				b = append(b, `,"tunnels":[`...)
 				opened, wroteEndpoint = true, true
 			}
@@ -221,6 +232,9 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 	s.mu.RLock()
 	e := s.endpoints[name]
 	if e != nil {
+		if from == "" {
+			sw.known, sw.contact = e.known, e.lastContact
+		}
 		i := 0
 		if from != "" {
 			i, _ = slices.BinarySearch(e.ids, from)

@@ -124,11 +124,25 @@ type Endpoint struct {
 	Invalid    map[string]uint64 // by reason
 	Reconnects uint64
 
-	// burst tracks an initial burst: the ids it named, so that tunnels
-	// missing from it can be removed when it ends.
-	burst     map[string]struct{}
-	inBurst   bool
-	burstDone bool // a burst was seen since the last connect
+	// burst collects the ids of the initial events since the last connect,
+	// for EndBurst (tools that replay a capture without a master's list).
+	burst   map[string]struct{}
+	inBurst bool
+	// known is set once a complete tunnel list of the master was read
+	// (amended counter rule 3; persisted). See resync.go.
+	known bool
+	// awaitList is set from a connect until the master's list is read;
+	// pending holds listed ids not yet seen on the stream; deleted holds
+	// ids deleted on the stream before the list arrived.
+	awaitList bool
+	pending   map[string]struct{}
+	deleted   map[string]struct{}
+	// lastContact is the exporter's clock at the last sign of life of the
+	// master process (a connect or an event; persisted); prevContact is
+	// its value when the current stream connected. restored selects
+	// counter rule 2's "restored value" for this stream (see JudgeRestart).
+	lastContact, prevContact time.Time
+	restored                 bool
 	// retired holds hourly buckets of removed tunnels until their hour
 	// closes, so a tunnel that comes back in the same hour continues its
 	// bucket and every (series, hour) gets exactly one value.
@@ -349,7 +363,9 @@ func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
 }
 
 // Connected marks the start of a new stream: the next observation of each
-// known tunnel follows counter rule 2, and an initial burst is expected.
+// known tunnel follows counter rule 2 (a backwards counter counts as a
+// restored value unless JudgeRestart finds the master kept running), and
+// the master's tunnel list is awaited (Resync).
 func (s *Store) Connected(name string, reconnect bool) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
@@ -357,8 +373,10 @@ func (s *Store) Connected(name string, reconnect bool) {
 	for _, t := range e.tunnels {
 		t.firstAfterConnect = true
 	}
-	e.inBurst, e.burstDone = false, false
-	e.burst = nil
+	e.inBurst, e.burst = false, nil
+	e.awaitList, e.pending, e.deleted = true, nil, nil
+	e.prevContact, e.lastContact = e.lastContact, s.opts.Now()
+	e.restored = true // until JudgeRestart
 	if reconnect {
 		e.Reconnects++
 	}
