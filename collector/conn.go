@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -152,19 +151,15 @@ func (c *Conn) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 
-	attempt := 0
+	policy := reconnectPolicy{minBackoff: c.cfg.MinBackoff, maxBackoff: c.cfg.MaxBackoff}
 	for connects := 0; ; connects++ {
 		healthy, err := c.stream(ctx, connects > 0)
 		if ctx.Err() != nil {
 			c.store.SetConn(c.cfg.Name, StateDown, "stopped")
 			return nil
 		}
-		if healthy {
-			attempt = 0
-		}
 		c.setState(err)
-		delay := c.backoff(attempt)
-		attempt++
+		delay := policy.next(time.Now(), healthy, err, time.Duration(c.retry.Load()))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -190,20 +185,6 @@ func (c *Conn) setState(err error) {
 	if c.store.SetConn(c.cfg.Name, state, msg) {
 		c.logger.Warn("endpoint disconnected", "state", state, "err", msg)
 	}
-}
-
-// backoff returns the delay before the next connect: the master's retry: (or
-// MinBackoff), doubled per failed attempt, capped, with ±20 % jitter.
-func (c *Conn) backoff(attempt int) time.Duration {
-	base := time.Duration(c.retry.Load())
-	base = min(max(base, c.cfg.MinBackoff), c.cfg.MaxBackoff)
-	d := base
-	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.cfg.MaxBackoff)
-	jitter := 0.8 + 0.4*rand.Float64() //nolint:gosec // jitter needs no crypto
-	return time.Duration(float64(d) * jitter)
 }
 
 // stream runs one SSE connection. healthy reports whether events flowed.
@@ -410,7 +391,7 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bodySnippet(resp.Body, c.cfg.APIKey))
+		return nil, fmt.Errorf("GET %s: %w", path, &statusError{code: resp.StatusCode, body: bodySnippet(resp.Body, c.cfg.APIKey)})
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
 		resp.Body.Close()
