@@ -94,9 +94,7 @@ func (s *Store) Apply(name string, ev *Event) error {
 	e.follow(t)
 	t.firstAfterConnect = false
 	t.stale = false
-	for i, d := range delta {
-		t.Total[i] += d
-	}
+	s.addTotalsLocked(e, t, delta)
 	t.update(in, ev.Time, s.seed)
 	t.LastEvent = now
 

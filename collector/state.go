@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ type Options struct {
 	// Outbox receives closed windows and hours (default: a new Outbox of
 	// 1,000,000 samples).
 	Outbox *history.Outbox
+	// Logger receives the rare per-tunnel notices of the counter rules (a
+	// saturated total); default: discarded.
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -60,6 +64,9 @@ func (o *Options) defaults() {
 	}
 	if o.Outbox == nil {
 		o.Outbox = history.NewOutbox(1_000_000)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
@@ -122,6 +129,8 @@ type Endpoint struct {
 
 	Events     [numEventTypes]uint64
 	Invalid    map[string]uint64 // by reason
+	// Anomalies counts counter discontinuities, by reason (counters.go).
+	Anomalies map[string]uint64
 	Reconnects uint64
 
 	// burst collects the ids of the initial events since the last connect,
@@ -216,6 +225,8 @@ type Tunnel struct {
 	// confirmed yet.
 	stale   bool
 	Restart bool
+	// saturated is set once a total reached 2^64-1 (logged once).
+	saturated bool
 
 	// Raw is the snapshot: the last raw counters seen.
 	Raw history.Counters
