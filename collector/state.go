@@ -127,10 +127,10 @@ type Endpoint struct {
 	Conn ConnStatus
 	Info Info
 
-	Events     [numEventTypes]uint64
-	Invalid    map[string]uint64 // by reason
+	Events  [numEventTypes]uint64
+	Invalid map[string]uint64 // by reason
 	// Anomalies counts counter discontinuities, by reason (counters.go).
-	Anomalies map[string]uint64
+	Anomalies  map[string]uint64
 	Reconnects uint64
 
 	// burst collects the ids of the initial events since the last connect,
