@@ -144,3 +144,49 @@ func TestReconnectAnomalies(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowSumsEqualTotalsUnderBursts (issue 14, item 5): a master sends
+// 90 updates of one tunnel back to back (all read at one clock reading);
+// the three windows get distinct timestamps and their traffic, with the
+// open window's, equals the tunnel's total.
+func TestWindowSumsEqualTotalsUnderBursts(t *testing.T) {
+	sm := newScriptedMaster(t, simulator.Options{SubscriberBuffer: 1000})
+	clock := &fakeClock{now: time.Date(2026, 11, 21, 12, 0, 0, 500_000_000, time.UTC)}
+	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(100000)})
+	startConn(t, s, sm.cfg("m"))
+	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	id := sm.CreateTunnel(simulator.TunnelSpec{})
+	var want history.Counters
+	for i := range 90 {
+		d := history.Counters{uint64(1000 + i), uint64(7 * i), 3, 0}
+		want.Add(d)
+		if err := sm.AddTraffic(id, d[0], d[1], d[2], d[3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTotal(t, s, "m", id, want)
+
+	samples, _ := s.Outbox().AppendPeek(nil, math.MaxInt)
+	var sum history.Counters
+	stamps := map[int64]bool{}
+	for _, smp := range samples {
+		if smp.Metric != history.MetricWindowTraffic || smp.Tunnel != id {
+			continue
+		}
+		c, _ := history.CounterOf(smp.Protocol, smp.Direction)
+		sum[c] += uint64(smp.V)
+		if c == history.TCPRx {
+			if stamps[smp.T] {
+				t.Errorf("two windows stamped %d", smp.T)
+			}
+			stamps[smp.T] = true
+		}
+	}
+	if len(stamps) != 3 {
+		t.Errorf("%d windows written, want 3", len(stamps))
+	}
+	s.View(func(v StoreView) { sum.Add(v.Endpoint("m").Tunnel(id).Window.Traffic) })
+	if sum != want {
+		t.Errorf("window sums %v, want the total %v", sum, want)
+	}
+}

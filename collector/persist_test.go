@@ -213,7 +213,7 @@ func randomStore(rng *rand.Rand) *Store {
 			t.Raw, t.Total, t.Hour = randUint4(rng), randUint4(rng), randHour(rng)
 			t.Window = history.Window{Start: randInt(rng), First: randInt(rng), Last: randInt(rng), Points: randInt(rng),
 				UpPoints: randInt(rng), Traffic: randUint4(rng), PingSum: randInt(rng), PoolSum: randInt(rng),
-				TCPsSum: randInt(rng), UDPsSum: randInt(rng)}
+				TCPsSum: randInt(rng), UDPsSum: randInt(rng), Prev: randInt(rng)}
 		}
 		for range rng.IntN(8) {
 			e.retired[randID(rng)] = randHour(rng)
