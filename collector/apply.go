@@ -299,6 +299,7 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 			}
 		}
 	}
+	out = s.sweepRemovedLocked(nowMs, out)
 	if len(out) > 0 {
 		s.outbox.Write(out)
 		s.version++

@@ -48,6 +48,9 @@ type stateEndpoint struct {
 	// backwards counter as restored, as the exporter did then.
 	Known       bool                    `json:"known,omitempty"`
 	LastContact time.Time               `json:"lastContact,omitzero"`
+	// RemovedAt is set for a master removed from the configuration whose
+	// snapshot is kept for its return (removed.go).
+	RemovedAt time.Time `json:"removedAt,omitzero"`
 	Tunnels     []stateTunnel           `json:"tunnels"`
 	Retired     map[string]history.Hour `json:"retired,omitempty"`
 }
@@ -99,6 +102,10 @@ func (s *Store) Restore(path string) error {
 			t.Alias, t.Type, t.Status, t.Mode = st.Alias, st.Type, st.Status, st.Mode
 			t.Raw, t.Total, t.Window, t.Hour = st.Raw, st.Total, st.Window, st.Hour
 			t.firstAfterConnect, t.stale = true, true
+		}
+		if !se.RemovedAt.IsZero() {
+			s.removeEndpointLocked(e)
+			e.removedAt = se.RemovedAt
 		}
 	}
 	s.outbox.Write(f.Outbox)

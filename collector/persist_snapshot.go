@@ -65,8 +65,9 @@ type snapshotWriter struct {
 	retired []retiredHour // one endpoint's retired hours
 	// known and contact are the endpoint's counter-rule memory, copied
 	// with its first slice.
-	known   bool
-	contact time.Time
+	known     bool
+	contact   time.Time
+	removedAt time.Time
 	cuts    []snapshotCut // in (endpoint, from) order
 	outbox  []history.Sample
 	buf     []byte
@@ -96,7 +97,7 @@ type snapshotCut struct {
 func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error {
 	defer sw.release()
 	s.mu.RLock()
-	sw.names = append(sw.names[:0], s.names...)
+	sw.names = s.snapshotNamesLocked(sw.names[:0])
 	sw.seqEnd0 = outboxTail(s.outbox)
 	s.mu.RUnlock()
 	sw.cuts = sw.cuts[:0]
@@ -130,6 +131,10 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 				if !sw.contact.IsZero() {
 					b = append(b, `,"lastContact":`...)
 					b = appendJSONTime(b, sw.contact)
+				}
+				if !sw.removedAt.IsZero() {
+					b = append(b, `,"removedAt":`...)
+					b = appendJSONTime(b, sw.removedAt)
 				}
 				b = append(b, `,"tunnels":[`...)
 				opened, wroteEndpoint = true, true
@@ -230,10 +235,10 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 		per = sliceTunnels
 	}
 	s.mu.RLock()
-	e := s.endpoints[name]
+	e := s.endpointOrRemovedLocked(name)
 	if e != nil {
 		if from == "" {
-			sw.known, sw.contact = e.known, e.lastContact
+			sw.known, sw.contact, sw.removedAt = e.known, e.lastContact, e.removedAt
 		}
 		i := 0
 		if from != "" {

@@ -102,9 +102,9 @@ func referenceSnapshot(s *Store, savedAt time.Time) *stateFile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	f := &stateFile{Format: stateFormat, SavedAt: savedAt, Endpoints: make([]stateEndpoint, 0, len(s.names))}
-	for _, name := range s.names {
-		e := s.endpoints[name]
-		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, Tunnels: make([]stateTunnel, 0, len(e.ids))}
+	for _, name := range s.snapshotNamesLocked(nil) {
+		e := s.endpointOrRemovedLocked(name)
+		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, Tunnels: make([]stateTunnel, 0, len(e.ids))}
 		if len(e.retired) > 0 {
 			se.Retired = make(map[string]history.Hour, len(e.retired))
 			for id, h := range e.retired {
@@ -217,6 +217,9 @@ func randomStore(rng *rand.Rand) *Store {
 		}
 		for range rng.IntN(8) {
 			e.retired[randID(rng)] = randHour(rng)
+		}
+		if rng.IntN(4) == 0 {
+			s.removeEndpointLocked(e)
 		}
 	}
 	var samples []history.Sample

@@ -44,6 +44,10 @@ type Options struct {
 	// Outbox receives closed windows and hours (default: a new Outbox of
 	// 1,000,000 samples).
 	Outbox *history.Outbox
+	// RemovedRetention is how long a master removed from the configuration
+	// keeps its snapshot for its return (default 30 days; the TSDB's
+	// retention is the natural value).
+	RemovedRetention time.Duration
 	// Logger receives the rare per-tunnel notices of the counter rules (a
 	// saturated total); default: discarded.
 	Logger *slog.Logger
@@ -65,6 +69,9 @@ func (o *Options) defaults() {
 	if o.Outbox == nil {
 		o.Outbox = history.NewOutbox(1_000_000)
 	}
+	if o.RemovedRetention <= 0 {
+		o.RemovedRetention = 30 * 24 * time.Hour
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,6 +89,8 @@ type Store struct {
 	mu        sync.RWMutex
 	opts      Options
 	endpoints map[string]*Endpoint
+	// removed holds masters taken out of the configuration (removed.go).
+	removed map[string]*Endpoint
 	names     []string // sorted endpoint names
 	outbox    *history.Outbox
 	scratch   []history.Sample
@@ -96,7 +105,7 @@ type Store struct {
 // NewStore returns an empty Store.
 func NewStore(opts Options) *Store {
 	opts.defaults()
-	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
+	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, removed: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
 }
 
 // lockForWrite takes the write lock and marks the state changed for
@@ -152,6 +161,9 @@ type Endpoint struct {
 	// counter rule 2's "restored value" for this stream (see JudgeRestart).
 	lastContact, prevContact time.Time
 	restored                 bool
+	// removedAt is when the endpoint left the configuration (zero while
+	// configured; see removed.go).
+	removedAt time.Time
 	// retired holds hourly buckets of removed tunnels until their hour
 	// closes, so a tunnel that comes back in the same hour continues its
 	// bucket and every (series, hour) gets exactly one value.
@@ -316,6 +328,10 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	if e, ok := s.endpoints[name]; ok {
 		return e
 	}
+	if e, ok := s.removed[name]; ok {
+		s.returnEndpointLocked(e)
+		return e
+	}
 	e := &Endpoint{
 		Name:    name,
 		tunnels: map[string]*Tunnel{},
@@ -329,31 +345,16 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	return e
 }
 
-// RemoveEndpoint flushes an endpoint's partial windows and open hours to the
-// outbox and forgets it (used when a reload removes a master).
+// RemoveEndpoint takes an endpoint out of the views when a reload removes
+// its master: its partial windows are written, and its snapshot (raw
+// counters, totals, open hours) is kept for Options.RemovedRetention, for a
+// master of the same name that returns (see removed.go).
 func (s *Store) RemoveEndpoint(name string) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
-	e, ok := s.endpoints[name]
-	if !ok {
-		return
+	if e, ok := s.endpoints[name]; ok {
+		s.removeEndpointLocked(e)
 	}
-	out := s.scratch[:0]
-	for _, id := range e.ids {
-		t := e.tunnels[id]
-		out = t.Window.Flush(name, id, out)
-		out = t.Hour.Flush(name, id, out)
-	}
-	for id, h := range e.retired {
-		out = h.Flush(name, id, out)
-	}
-	s.outbox.Write(out)
-	s.scratch = out[:0]
-	delete(s.endpoints, name)
-	if i, ok := slices.BinarySearch(s.names, name); ok {
-		s.names = slices.Delete(s.names, i, i+1)
-	}
-	s.version++
 }
 
 // SetConn records a connection state change of an endpoint and reports
