@@ -46,13 +46,13 @@ type stateEndpoint struct {
 	// (see resync.go). Files written before them load as "never contacted":
 	// the first contact after the upgrade baselines new tunnels and takes a
 	// backwards counter as restored, as the exporter did then.
-	Known       bool                    `json:"known,omitempty"`
-	LastContact time.Time               `json:"lastContact,omitzero"`
+	Known       bool      `json:"known,omitempty"`
+	LastContact time.Time `json:"lastContact,omitzero"`
 	// RemovedAt is set for a master removed from the configuration whose
 	// snapshot is kept for its return (removed.go).
-	RemovedAt time.Time `json:"removedAt,omitzero"`
-	Tunnels     []stateTunnel           `json:"tunnels"`
-	Retired     map[string]history.Hour `json:"retired,omitempty"`
+	RemovedAt time.Time               `json:"removedAt,omitzero"`
+	Tunnels   []stateTunnel           `json:"tunnels"`
+	Retired   map[string]history.Hour `json:"retired,omitempty"`
 }
 
 type stateTunnel struct {

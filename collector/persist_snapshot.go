@@ -68,10 +68,10 @@ type snapshotWriter struct {
 	known     bool
 	contact   time.Time
 	removedAt time.Time
-	cuts    []snapshotCut // in (endpoint, from) order
-	outbox  []history.Sample
-	buf     []byte
-	seqEnd0 uint64 // the tail at the first hold
+	cuts      []snapshotCut // in (endpoint, from) order
+	outbox    []history.Sample
+	buf       []byte
+	seqEnd0   uint64 // the tail at the first hold
 
 	// sliceTunnels overrides the package's sliceTunnels (tests).
 	sliceTunnels int

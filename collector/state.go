@@ -91,13 +91,13 @@ type Store struct {
 	endpoints map[string]*Endpoint
 	// removed holds masters taken out of the configuration (removed.go).
 	removed map[string]*Endpoint
-	names     []string // sorted endpoint names
-	outbox    *history.Outbox
-	scratch   []history.Sample
-	version   uint64 // bumped on every change that must be persisted
-	stats     ingestStats
-	seed      maphash.Seed  // for Tunnel.descHash
-	applied   atomic.Uint64 // Apply calls, to pick the ones timed
+	names   []string // sorted endpoint names
+	outbox  *history.Outbox
+	scratch []history.Sample
+	version uint64 // bumped on every change that must be persisted
+	stats   ingestStats
+	seed    maphash.Seed  // for Tunnel.descHash
+	applied atomic.Uint64 // Apply calls, to pick the ones timed
 	// generation counts every change a reader could see (Generation).
 	generation atomic.Uint64
 }
