@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -188,5 +189,34 @@ func TestWindowSumsEqualTotalsUnderBursts(t *testing.T) {
 	s.View(func(v StoreView) { sum.Add(v.Endpoint("m").Tunnel(id).Window.Traffic) })
 	if sum != want {
 		t.Errorf("window sums %v, want the total %v", sum, want)
+	}
+}
+
+// TestCPURatio (issue 14, item 10): the ratio is clamped to [0, 1], and a
+// master that cannot measure it (cpu -1, non-Linux) has no sample.
+func TestCPURatio(t *testing.T) {
+	for _, tc := range []struct {
+		cpu  float64
+		want string // the sample line, "" for none
+	}{
+		{9, `nodepass_endpoint_cpu_ratio{endpoint="m"} 0.09`},
+		{100, `nodepass_endpoint_cpu_ratio{endpoint="m"} 1`},
+		{250, `nodepass_endpoint_cpu_ratio{endpoint="m"} 1`},
+		{-1, ""},
+	} {
+		t.Run(fmt.Sprint(tc.cpu), func(t *testing.T) {
+			s := NewStore(Options{})
+			s.SetInfo("m", Info{CPUPercent: tc.cpu})
+			page := string(s.AppendMetrics(nil))
+			got := ""
+			for line := range strings.Lines(page) {
+				if strings.HasPrefix(line, "nodepass_endpoint_cpu_ratio{") {
+					got = strings.TrimSpace(line)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("cpu %v: sample %q, want %q", tc.cpu, got, tc.want)
+			}
+		})
 	}
 }

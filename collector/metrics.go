@@ -80,10 +80,12 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	}
 	w.header(famEndpointCPU)
 	for _, e := range eps {
-		if e.Info.Valid {
+		// NodePass sends -1 where it cannot measure (non-Linux hosts):
+		// no sample then, rather than a made-up -0.01.
+		if e.Info.Valid && e.Info.CPUPercent >= 0 {
 			w.start(famEndpointCPU.name, e.Name)
 			w.end()
-			w.float(e.Info.CPUPercent / 100)
+			w.float(min(e.Info.CPUPercent/100, 1))
 		}
 	}
 	for _, g := range []struct {

@@ -126,7 +126,8 @@ func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
 		if name == "" {
 			name = config.DefaultName(a.s.nodepassURL)
 		}
-		cfgs = []collector.EndpointConfig{{Name: name, BaseURL: a.s.nodepassURL, APIKey: key}}
+		cfgs = []collector.EndpointConfig{{Name: name, BaseURL: a.s.nodepassURL, APIKey: key,
+			CAFile: a.s.nodepassTLS.caFile, InsecureSkipVerify: a.s.nodepassTLS.insecureSkipVerify}}
 	}
 	if a.demoMaster != nil {
 		cfgs = append(cfgs, collector.EndpointConfig{Name: "demo", BaseURL: a.demoBaseURL, APIKey: a.demoMaster.APIKey()})
