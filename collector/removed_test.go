@@ -98,8 +98,9 @@ func TestRemovedMasterKeepsItsHistory(t *testing.T) {
 				if err := s.Restore(path); err != nil {
 					t.Fatal(err)
 				}
-				ctx, cancel = context.WithCancel(context.Background())
-				m = NewManager(ctx, s, discardLogger())
+				ctx2, cancel2 := context.WithCancel(context.Background())
+				defer cancel2()
+				m = NewManager(ctx2, s, discardLogger())
 				if err := m.Apply(nil); err != nil { // started without the master
 					t.Fatal(err)
 				}
