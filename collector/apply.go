@@ -37,10 +37,8 @@ func (s *Store) Apply(name string, ev *Event) error {
 	e := s.endpointLocked(name)
 	e.Events[ev.Type]++
 	e.Conn.LastEvent = now
+	e.lastContact = now
 
-	if ev.Type != EventInitial && e.inBurst {
-		s.endBurstLocked(e)
-	}
 	if !ev.HasInstance || ev.Type == EventShutdown || ev.Type == EventUnknown {
 		return nil
 	}
@@ -65,10 +63,24 @@ func (s *Store) Apply(name string, ev *Event) error {
 
 	nowMs := now.UnixMilli()
 	t := e.lookup(in.ID)
+	if e.pending != nil || (ev.Type == EventDelete && e.awaitList) {
+		e.observed(string(in.ID), ev.Type == EventDelete)
+	}
 	var delta history.Counters
 	if t == nil {
+		if ev.Type == EventDelete {
+			// A delete of a tunnel never seen: nothing to count or close,
+			// and no empty hourly series to create.
+			return nil
+		}
 		t = s.addTunnelLocked(e, in.ID)
-		// Rule 3: a tunnel never seen before starts at its first value.
+		if e.known {
+			// Amended rule 3: the master's list is known, so this tunnel
+			// was created since the last contact and all of its counter
+			// is new traffic.
+			delta = s.deltasLocked(e, t, history.Counters{}, in.Counters, false)
+		}
+		// Rule 3 at the first contact ever: start at the first value.
 		t.Raw = in.Counters
 		if h, ok := e.retired[t.ID]; ok {
 			// Back within the same hour: continue its bucket.
@@ -76,15 +88,13 @@ func (s *Store) Apply(name string, ev *Event) error {
 			delete(e.retired, t.ID)
 		}
 	} else {
-		delta = Deltas(t.Raw, in.Counters, t.firstAfterConnect)
+		delta = s.deltasLocked(e, t, t.Raw, in.Counters, t.firstAfterConnect && e.restored)
 		t.Raw = in.Counters
 	}
 	e.follow(t)
 	t.firstAfterConnect = false
 	t.stale = false
-	for i, d := range delta {
-		t.Total[i] += d
-	}
+	s.addTotalsLocked(e, t, delta)
 	t.update(in, ev.Time, s.seed)
 	t.LastEvent = now
 
@@ -232,28 +242,23 @@ func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample)
 	return out
 }
 
-// EndBurst ends an endpoint's initial burst (the collector calls it after a
-// short pause with no event): tunnels the burst did not name are removed.
+// EndBurst takes the ids of the initial events since the last connect as
+// the master's tunnel list (Resync). The collector does not call it: it
+// reads the master's own list. Tools that replay a recorded stream without
+// a master to ask use it, at the end of the recorded burst.
 func (s *Store) EndBurst(name string) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
-	if e, ok := s.endpoints[name]; ok && e.inBurst {
-		s.endBurstLocked(e)
+	e, ok := s.endpoints[name]
+	if !ok || !e.inBurst {
+		return
 	}
-}
-
-func (s *Store) endBurstLocked(e *Endpoint) {
-	out := s.scratch[:0]
-	for _, id := range slices.Clone(e.ids) {
-		if _, ok := e.burst[id]; !ok {
-			out = s.removeTunnelLocked(e, e.tunnels[id], out)
-		}
+	ids := make([]string, 0, len(e.burst))
+	for id := range e.burst {
+		ids = append(ids, id)
 	}
-	s.outbox.Write(out)
-	s.keepScratch(out)
-	e.inBurst, e.burstDone = false, true
-	e.burst = nil
-	s.version++
+	e.inBurst, e.burst = false, nil
+	s.resyncLocked(e, ids)
 }
 
 // Sweep writes what is due by the clock alone: hours that closed (also for
@@ -295,6 +300,7 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 			}
 		}
 	}
+	out = s.sweepRemovedLocked(nowMs, out)
 	if len(out) > 0 {
 		s.outbox.Write(out)
 		s.version++

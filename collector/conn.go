@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -52,9 +51,6 @@ func setDefaults(c *EndpointConfig) {
 		c.QueueSize = 1024
 	}
 }
-
-// burstPause ends an initial burst when no event follows for this long.
-const burstPause = time.Second
 
 // maxPooledBuf is the largest event buffer handed back to the queue's pool.
 // NodePass events are about 1.5 KB; the queue cycles through all of its
@@ -136,19 +132,15 @@ func (c *Conn) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 
-	attempt := 0
+	policy := reconnectPolicy{minBackoff: c.cfg.MinBackoff, maxBackoff: c.cfg.MaxBackoff}
 	for connects := 0; ; connects++ {
 		healthy, err := c.stream(ctx, connects > 0)
 		if ctx.Err() != nil {
 			c.store.SetConn(c.cfg.Name, StateDown, "stopped")
 			return nil
 		}
-		if healthy {
-			attempt = 0
-		}
 		c.setState(err)
-		delay := c.backoff(attempt)
-		attempt++
+		delay := policy.next(time.Now(), healthy, err, time.Duration(c.retry.Load()))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -176,20 +168,6 @@ func (c *Conn) setState(err error) {
 	}
 }
 
-// backoff returns the delay before the next connect: the master's retry: (or
-// MinBackoff), doubled per failed attempt, capped, with ±20 % jitter.
-func (c *Conn) backoff(attempt int) time.Duration {
-	base := time.Duration(c.retry.Load())
-	base = min(max(base, c.cfg.MinBackoff), c.cfg.MaxBackoff)
-	d := base
-	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.cfg.MaxBackoff)
-	jitter := 0.8 + 0.4*rand.Float64() //nolint:gosec // jitter needs no crypto
-	return time.Duration(float64(d) * jitter)
-}
-
 // stream runs one SSE connection. healthy reports whether events flowed.
 func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -214,15 +192,35 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.read(resp.Body, free, full) }()
 
+	// The reader buffers the initial burst while /info is read: counter
+	// rule 2 needs the master's uptime before the first event is applied.
+	c.connectInfo(ctx)
+	// The master's tunnel list, read after the stream opened, so that a
+	// tunnel it lists either is in the burst or has an event coming.
+	listed := make(chan []string, 1)
+	listDone := make(chan struct{})
+	go func() {
+		defer close(listDone)
+		ids, err := c.fetchInstanceIDs(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Warn("cannot read the master's tunnel list; no tunnel is removed on this connect", "err", err)
+			}
+			return
+		}
+		listed <- ids
+	}()
+	defer func() {
+		cancel(nil)
+		<-listDone
+	}()
+
 	var (
 		dec      Decoder
 		ev       Event
-		burst    = time.NewTimer(time.Hour)
 		watchdog = time.NewTicker(max(c.cfg.ReportInterval/2, 10*time.Millisecond))
 		events   int
 	)
-	burst.Stop()
-	defer burst.Stop()
 	defer watchdog.Stop()
 	silence := 3 * c.cfg.ReportInterval
 	finish := func(err error) (bool, error) {
@@ -254,14 +252,11 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 			typ := c.applyData(&dec, &ev, data)
 			free <- recycle(data)
 			events++
-			if typ == EventInitial {
-				burst.Reset(burstPause)
-			}
 			if typ == EventShutdown {
 				return finish(errors.New("master sent shutdown"))
 			}
-		case <-burst.C:
-			c.store.EndBurst(c.cfg.Name)
+		case ids := <-listed:
+			c.store.Resync(c.cfg.Name, ids)
 		case <-watchdog.C:
 			last := time.Unix(0, c.lastFrame.Load())
 			if time.Since(last) > silence && c.store.HasRunning(c.cfg.Name) {
@@ -377,7 +372,7 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bodySnippet(resp.Body, c.cfg.APIKey))
+		return nil, fmt.Errorf("GET %s: %w", path, &statusError{code: resp.StatusCode, body: bodySnippet(resp.Body, c.cfg.APIKey)})
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
 		resp.Body.Close()

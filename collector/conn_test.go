@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,23 @@ type replayMaster struct {
 	hold    bool
 	conns   atomic.Int32
 	info    []byte
+	// uptimes, if set, is the master's uptime in seconds during connection
+	// i (the last repeats): a replay compresses time, so a restarted
+	// master must say so.
+	uptimes []int
+	// lists, if set, is the GET /instances answer during connection i
+	// (the last repeats); without it the master answers 404.
+	lists [][]byte
+	// pause, if set, holds connection pauseConn's stream for pause after
+	// its first pauseAt bytes (a slow link inside an initial burst).
+	pause     time.Duration
+	pauseConn int
+	pauseAt   int
 }
+
+// current returns the index of the connection in progress (0 before the
+// first).
+func (m *replayMaster) current() int { return max(int(m.conns.Load())-1, 0) }
 
 func (m *replayMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-API-Key") != m.key.Load().(string) {
@@ -37,11 +54,34 @@ func (m *replayMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/api/v1/info":
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(m.info)
+		info := m.info
+		if len(m.uptimes) > 0 {
+			up := m.uptimes[min(m.current(), len(m.uptimes)-1)]
+			info = regexp.MustCompile(`"uptime": *\d+`).ReplaceAll(info, fmt.Appendf(nil, `"uptime": %d`, up))
+		}
+		_, _ = w.Write(info)
+	case "/api/v1/instances":
+		if len(m.lists) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(m.lists[min(m.current(), len(m.lists)-1)])
 	case "/api/v1/events":
 		i := int(m.conns.Add(1)) - 1
 		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = w.Write(m.streams[min(i, len(m.streams)-1)])
+		stream := m.streams[min(i, len(m.streams)-1)]
+		if m.pause > 0 && i == m.pauseConn {
+			_, _ = w.Write(stream[:m.pauseAt])
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(m.pause): // the scenario is a real pause
+			case <-r.Context().Done():
+				return
+			}
+			stream = stream[m.pauseAt:]
+		}
+		_, _ = w.Write(stream)
 		w.(http.Flusher).Flush()
 		if m.hold {
 			<-r.Context().Done()
@@ -109,7 +149,8 @@ func endpointView(s *Store, name string, fn func(e *Endpoint)) {
 func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 	sw := &syncWriter{w: new(bytes.Buffer)}
 	logger := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	_, srv := newReplayMaster(t, true, loadCapture(t, captureOne), loadCapture(t, captureAfter), []byte("retry: 3000\n\n"))
+	m, srv := newReplayMaster(t, true, loadCapture(t, captureOne), loadCapture(t, captureAfter), []byte("retry: 3000\n\n"))
+	m.uptimes = []int{23, 0, 1} // the master restarted before the second stream
 	s := NewStore(Options{})
 	runConn(t, s, EndpointConfig{Name: "tokyo-1", BaseURL: srv.URL + "/api", APIKey: recordedKey}, logger)
 

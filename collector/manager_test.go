@@ -7,8 +7,12 @@ import (
 )
 
 func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
-	_, srvA := newReplayMaster(t, true, loadCapture(t, captureAfter))
-	_, srvB := newReplayMaster(t, true, loadCapture(t, captureAfter))
+	// The recording once, then an empty held stream: the recording ends
+	// with a shutdown, after which the master is retried within a second
+	// (a replay of it again would be a different master history).
+	idle := []byte("retry: 3000\n\n")
+	_, srvA := newReplayMaster(t, true, loadCapture(t, captureAfter), idle)
+	_, srvB := newReplayMaster(t, true, loadCapture(t, captureAfter), idle)
 	s := NewStore(Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	m := NewManager(ctx, s, discardLogger())

@@ -28,6 +28,7 @@ var (
 	famEndpointReconnect = family{"nodepass_endpoint_reconnects_total", "counter", "Reconnects of the SSE stream after the first connect."}
 	famEndpointLastEvent = family{"nodepass_endpoint_last_event_timestamp_seconds", "gauge", "Unix time of the last event received from the master."}
 	famInvalid           = family{"nodepass_exporter_events_invalid_total", "counter", "Events skipped as invalid, by reason."}
+	famAnomalies         = family{"nodepass_exporter_counter_anomalies_total", "counter", "Counter discontinuities of the endpoint's tunnels, by reason: reset, backward_step, reset_while_away, restored, saturated."}
 	famTunnelInfo        = family{"nodepass_tunnel_info", "gauge", "Facts about a NodePass tunnel instance; always 1."}
 	famTunnelStatus      = family{"nodepass_tunnel_status", "gauge", "Status of the tunnel: 1 for the current one of running, stopped, error."}
 	famTunnelTraffic     = family{"nodepass_tunnel_traffic_bytes_total", "counter", "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts."}
@@ -79,10 +80,12 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	}
 	w.header(famEndpointCPU)
 	for _, e := range eps {
-		if e.Info.Valid {
+		// NodePass sends -1 where it cannot measure (non-Linux hosts):
+		// no sample then, rather than a made-up -0.01.
+		if e.Info.Valid && e.Info.CPUPercent >= 0 {
 			w.start(famEndpointCPU.name, e.Name)
 			w.end()
-			w.float(e.Info.CPUPercent / 100)
+			w.float(min(e.Info.CPUPercent/100, 1))
 		}
 	}
 	for _, g := range []struct {
@@ -133,6 +136,15 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 			w.label("reason", reason)
 			w.end()
 			w.uint(e.Invalid[reason])
+		}
+	}
+	w.header(famAnomalies)
+	for _, e := range eps {
+		for _, reason := range sortedKeys(e.Anomalies) {
+			w.start(famAnomalies.name, e.Name)
+			w.label("reason", reason)
+			w.end()
+			w.uint(e.Anomalies[reason])
 		}
 	}
 

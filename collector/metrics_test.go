@@ -61,9 +61,18 @@ func promtoolCheck(t *testing.T, page []byte) {
 	}
 	cmd := exec.Command(path, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(page)
-	out, err := cmd.CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	out, _ := cmd.CombinedOutput()
+	// DESIGN.md fixes this name (the anomalies of NodePass's counters, not
+	// a counter of counters): the one lint finding accepted.
+	const accepted = "nodepass_exporter_counter_anomalies_total metric name should not include type 'counter'"
+	var findings []string
+	for line := range strings.Lines(string(out)) {
+		if line = strings.TrimSpace(line); line != "" && line != accepted {
+			findings = append(findings, line)
+		}
+	}
+	if len(findings) > 0 {
+		t.Fatalf("promtool check metrics:\n%s", strings.Join(findings, "\n"))
 	}
 }
 

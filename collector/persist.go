@@ -41,9 +41,18 @@ type stateFile struct {
 }
 
 type stateEndpoint struct {
-	Name    string                  `json:"name"`
-	Tunnels []stateTunnel           `json:"tunnels"`
-	Retired map[string]history.Hour `json:"retired,omitempty"`
+	Name string `json:"name"`
+	// Known and LastContact are the counter rules' memory of the master
+	// (see resync.go). Files written before them load as "never contacted":
+	// the first contact after the upgrade baselines new tunnels and takes a
+	// backwards counter as restored, as the exporter did then.
+	Known       bool      `json:"known,omitempty"`
+	LastContact time.Time `json:"lastContact,omitzero"`
+	// RemovedAt is set for a master removed from the configuration whose
+	// snapshot is kept for its return (removed.go).
+	RemovedAt time.Time               `json:"removedAt,omitzero"`
+	Tunnels   []stateTunnel           `json:"tunnels"`
+	Retired   map[string]history.Hour `json:"retired,omitempty"`
 }
 
 type stateTunnel struct {
@@ -81,6 +90,7 @@ func (s *Store) Restore(path string) error {
 	defer s.mu.Unlock()
 	for _, se := range f.Endpoints {
 		e := s.endpointLocked(se.Name)
+		e.known, e.lastContact = se.Known, se.LastContact
 		for id, h := range se.Retired {
 			e.retired[id] = h
 		}
@@ -92,6 +102,10 @@ func (s *Store) Restore(path string) error {
 			t.Alias, t.Type, t.Status, t.Mode = st.Alias, st.Type, st.Status, st.Mode
 			t.Raw, t.Total, t.Window, t.Hour = st.Raw, st.Total, st.Window, st.Hour
 			t.firstAfterConnect, t.stale = true, true
+		}
+		if !se.RemovedAt.IsZero() {
+			s.removeEndpointLocked(e)
+			e.removedAt = se.RemovedAt
 		}
 	}
 	s.outbox.Write(f.Outbox)

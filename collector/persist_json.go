@@ -90,6 +90,10 @@ func appendWindow(dst []byte, w *history.Window) []byte {
 	dst = strconv.AppendInt(dst, w.TCPsSum, 10)
 	dst = append(dst, `,"udps":`...)
 	dst = strconv.AppendInt(dst, w.UDPsSum, 10)
+	if w.Prev != 0 {
+		dst = append(dst, `,"prev":`...)
+		dst = strconv.AppendInt(dst, w.Prev, 10)
+	}
 	return append(dst, '}')
 }
 

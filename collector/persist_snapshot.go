@@ -63,10 +63,15 @@ type snapshotWriter struct {
 	names   []string      // endpoint names at the first hold
 	recs    []stateTunnel // one slice's tunnels
 	retired []retiredHour // one endpoint's retired hours
-	cuts    []snapshotCut // in (endpoint, from) order
-	outbox  []history.Sample
-	buf     []byte
-	seqEnd0 uint64 // the tail at the first hold
+	// known and contact are the endpoint's counter-rule memory, copied
+	// with its first slice.
+	known     bool
+	contact   time.Time
+	removedAt time.Time
+	cuts      []snapshotCut // in (endpoint, from) order
+	outbox    []history.Sample
+	buf       []byte
+	seqEnd0   uint64 // the tail at the first hold
 
 	// sliceTunnels overrides the package's sliceTunnels (tests).
 	sliceTunnels int
@@ -92,7 +97,7 @@ type snapshotCut struct {
 func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error {
 	defer sw.release()
 	s.mu.RLock()
-	sw.names = append(sw.names[:0], s.names...)
+	sw.names = s.snapshotNamesLocked(sw.names[:0])
 	sw.seqEnd0 = outboxTail(s.outbox)
 	s.mu.RUnlock()
 	sw.cuts = sw.cuts[:0]
@@ -120,6 +125,17 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 				}
 				b = append(b, `{"name":`...)
 				b = jsonenc.AppendString(b, name)
+				if sw.known {
+					b = append(b, `,"known":true`...)
+				}
+				if !sw.contact.IsZero() {
+					b = append(b, `,"lastContact":`...)
+					b = appendJSONTime(b, sw.contact)
+				}
+				if !sw.removedAt.IsZero() {
+					b = append(b, `,"removedAt":`...)
+					b = appendJSONTime(b, sw.removedAt)
+				}
 				b = append(b, `,"tunnels":[`...)
 				opened, wroteEndpoint = true, true
 			}
@@ -219,8 +235,11 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 		per = sliceTunnels
 	}
 	s.mu.RLock()
-	e := s.endpoints[name]
+	e := s.endpointOrRemovedLocked(name)
 	if e != nil {
+		if from == "" {
+			sw.known, sw.contact, sw.removedAt = e.known, e.lastContact, e.removedAt
+		}
 		i := 0
 		if from != "" {
 			i, _ = slices.BinarySearch(e.ids, from)

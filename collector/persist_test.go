@@ -102,9 +102,9 @@ func referenceSnapshot(s *Store, savedAt time.Time) *stateFile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	f := &stateFile{Format: stateFormat, SavedAt: savedAt, Endpoints: make([]stateEndpoint, 0, len(s.names))}
-	for _, name := range s.names {
-		e := s.endpoints[name]
-		se := stateEndpoint{Name: name, Tunnels: make([]stateTunnel, 0, len(e.ids))}
+	for _, name := range s.snapshotNamesLocked(nil) {
+		e := s.endpointOrRemovedLocked(name)
+		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, Tunnels: make([]stateTunnel, 0, len(e.ids))}
 		if len(e.retired) > 0 {
 			se.Retired = make(map[string]history.Hour, len(e.retired))
 			for id, h := range e.retired {
@@ -199,6 +199,10 @@ func randomStore(rng *rand.Rand) *Store {
 	str := func() string { return nastyStrings[rng.IntN(len(nastyStrings))] }
 	for range rng.IntN(4) {
 		e := s.endpointLocked(str() + fmt.Sprint(rng.IntN(100)))
+		e.known = rng.IntN(2) == 0
+		if rng.IntN(2) == 0 {
+			e.lastContact = time.Unix(1_800_000_000+randInt(rng)%1_000_000, int64(rng.IntN(1e9))).UTC()
+		}
 		for range rng.IntN(60) {
 			id := randID(rng)
 			if _, ok := e.tunnels[id]; ok {
@@ -209,10 +213,13 @@ func randomStore(rng *rand.Rand) *Store {
 			t.Raw, t.Total, t.Hour = randUint4(rng), randUint4(rng), randHour(rng)
 			t.Window = history.Window{Start: randInt(rng), First: randInt(rng), Last: randInt(rng), Points: randInt(rng),
 				UpPoints: randInt(rng), Traffic: randUint4(rng), PingSum: randInt(rng), PoolSum: randInt(rng),
-				TCPsSum: randInt(rng), UDPsSum: randInt(rng)}
+				TCPsSum: randInt(rng), UDPsSum: randInt(rng), Prev: randInt(rng)}
 		}
 		for range rng.IntN(8) {
 			e.retired[randID(rng)] = randHour(rng)
+		}
+		if rng.IntN(4) == 0 {
+			s.removeEndpointLocked(e)
 		}
 	}
 	var samples []history.Sample

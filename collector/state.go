@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,13 @@ type Options struct {
 	// Outbox receives closed windows and hours (default: a new Outbox of
 	// 1,000,000 samples).
 	Outbox *history.Outbox
+	// RemovedRetention is how long a master removed from the configuration
+	// keeps its snapshot for its return (default 30 days; the TSDB's
+	// retention is the natural value).
+	RemovedRetention time.Duration
+	// Logger receives the rare per-tunnel notices of the counter rules (a
+	// saturated total); default: discarded.
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -61,6 +69,12 @@ func (o *Options) defaults() {
 	if o.Outbox == nil {
 		o.Outbox = history.NewOutbox(1_000_000)
 	}
+	if o.RemovedRetention <= 0 {
+		o.RemovedRetention = 30 * 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Store is the in-memory state of every endpoint and tunnel.
@@ -75,13 +89,15 @@ type Store struct {
 	mu        sync.RWMutex
 	opts      Options
 	endpoints map[string]*Endpoint
-	names     []string // sorted endpoint names
-	outbox    *history.Outbox
-	scratch   []history.Sample
-	version   uint64 // bumped on every change that must be persisted
-	stats     ingestStats
-	seed      maphash.Seed  // for Tunnel.descHash
-	applied   atomic.Uint64 // Apply calls, to pick the ones timed
+	// removed holds masters taken out of the configuration (removed.go).
+	removed map[string]*Endpoint
+	names   []string // sorted endpoint names
+	outbox  *history.Outbox
+	scratch []history.Sample
+	version uint64 // bumped on every change that must be persisted
+	stats   ingestStats
+	seed    maphash.Seed  // for Tunnel.descHash
+	applied atomic.Uint64 // Apply calls, to pick the ones timed
 	// generation counts every change a reader could see (Generation).
 	generation atomic.Uint64
 	// services holds the services' mirror mismatch baselines (services.go).
@@ -91,7 +107,7 @@ type Store struct {
 // NewStore returns an empty Store.
 func NewStore(opts Options) *Store {
 	opts.defaults()
-	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
+	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, removed: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
 }
 
 // lockForWrite takes the write lock and marks the state changed for
@@ -122,15 +138,34 @@ type Endpoint struct {
 	Conn ConnStatus
 	Info Info
 
-	Events     [numEventTypes]uint64
-	Invalid    map[string]uint64 // by reason
+	Events  [numEventTypes]uint64
+	Invalid map[string]uint64 // by reason
+	// Anomalies counts counter discontinuities, by reason (counters.go).
+	Anomalies  map[string]uint64
 	Reconnects uint64
 
-	// burst tracks an initial burst: the ids it named, so that tunnels
-	// missing from it can be removed when it ends.
-	burst     map[string]struct{}
-	inBurst   bool
-	burstDone bool // a burst was seen since the last connect
+	// burst collects the ids of the initial events since the last connect,
+	// for EndBurst (tools that replay a capture without a master's list).
+	burst   map[string]struct{}
+	inBurst bool
+	// known is set once a complete tunnel list of the master was read
+	// (amended counter rule 3; persisted). See resync.go.
+	known bool
+	// awaitList is set from a connect until the master's list is read;
+	// pending holds listed ids not yet seen on the stream; deleted holds
+	// ids deleted on the stream before the list arrived.
+	awaitList bool
+	pending   map[string]struct{}
+	deleted   map[string]struct{}
+	// lastContact is the exporter's clock at the last sign of life of the
+	// master process (a connect or an event; persisted); prevContact is
+	// its value when the current stream connected. restored selects
+	// counter rule 2's "restored value" for this stream (see JudgeRestart).
+	lastContact, prevContact time.Time
+	restored                 bool
+	// removedAt is when the endpoint left the configuration (zero while
+	// configured; see removed.go).
+	removedAt time.Time
 	// retired holds hourly buckets of removed tunnels until their hour
 	// closes, so a tunnel that comes back in the same hour continues its
 	// bucket and every (series, hour) gets exactly one value.
@@ -204,6 +239,8 @@ type Tunnel struct {
 	// confirmed yet.
 	stale   bool
 	Restart bool
+	// saturated is set once a total reached 2^64-1 (logged once).
+	saturated bool
 
 	// Raw is the snapshot: the last raw counters seen.
 	Raw history.Counters
@@ -293,6 +330,10 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	if e, ok := s.endpoints[name]; ok {
 		return e
 	}
+	if e, ok := s.removed[name]; ok {
+		s.returnEndpointLocked(e)
+		return e
+	}
 	e := &Endpoint{
 		Name:    name,
 		tunnels: map[string]*Tunnel{},
@@ -306,31 +347,16 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	return e
 }
 
-// RemoveEndpoint flushes an endpoint's partial windows and open hours to the
-// outbox and forgets it (used when a reload removes a master).
+// RemoveEndpoint takes an endpoint out of the views when a reload removes
+// its master: its partial windows are written, and its snapshot (raw
+// counters, totals, open hours) is kept for Options.RemovedRetention, for a
+// master of the same name that returns (see removed.go).
 func (s *Store) RemoveEndpoint(name string) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
-	e, ok := s.endpoints[name]
-	if !ok {
-		return
+	if e, ok := s.endpoints[name]; ok {
+		s.removeEndpointLocked(e)
 	}
-	out := s.scratch[:0]
-	for _, id := range e.ids {
-		t := e.tunnels[id]
-		out = t.Window.Flush(name, id, out)
-		out = t.Hour.Flush(name, id, out)
-	}
-	for id, h := range e.retired {
-		out = h.Flush(name, id, out)
-	}
-	s.outbox.Write(out)
-	s.scratch = out[:0]
-	delete(s.endpoints, name)
-	if i, ok := slices.BinarySearch(s.names, name); ok {
-		s.names = slices.Delete(s.names, i, i+1)
-	}
-	s.version++
 }
 
 // roomPerTunnel is the outbox room a tunnel needs for the largest burst
@@ -369,7 +395,9 @@ func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
 }
 
 // Connected marks the start of a new stream: the next observation of each
-// known tunnel follows counter rule 2, and an initial burst is expected.
+// known tunnel follows counter rule 2 (a backwards counter counts as a
+// restored value unless JudgeRestart finds the master kept running), and
+// the master's tunnel list is awaited (Resync).
 func (s *Store) Connected(name string, reconnect bool) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
@@ -377,8 +405,10 @@ func (s *Store) Connected(name string, reconnect bool) {
 	for _, t := range e.tunnels {
 		t.firstAfterConnect = true
 	}
-	e.inBurst, e.burstDone = false, false
-	e.burst = nil
+	e.inBurst, e.burst = false, nil
+	e.awaitList, e.pending, e.deleted = true, nil, nil
+	e.prevContact, e.lastContact = e.lastContact, s.opts.Now()
+	e.restored = true // until JudgeRestart
 	if reconnect {
 		e.Reconnects++
 	}

@@ -52,13 +52,22 @@ type Window struct {
 	PoolSum  int64    `json:"pool"`
 	TCPsSum  int64    `json:"tcps"`
 	UDPsSum  int64    `json:"udps"`
+	// Prev is the timestamp of the tunnel's previous record (0 when none
+	// is known): every record is stamped after it, so that no two records
+	// of a series share a timestamp, which the TSDB would drop.
+	Prev int64 `json:"prev,omitempty"`
 }
 
-// AddTraffic adds counter deltas. Deltas seen between points (log, create,
-// delete events) are carried into the window of the next point.
+// AddTraffic adds counter deltas, saturating at 2^64-1. Deltas seen
+// between points (log, create, delete events) are carried into the window
+// of the next point.
 func (w *Window) AddTraffic(delta Counters) {
 	for i, d := range delta {
-		w.Traffic[i] += d
+		if sum := w.Traffic[i] + d; sum >= d {
+			w.Traffic[i] = sum
+		} else {
+			w.Traffic[i] = math.MaxUint64
+		}
 	}
 }
 
@@ -66,8 +75,15 @@ func (w *Window) AddTraffic(delta Counters) {
 func (w *Window) AddPoint(p Point) {
 	if w.Points == 0 {
 		w.First = p.T
+		if w.Prev == 0 && w.Start != 0 {
+			// An empty window after a record (a state file from before
+			// Prev): its start is that record's stamp.
+			w.Prev = w.Start
+		}
 		if w.Start == 0 || w.Start > p.T {
-			w.Start = p.T
+			// A clock stepped back moves the start, never before the
+			// previous record.
+			w.Start = max(p.T, w.Prev)
 		}
 	}
 	w.Last = p.T
@@ -99,11 +115,21 @@ func (w *Window) Due(nowMs int64, maxPoints int, maxAgeMs int64) bool {
 // the window's duration a whole number that repeats. Together that is
 // about 11 of the 28 bytes a tunnel cost per minute on disk. Every record
 // stays after the one before, so no two windows share a timestamp.
+//
+// Points read back to back (a master catching up after a stall sends a
+// tunnel's updates within one millisecond) can fill several windows at the
+// same clock reading: each record is then stamped one millisecond after the
+// previous one (Prev), so that every record of a series has its own,
+// increasing timestamp and the TSDB keeps all of their traffic.
 func (w *Window) stamp() int64 {
-	if s := w.Last - w.Last%millisecondsPerSecond; s > w.Start {
-		return s
+	s := w.Last
+	if sec := w.Last - w.Last%millisecondsPerSecond; sec > w.Start {
+		s = sec
 	}
-	return w.Last
+	if w.Prev != 0 && s <= w.Prev {
+		s = w.Prev + 1
+	}
+	return s
 }
 
 // Flush appends the window's record to out as samples stamped at the last
@@ -132,7 +158,7 @@ func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
 		at(MetricWindowSeconds, float64(stamp-w.Start)/millisecondsPerSecond),
 		at(MetricWindowPoints, n),
 	)
-	*w = Window{Start: stamp}
+	*w = Window{Start: stamp, Prev: stamp}
 	return out
 }
 

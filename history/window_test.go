@@ -86,3 +86,53 @@ func TestWindowAveragesResolution(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowStampsNeverCollide (issue 14, item 5): windows filled by points
+// read back to back, even all at one clock reading, get distinct,
+// increasing timestamps, also after a clock step back and after a restart
+// from a state file written before Prev existed.
+func TestWindowStampsNeverCollide(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		points []int64 // clock readings, 30 points per window
+		old    bool    // drop Prev after the first window (an old state file)
+	}{
+		{"90 points in one millisecond", repeat(1_000_500, 90), false},
+		{"clock steps back", append(repeat(2_000_000, 30), repeat(1_000_000, 60)...), false},
+		{"old state file", repeat(1_000_500, 90), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w Window
+			var stamps []int64
+			for i, p := range tc.points {
+				w.AddPoint(Point{T: p})
+				if w.Due(p, 30, math.MaxInt64) {
+					for _, s := range w.Flush("e", "t", nil) {
+						if s.Metric == MetricWindowPoints {
+							stamps = append(stamps, s.T)
+						}
+					}
+					if tc.old && i < 30 {
+						w.Prev = 0
+					}
+				}
+			}
+			if len(stamps) != len(tc.points)/30 {
+				t.Fatalf("%d windows, want %d", len(stamps), len(tc.points)/30)
+			}
+			for i := 1; i < len(stamps); i++ {
+				if stamps[i] <= stamps[i-1] {
+					t.Errorf("stamps %v: window %d not after the one before", stamps, i)
+				}
+			}
+		})
+	}
+}
+
+func repeat(v int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}

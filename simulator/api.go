@@ -9,8 +9,13 @@ import (
 	"time"
 )
 
-// Version is the NodePass version the simulator imitates (the "ver" of /info).
-const Version = "v1.14.0"
+// The NodePass versions the simulator imitates (Options.Version; the "ver"
+// of /info). Version is the default.
+const (
+	VersionV1 = "v1.14.0"
+	VersionV2 = "v2.0.0-b10"
+	Version   = VersionV1
+)
 
 // Handler returns the master's API: under BasePath()+"/v1", GET /events,
 // GET and POST /info, GET /instances, and GET, PATCH and DELETE
@@ -124,7 +129,7 @@ func (m *Master) Info(name string) map[string]any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock()
-	return map[string]any{
+	info := map[string]any{
 		"alias":      m.alias,
 		"os":         runtime.GOOS,
 		"arch":       runtime.GOARCH,
@@ -138,7 +143,7 @@ func (m *Master) Info(name string) map[string]any {
 		"diskr":      m.info.diskR,
 		"diskw":      m.info.diskW,
 		"sysup":      m.info.sysUp + seconds(now.Sub(m.born)),
-		"ver":        Version,
+		"ver":        m.version,
 		"name":       name,
 		"uptime":     seconds(now.Sub(m.started)),
 		"log":        "info",
@@ -147,6 +152,10 @@ func (m *Master) Info(name string) map[string]any {
 		"key":        "",
 		"mid":        m.masterID,
 	}
+	if m.version == VersionV2 {
+		info["noc"] = runtime.NumCPU()
+	}
+	return info
 }
 
 func seconds(d time.Duration) uint64 {

@@ -107,3 +107,44 @@ func TestInstances(t *testing.T) {
 		t.Errorf("key not rotated: %s", body)
 	}
 }
+
+// TestVersions: the simulator speaks either NodePass version's wire shapes
+// (issue 14, item 8): /info's ver and noc, the instance config's lbs, and
+// v2's update of ******** with the new key before a rotation's shutdown.
+func TestVersions(t *testing.T) {
+	for _, tc := range []struct {
+		version, wantVer string
+		noc, lbs         bool
+		keyUpdate        bool
+	}{
+		{"", VersionV1, false, false, false},
+		{VersionV1, VersionV1, false, false, false},
+		{VersionV2, VersionV2, true, true, true},
+	} {
+		t.Run(tc.wantVer+"/"+tc.version, func(t *testing.T) {
+			m, srv := newTestMaster(t, Options{Version: tc.version, Tunnels: 1})
+			info := get(t, srv.URL+"/api/v1/info", m.APIKey(), http.StatusOK)
+			if !strings.Contains(info, `"ver":"`+tc.wantVer+`"`) || strings.Contains(info, `"noc":`) != tc.noc {
+				t.Errorf("/info = %s", info)
+			}
+			list := get(t, srv.URL+"/api/v1/instances", m.APIKey(), http.StatusOK)
+			if strings.Contains(list, "lbs=0") != tc.lbs {
+				t.Errorf("/instances config lbs: %s", list)
+			}
+			s := openStream(t, srv.URL, "/api", m.APIKey())
+			defer s.close()
+			s.skipInitial(1)
+			newKey := m.RotateKey()
+			e := s.next()
+			if tc.keyUpdate {
+				if e.Type != "update" || e.Instance == nil || e.Instance.ID != APIKeyID || e.Instance.URL != newKey {
+					t.Fatalf("want the update of ******** with the new key, got %s", e.Raw)
+				}
+				e = s.next()
+			}
+			if e.Type != "shutdown" {
+				t.Fatalf("want shutdown, got %s", e.Raw)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ type Master struct {
 	opts     Options
 	clock    func() time.Time
 	basePath string
+	version  string // Options.Version, defaulted
 	manual   bool
 	interval time.Duration
 	bufSize  int
@@ -121,10 +122,25 @@ func New(opts Options) *Master {
 		m.byID[t.id] = t
 	}
 	m.nextIndex = n
+	m.version = opts.Version
+	if m.version == "" {
+		m.version = Version
+	}
+	for _, t := range m.tunnels {
+		m.versionConfig(t)
+	}
 	if opts.Showcase {
 		m.showcase()
 	}
 	return m
+}
+
+// versionConfig adds what the imitated version shows in an instance's
+// config: v2 has the load-balancing strategy lbs (default 0).
+func (m *Master) versionConfig(t *tunnel) {
+	if m.version == VersionV2 && !strings.Contains(t.config, "lbs=") {
+		t.config = strings.Replace(t.config, "&log=", "&lbs=0&log=", 1)
+	}
 }
 
 func normalizeBasePath(p string) string {
@@ -369,6 +385,7 @@ func (m *Master) CreateTunnel(spec TunnelSpec) string {
 	t.status = StatusStopped
 	t.mode, t.ping, t.pool, t.tcps, t.udps = 0, 0, 0, 0, 0
 	t.setURLs()
+	m.versionConfig(t)
 	t.phase = m.rng.Uint32()
 	i := sort.Search(len(m.tunnels), func(i int) bool { return m.tunnels[i].phase > t.phase })
 	m.tunnels = append(m.tunnels, nil)
@@ -462,6 +479,11 @@ func (m *Master) RotateKey() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.apiKey = m.randomHex(16)
+	if m.version == VersionV2 {
+		// As recorded from v2.0.0-b10: the new key reaches the old
+		// streams before their shutdown.
+		m.emitInstance("update", m.keyInstance(), "")
+	}
 	m.shutdownStreams()
 	return m.apiKey
 }

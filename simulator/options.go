@@ -45,6 +45,12 @@ type Options struct {
 	// Alias is the master's alias (the "alias" of /info and of the
 	// "********" pseudo-instance).
 	Alias string
+	// Version is the NodePass version to imitate: VersionV1 (the default)
+	// or VersionV2. v2.0.0-b10 differs on the wire by /info's "noc" (CPU
+	// cores) and "ver", the "lbs" parameter in each instance's config, and
+	// the update of "********" carrying the new API key that a key
+	// rotation sends on the old streams just before their shutdown.
+	Version string
 	// Hostile gives a few tunnels aliases, tags, peer fields and log lines
 	// full of quotes, newlines, control characters and HTML, as an
 	// untrusted master may send.

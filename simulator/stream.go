@@ -140,13 +140,18 @@ func (m *Master) keyInstance() *instance {
 // emit records one event of the operation in progress (m.mu held). Nothing
 // is encoded when nobody listens.
 func (m *Master) emit(typ string, t *tunnel, logs string) {
-	m.events++
-	if len(m.subs) == 0 {
-		return
-	}
 	var in *instance
 	if t != nil {
 		in = &t.instance
+	}
+	m.emitInstance(typ, in, logs)
+}
+
+// emitInstance is emit for any instance, the pseudo-instance too.
+func (m *Master) emitInstance(typ string, in *instance, logs string) {
+	m.events++
+	if len(m.subs) == 0 {
+		return
 	}
 	if cap(m.arena)-len(m.arena) < 4096 {
 		m.arena = make([]byte, 0, arenaChunk)

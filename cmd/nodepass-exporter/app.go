@@ -98,7 +98,8 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 // component fails, and stops them in reverse. hup triggers a reload.
 func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	outbox := history.NewOutbox(1_000_000)
-	a.store = collector.NewStore(collector.Options{WindowPoints: a.s.windowPoints, Outbox: outbox, Now: a.now})
+	a.store = collector.NewStore(collector.Options{WindowPoints: a.s.windowPoints, Outbox: outbox, Now: a.now,
+		Logger: a.logger.With("component", "collector"), RemovedRetention: time.Duration(a.s.retention)})
 	connCtx, stopConns := context.WithCancel(context.Background())
 	defer stopConns()
 	a.manager = collector.NewManager(connCtx, a.store, a.logger.With("component", "collector"))

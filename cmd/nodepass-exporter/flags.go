@@ -22,22 +22,26 @@ type settings struct {
 	nodepassURL     string
 	nodepassKeyFile string
 	nodepassName    string
-	reportInterval  time.Duration
-	infoInterval    time.Duration
-	tsdbPath        string
-	retention       model.Duration
-	windowPoints    int
-	tunnelInterval  time.Duration
-	dashInterval    time.Duration
-	timezone        string
-	remoteWrite     remoteWriteFlags
-	corsOrigins     string
-	demo            bool
-	demoTunnels     int
-	demoHistory     model.Duration
-	logLevel        *promslog.Level
-	logFormat       *promslog.Format
-	showVersion     bool
+	nodepassTLS     struct {
+		caFile             string
+		insecureSkipVerify bool
+	}
+	reportInterval time.Duration
+	infoInterval   time.Duration
+	tsdbPath       string
+	retention      model.Duration
+	windowPoints   int
+	tunnelInterval time.Duration
+	dashInterval   time.Duration
+	timezone       string
+	remoteWrite    remoteWriteFlags
+	corsOrigins    string
+	demo           bool
+	demoTunnels    int
+	demoHistory    model.Duration
+	logLevel       *promslog.Level
+	logFormat      *promslog.Format
+	showVersion    bool
 	// Standard exporter flags (DESIGN.md "Limits and standard flags").
 	telemetryPath          string
 	disableExporterMetrics bool
@@ -141,6 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.StringVar(&s.nodepassURL, "nodepass.url", "", "API base of a single master, e.g. http://10.0.0.1:9090/api (instead of --config.file).")
 	fs.StringVar(&s.nodepassKeyFile, "nodepass.api-key-file", "", "File holding the API key of the --nodepass.url master.")
 	fs.StringVar(&s.nodepassName, "nodepass.name", "", "Endpoint name of the --nodepass.url master (default: its host:port).")
+	fs.StringVar(&s.nodepassTLS.caFile, "nodepass.tls.ca-file", "", "CA certificate (PEM) that signed the --nodepass.url master's certificate.")
+	fs.BoolVar(&s.nodepassTLS.insecureSkipVerify, "nodepass.tls.insecure-skip-verify", false, "Do not verify the --nodepass.url master's TLS certificate.")
 	fs.DurationVar(&s.reportInterval, "nodepass.report-interval", 5*time.Second, "The masters' report interval; a stream silent for 3 intervals while tunnels run is reconnected.")
 	fs.DurationVar(&s.infoInterval, "nodepass.info-interval", 15*time.Second, "How often each master's /info is polled.")
 	fs.StringVar(&s.tsdbPath, "storage.tsdb.path", "data/", "Directory of the embedded TSDB and the counter snapshot.")

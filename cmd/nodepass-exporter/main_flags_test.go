@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,5 +37,17 @@ func TestRunRefusesBadInput(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("run %v = %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// TestNodepassTLSFlags: the single-master TLS flags reach the settings.
+func TestNodepassTLSFlags(t *testing.T) {
+	s, err := parseFlags([]string{"--nodepass.url", "https://10.0.0.1:9090/api", "--nodepass.api-key-file", "k",
+		"--nodepass.tls.ca-file", "/etc/np/ca.pem", "--nodepass.tls.insecure-skip-verify"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.nodepassTLS.caFile != "/etc/np/ca.pem" || !s.nodepassTLS.insecureSkipVerify {
+		t.Errorf("tls settings %+v", s.nodepassTLS)
 	}
 }

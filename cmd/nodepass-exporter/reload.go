@@ -54,7 +54,8 @@ func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
 		if name == "" {
 			name = config.DefaultName(a.s.nodepassURL)
 		}
-		cfgs = []config.Master{{Name: name, BaseURL: a.s.nodepassURL, APIKey: key}}
+		cfgs = []config.Master{{Name: name, BaseURL: a.s.nodepassURL, APIKey: key,
+			CAFile: a.s.nodepassTLS.caFile, InsecureSkipVerify: a.s.nodepassTLS.insecureSkipVerify}}
 	}
 	if a.demo != nil {
 		cfgs = append(cfgs, a.demo.endpoint())
