@@ -4,7 +4,7 @@
 // Data flows in one direction through this package:
 //
 //	Conn (one per master): HTTP SSE stream -> Framer -> bounded queue
-//	    -> Decoder -> Store.Apply (in order, one goroutine per master)
+//	    -> wire.Decoder -> Store.Apply (in order, one goroutine per master)
 //	Store: endpoints -> tunnels; counter deltas (counters.go), windows and
 //	    hourly buckets (package history) -> history.Outbox -> TSDB
 //	Readers (/metrics writer, REST API, SSE push) take a read lock.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
-	_, srvA := newReplayMaster(t, true, loadCapture(t, captureAfter))
-	_, srvB := newReplayMaster(t, true, loadCapture(t, captureAfter))
+	_, srvA := newReplay(t, false, wiretest.Recording(t, wiretest.CaptureAfterRestart))
+	_, srvB := newReplay(t, false, wiretest.Recording(t, wiretest.CaptureAfterRestart))
 	s := NewStore(Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	m := NewManager(ctx, s, discardLogger())
@@ -17,7 +19,7 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 		m.Wait()
 	}()
 	cfg := func(name, url string) EndpointConfig {
-		return EndpointConfig{Name: name, BaseURL: url + "/api", APIKey: recordedKey, MinBackoff: 10 * time.Millisecond}
+		return EndpointConfig{Name: name, BaseURL: url + "/api", APIKey: wiretest.APIKey, MinBackoff: 10 * time.Millisecond}
 	}
 	a, b := cfg("a", srvA.URL), cfg("b", srvB.URL)
 	if err := m.Apply([]EndpointConfig{a, b}); err != nil {
@@ -29,7 +31,7 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	ref := newTestStore(clock)
 	ref.Connected("ref", false)
-	feed(t, ref, "ref", loadCapture(t, captureAfter), clock, nil)
+	feed(t, ref, "ref", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	final := totals(t, ref, "ref")
 	waitFor(t, "both endpoints' whole recording", func() bool {
 		return equalTotals(totals(t, s, "a"), final) && equalTotals(totals(t, s, "b"), final)

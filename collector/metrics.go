@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // The per-endpoint and per-tunnel series are written as exposition text
@@ -106,7 +107,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	}
 	w.header(famEndpointEvents)
 	for _, e := range eps {
-		for typ := EventInitial; typ < numEventTypes; typ++ {
+		for typ := wire.EventInitial; typ < wire.NumEventTypes; typ++ {
 			w.start(famEndpointEvents.name, e.Name)
 			w.label("type", typ.String())
 			w.end()

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // StateFileName is the snapshot file inside the data directory.
@@ -85,7 +86,7 @@ func (s *Store) Restore(path string) error {
 			e.retired[id] = h
 		}
 		for _, st := range se.Tunnels {
-			if !validID([]byte(st.ID)) {
+			if !wire.ValidID([]byte(st.ID)) {
 				continue
 			}
 			t := s.addTunnelLocked(e, []byte(st.ID))

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // nastyStrings are master- or config-supplied texts that JSON must escape.
@@ -268,8 +270,8 @@ func TestRestoreOldFormatFile(t *testing.T) {
 	if err := s.Restore("testdata/state-v1-encoding-json.json"); err != nil {
 		t.Fatal(err)
 	}
-	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
-		t.Errorf("restored totals %v, want %v", got, wantOneStream)
+	if got := totals(t, s, "m"); !equalTotals(got, wiretest.TotalsOneStream()) {
+		t.Errorf("restored totals %v, want %v", got, wiretest.TotalsOneStream())
 	}
 	if n := s.Outbox().Len(); n < 50 {
 		t.Errorf("restored outbox has %d samples", n)
@@ -404,11 +406,11 @@ func benchStore(t testing.TB, n int) *Store {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)}
 	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1_000_000)})
-	var ev Event
+	var ev wire.Event
 	for round := range 5 {
 		clock.now = clock.now.Add(5 * time.Second)
 		for i := range n {
-			ev = Event{Type: EventUpdate, HasInstance: true, Time: []byte("2026-11-21T23:00:00Z"), Instance: Instance{
+			ev = wire.Event{Type: wire.EventUpdate, HasInstance: true, Time: []byte("2026-11-21T23:00:00Z"), Instance: wire.Instance{
 				ID: fmt.Appendf(nil, "%08x", i*7919), Alias: fmt.Appendf(nil, "tunnel-%d <%d>", i, i%3),
 				Type: []byte("server"), Status: []byte("running"), Mode: 1, Ping: int64(i % 50), Pool: 64,
 				Counters: history.Counters{uint64(round * i), uint64(round * i * 1000), uint64(round), 7},

@@ -3,7 +3,6 @@ package simulator
 import (
 	"bytes"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 )
@@ -59,15 +58,6 @@ func NewReplay(captures ...[]byte) *Replay {
 		close(r.served)
 	}
 	return r
-}
-
-// LoadCapture reads a capture file and strips its timestamp prefixes.
-func LoadCapture(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return StripTimestamps(b), nil
 }
 
 // StripTimestamps removes a "HH:MM:SS.mmm " prefix from every line that

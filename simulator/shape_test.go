@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // shapeOf lists every value of a JSON document as "path:kind", in document
@@ -69,15 +70,11 @@ func shapeOf(data []byte) ([]string, error) {
 	return out, nil
 }
 
-// recordedEvents returns the data lines of a capture in testdata.
+// recordedEvents returns the data lines of a recording.
 func recordedEvents(t *testing.T, name string) []string {
 	t.Helper()
-	b, err := LoadCapture("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for line := range strings.SplitSeq(string(b), "\n") {
+	for line := range strings.SplitSeq(string(wiretest.Capture(t, name)), "\n") {
 		if data, ok := strings.CutPrefix(line, "data: "); ok {
 			out = append(out, data)
 		}
@@ -107,8 +104,8 @@ func firstRecorded(t *testing.T, events []string, typ, id string) string {
 
 func TestEventsMatchRecordingShape(t *testing.T) {
 	m, srv := newTestMaster(t, Options{Tunnels: 3, Seed: 1})
-	first := recordedEvents(t, "capture-sse.txt")
-	second := recordedEvents(t, "capture-sse-after-master-restart.txt")
+	first := recordedEvents(t, wiretest.CaptureOne)
+	second := recordedEvents(t, wiretest.CaptureAfterRestart)
 
 	s := openStream(t, srv.URL, "/api", m.APIKey())
 	if s.first != "retry: 3000\n\n" {
@@ -182,11 +179,7 @@ func TestInfoMatchesRecordedKeys(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("testdata/api-info.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &want); err != nil {
+	if err := json.Unmarshal(wiretest.Recording(t, wiretest.InfoAnswer), &want); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range want {
