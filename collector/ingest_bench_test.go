@@ -273,13 +273,21 @@ type constCollector struct {
 }
 
 func newConstCollector(s *Store) *constCollector {
-	c := &constCollector{s: s,
-		traffic: prometheus.NewDesc(famTunnelTraffic.name, famTunnelTraffic.help, []string{"endpoint", "tunnel", "protocol", "direction"}, nil),
-		info:    prometheus.NewDesc(famTunnelInfo.name, famTunnelInfo.help, []string{"endpoint", "tunnel", "alias", "type", "mode"}, nil),
-		status:  prometheus.NewDesc(famTunnelStatus.name, famTunnelStatus.help, []string{"endpoint", "tunnel", "status"}, nil),
+	desc := func(name string, labels ...string) *prometheus.Desc {
+		for _, f := range tunnelFamilies {
+			if f.name == name {
+				return prometheus.NewDesc(f.name, f.help, append([]string{"endpoint", "tunnel"}, labels...), nil)
+			}
+		}
+		panic("no family " + name)
 	}
-	for i, f := range []family{famTunnelPing, famTunnelPool, famTunnelTCP, famTunnelUDP} {
-		c.gauges[i] = prometheus.NewDesc(f.name, f.help, []string{"endpoint", "tunnel"}, nil)
+	c := &constCollector{s: s,
+		traffic: desc("nodepass_tunnel_traffic_bytes_total", "protocol", "direction"),
+		info:    desc("nodepass_tunnel_info", "alias", "type", "mode"),
+		status:  desc("nodepass_tunnel_status", "status"),
+	}
+	for i, name := range []string{"nodepass_tunnel_ping_seconds", "nodepass_tunnel_pool_connections", "nodepass_tunnel_tcp_connections", "nodepass_tunnel_udp_sessions"} {
+		c.gauges[i] = desc(name)
 	}
 	return c
 }
