@@ -134,7 +134,7 @@ func TestRestoredTotalsWaitForTheStream(t *testing.T) {
 	s.Connected("m", false)
 	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	path := t.TempDir() + "/" + StateFileName
-	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := newTestStore(clock)

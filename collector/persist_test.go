@@ -277,7 +277,7 @@ func TestRestoreOldFormatFile(t *testing.T) {
 		t.Errorf("restored outbox has %d samples", n)
 	}
 	path := filepath.Join(t.TempDir(), StateFileName)
-	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, old) {
@@ -316,7 +316,7 @@ func TestSaveFailureKeepsTheOldFile(t *testing.T) {
 	s := benchStore(t, 3000) // a file of some 1.3 MB: several writes
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFileName)
-	p := NewPersister(s, path, time.Second, discardLogger())
+	p := newPersister(t, s, path)
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestSaveReadOnlyDir(t *testing.T) {
 	s := benchStore(t, 10)
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFileName)
-	p := NewPersister(s, path, time.Second, discardLogger())
+	p := newPersister(t, s, path)
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func BenchmarkSnapshotCopySlice(b *testing.B) {
 // BenchmarkRestore reads the snapshot of 100,000 tunnels (42 MB) back.
 func BenchmarkRestore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), StateFileName)
-	if err := NewPersister(benchStore(b, 100_000), path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(b, benchStore(b, 100_000), path).Save(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -128,7 +128,7 @@ func TestRestartMidReplay(t *testing.T) {
 			s.Connected("m", false)
 			feed(t, s, "m", bytes.Join(events[:cut], nil), clock, nil)
 			before := totals(t, s, "m")
-			if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+			if err := newPersister(t, s, path).Save(); err != nil {
 				t.Fatal(err)
 			}
 

@@ -101,7 +101,10 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	persister := collector.NewPersister(store, filepath.Join(*dir, collector.StateFileName), time.Second, logger)
+	persister, err := collector.NewPersister(store, filepath.Join(*dir, collector.StateFileName), time.Second, logger, nil)
+	if err != nil {
+		return err
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	writerDone, persistDone := make(chan struct{}), make(chan struct{})

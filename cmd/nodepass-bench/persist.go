@@ -60,7 +60,10 @@ func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	path := filepath.Join(dir, collector.StateFileName)
-	p := collector.NewPersister(store, path, time.Hour, slog.New(slog.DiscardHandler))
+	p, err := collector.NewPersister(store, path, time.Hour, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return err
+	}
 
 	// Ingest goes on while the saves run; its longest wait for the lock is
 	// the stall a save causes.

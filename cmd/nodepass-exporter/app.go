@@ -173,10 +173,11 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	if err := a.store.Restore(statePath); err != nil {
 		return fmt.Errorf("restore counters (move %s aside to start from zero): %w", statePath, err)
 	}
-	a.persist = collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"))
-	if err := a.persist.Register(a.reg); err != nil {
+	persist, err := collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"), a.reg)
+	if err != nil {
 		return err
 	}
+	a.persist = persist
 	// Save once at once: a data dir that cannot be written is an error at
 	// start, not a surprise later.
 	if err := a.persist.Save(); err != nil {
