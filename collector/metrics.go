@@ -15,16 +15,18 @@ import (
 //
 // Every family is one row of endpointFamilies or tunnelFamilies: its name,
 // type and help, and how to write its samples of one endpoint or tunnel.
-// A new series is a new row; the rows' order is the page's order.
+// A new series is a new row; the rows' order is the page's order. Rows
+// take and return the page (not a *textWriter) so that the writer stays on
+// the stack: a scrape allocates nothing once the page has grown.
 
 // family is one metric family of the /metrics page. Exactly one of
 // endpoint and tunnel is set.
 type family struct {
 	name, typ, help string
-	// endpoint writes the family's samples of one endpoint.
-	endpoint func(w *textWriter, name string, e *Endpoint)
-	// tunnel writes the family's samples of one tunnel.
-	tunnel func(w *textWriter, name string, e *Endpoint, t *Tunnel)
+	// endpoint appends the family's samples of one endpoint to b.
+	endpoint func(b []byte, name string, e *Endpoint) []byte
+	// tunnel appends the family's samples of one tunnel to b.
+	tunnel func(b []byte, name string, e *Endpoint, t *Tunnel) []byte
 }
 
 var (
@@ -35,20 +37,25 @@ var (
 // endpointFamilies are the families with one or more samples per endpoint.
 var endpointFamilies = [...]family{
 	{name: "nodepass_endpoint_up", typ: "gauge", help: "Whether the SSE stream of the NodePass master is connected (1) or not (0).",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			w.endpointSample(name, e.Name, boolValue(e.Conn.State == StateUp))
+			return w.b
 		}},
 	{name: "nodepass_endpoint_connection_state", typ: "gauge", help: "State of the connection to the master: 1 for the current state of connecting, up, down, auth_failed.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			for _, st := range connStates {
 				w.start(name, e.Name)
 				w.label("state", string(st))
 				w.end()
 				w.uint(boolValue(e.Conn.State == st))
 			}
+			return w.b
 		}},
 	{name: "nodepass_endpoint_info", typ: "gauge", help: "Facts about the NodePass master from /info; always 1.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			if e.Info.Valid {
 				w.start(name, e.Name)
 				w.label("version", e.Info.Version)
@@ -58,14 +65,17 @@ var endpointFamilies = [...]family{
 				w.end()
 				w.uint(1)
 			}
+			return w.b
 		}},
 	{name: "nodepass_endpoint_cpu_ratio", typ: "gauge", help: "CPU use of the master host, 0 to 1.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			if e.Info.Valid {
 				w.start(name, e.Name)
 				w.end()
 				w.float(e.Info.CPUPercent / 100)
 			}
+			return w.b
 		}},
 	{name: "nodepass_endpoint_uptime_seconds", typ: "gauge", help: "Uptime of the NodePass master process in seconds.",
 		endpoint: infoValue(func(i *wire.Info) uint64 { return i.Uptime })},
@@ -78,39 +88,50 @@ var endpointFamilies = [...]family{
 	{name: "nodepass_endpoint_network_transmit_bytes_total", typ: "counter", help: "Bytes transmitted by the master host, as the master reports it.",
 		endpoint: infoValue(func(i *wire.Info) uint64 { return i.NetTx })},
 	{name: "nodepass_endpoint_events_total", typ: "counter", help: "SSE events received from the master, by event type.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			for typ := wire.EventInitial; typ < wire.NumEventTypes; typ++ {
 				w.start(name, e.Name)
 				w.label("type", typ.String())
 				w.end()
 				w.uint(e.Events[typ])
 			}
+			return w.b
 		}},
 	{name: "nodepass_endpoint_reconnects_total", typ: "counter", help: "Reconnects of the SSE stream after the first connect.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) { w.endpointSample(name, e.Name, e.Reconnects) }},
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			w.endpointSample(name, e.Name, e.Reconnects)
+			return w.b
+		}},
 	{name: "nodepass_endpoint_last_event_timestamp_seconds", typ: "gauge", help: "Unix time of the last event received from the master.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			if !e.Conn.LastEvent.IsZero() {
 				w.start(name, e.Name)
 				w.end()
 				w.float(float64(e.Conn.LastEvent.UnixMilli()) / 1000)
 			}
+			return w.b
 		}},
 	{name: "nodepass_exporter_events_invalid_total", typ: "counter", help: "Events skipped as invalid, by reason.",
-		endpoint: func(w *textWriter, name string, e *Endpoint) {
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
 			for _, reason := range sortedKeys(e.Invalid) {
 				w.start(name, e.Name)
 				w.label("reason", reason)
 				w.end()
 				w.uint(e.Invalid[reason])
 			}
+			return w.b
 		}},
 }
 
 // tunnelFamilies are the families with one or more samples per tunnel.
 var tunnelFamilies = [...]family{
 	{name: "nodepass_tunnel_info", typ: "gauge", help: "Facts about a NodePass tunnel instance; always 1.",
-		tunnel: func(w *textWriter, name string, e *Endpoint, t *Tunnel) {
+		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+			w := textWriter{b: b}
 			w.tunnel(name, e.Name, t.ID)
 			w.label("alias", t.Alias)
 			w.label("type", t.Type)
@@ -119,9 +140,11 @@ var tunnelFamilies = [...]family{
 			w.b = append(w.b, '"')
 			w.end()
 			w.uint(1)
+			return w.b
 		}},
 	{name: "nodepass_tunnel_status", typ: "gauge", help: "Status of the tunnel: 1 for the current one of running, stopped, error.",
-		tunnel: func(w *textWriter, name string, e *Endpoint, t *Tunnel) {
+		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+			w := textWriter{b: b}
 			known := false
 			for _, st := range tunnelStatuses {
 				w.tunnel(name, e.Name, t.ID)
@@ -136,15 +159,17 @@ var tunnelFamilies = [...]family{
 				w.end()
 				w.uint(1)
 			}
+			return w.b
 		}},
 	{name: "nodepass_tunnel_traffic_bytes_total", typ: "counter", help: "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts.",
-		tunnel: func(w *textWriter, name string, e *Endpoint, t *Tunnel) {
+		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+			w := textWriter{b: b}
 			if t.stale {
 				// Restored from a snapshot up to a second older than what
 				// a scraper may have seen before a crash: serving it could
 				// look like a counter reset. The first event after the
 				// restart brings the total up to date (counter rule 2).
-				return
+				return w.b
 			}
 			for i, l := range history.CounterLabels {
 				w.tunnel(name, e.Name, t.ID)
@@ -156,12 +181,15 @@ var tunnelFamilies = [...]family{
 				w.end()
 				w.uint(t.Total[i])
 			}
+			return w.b
 		}},
 	{name: "nodepass_tunnel_ping_seconds", typ: "gauge", help: "Last reported tunnel ping in seconds.",
-		tunnel: func(w *textWriter, name string, e *Endpoint, t *Tunnel) {
+		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+			w := textWriter{b: b}
 			w.tunnel(name, e.Name, t.ID)
 			w.end()
 			w.float(float64(t.Ping) / 1000)
+			return w.b
 		}},
 	{name: "nodepass_tunnel_pool_connections", typ: "gauge", help: "Connections in the tunnel's pool.",
 		tunnel: tunnelValue(func(t *Tunnel) int64 { return t.Pool })},
@@ -172,22 +200,26 @@ var tunnelFamilies = [...]family{
 }
 
 // infoValue writes one /info figure of an endpoint whose /info was read.
-func infoValue(get func(*wire.Info) uint64) func(*textWriter, string, *Endpoint) {
-	return func(w *textWriter, name string, e *Endpoint) {
+func infoValue(get func(*wire.Info) uint64) func([]byte, string, *Endpoint) []byte {
+	return func(b []byte, name string, e *Endpoint) []byte {
+		w := textWriter{b: b}
 		if e.Info.Valid {
 			w.start(name, e.Name)
 			w.end()
 			w.uint(get(&e.Info.Info))
 		}
+		return w.b
 	}
 }
 
 // tunnelValue writes one integer figure of a tunnel.
-func tunnelValue(get func(*Tunnel) int64) func(*textWriter, string, *Endpoint, *Tunnel) {
-	return func(w *textWriter, name string, e *Endpoint, t *Tunnel) {
+func tunnelValue(get func(*Tunnel) int64) func([]byte, string, *Endpoint, *Tunnel) []byte {
+	return func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+		w := textWriter{b: b}
 		w.tunnel(name, e.Name, t.ID)
 		w.end()
 		w.int(get(t))
+		return w.b
 	}
 }
 
@@ -206,7 +238,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 		f := &endpointFamilies[i]
 		w.header(f)
 		for _, e := range eps {
-			f.endpoint(&w, f.name, e)
+			w.b = f.endpoint(w.b, f.name, e)
 		}
 	}
 	for i := range tunnelFamilies {
@@ -214,7 +246,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 		w.header(f)
 		for _, e := range eps {
 			for _, id := range e.ids {
-				f.tunnel(&w, f.name, e, e.tunnels[id])
+				w.b = f.tunnel(w.b, f.name, e, e.tunnels[id])
 			}
 		}
 	}
