@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // Master is a simulated NodePass v1.14.0 master. Create it with New, serve
@@ -245,7 +247,7 @@ func (m *Master) ResetTunnel(id string) error {
 		t.c = Counters{}
 		t.saved = t.c
 		t.resets++
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -257,7 +259,7 @@ func (m *Master) RestartTunnel(id string) error {
 		if t.status != StatusStopped {
 			t.setStatus(StatusStopped)
 			t.saved = t.c
-			m.emit("update", t, "")
+			m.emit(wire.EventUpdate, t, "")
 		}
 		m.start(t, "started")
 	})
@@ -273,7 +275,7 @@ func (m *Master) StopTunnel(id string) error {
 		m.log(t, "INFO", t.kind()+" shutdown complete")
 		t.setStatus(StatusStopped)
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -291,7 +293,7 @@ func (m *Master) StartTunnel(id string) error {
 // start emits what an instance process says while it comes up.
 func (m *Master) start(t *tunnel, verb string) {
 	t.setStatus(StatusRunning)
-	m.emit("update", t, "")
+	m.emit(wire.EventUpdate, t, "")
 	if t.typ == "server" {
 		m.log(t, "WARN", "TLS code-0: unencrypted")
 	}
@@ -301,7 +303,7 @@ func (m *Master) start(t *tunnel, verb string) {
 		m.log(t, "INFO", "Marking tunnel handshake as complete in "+strconv.Itoa(20+t.rng.IntN(1500))+"ms")
 	}
 	t.handshakeDone()
-	m.emit("update", t, "")
+	m.emit(wire.EventUpdate, t, "")
 }
 
 // DeleteTunnel deletes the instance: an update with status stopped if it
@@ -310,9 +312,9 @@ func (m *Master) DeleteTunnel(id string) error {
 	return m.do(id, func(t *tunnel) {
 		if t.status != StatusStopped {
 			t.setStatus(StatusStopped)
-			m.emit("update", t, "")
+			m.emit(wire.EventUpdate, t, "")
 		}
-		m.emit("delete", t, "")
+		m.emit(wire.EventDelete, t, "")
 		delete(m.byID, t.id)
 		i := m.indexOf(t)
 		m.tunnels = append(m.tunnels[:i], m.tunnels[i+1:]...)
@@ -372,7 +374,7 @@ func (m *Master) CreateTunnel(spec TunnelSpec) string {
 	copy(m.tunnels[i+1:], m.tunnels[i:])
 	m.tunnels[i] = t
 	m.byID[id] = t
-	m.emit("create", t, "")
+	m.emit(wire.EventCreate, t, "")
 	if !spec.Stopped {
 		m.start(t, "started")
 	}
@@ -387,7 +389,7 @@ func (m *Master) AddTraffic(id string, tcpRx, tcpTx, udpRx, udpTx uint64) error 
 		d := Counters{tcpRx, tcpTx, udpRx, udpTx}
 		t.c = t.c.add(d)
 		t.gen = t.gen.add(d)
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -400,7 +402,7 @@ func (m *Master) SetStatus(id, status string) error {
 		if status == StatusRunning && was != StatusRunning {
 			t.handshakeDone()
 		}
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -410,7 +412,7 @@ func (m *Master) SetAlias(id, alias string) error {
 		t.alias = alias
 		t.dirty()
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -419,18 +421,18 @@ func (m *Master) SetTags(id string, tags map[string]string) error {
 	return m.do(id, func(t *tunnel) {
 		t.setTags(tags)
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
 // Log sends one log event for the tunnel with line as given (raw, colour
 // codes and all; see FormatLogLine).
 func (m *Master) Log(id, line string) error {
-	return m.do(id, func(t *tunnel) { m.emit("log", t, line) })
+	return m.do(id, func(t *tunnel) { m.emit(wire.EventLog, t, line) })
 }
 
 func (m *Master) log(t *tunnel, level, msg string) {
-	m.emit("log", t, FormatLogLine(m.clock(), level, msg))
+	m.emit(wire.EventLog, t, FormatLogLine(m.clock(), level, msg))
 }
 
 // Save persists every tunnel's counters, as NodePass's state file does: a

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // Replay is an http.Handler that replays recorded NodePass /events streams
@@ -105,7 +107,7 @@ func hasTimestamp(line []byte) bool {
 // CaptureAPIKey returns the API key a capture reveals: the url of its
 // first "********" pseudo-instance.
 func CaptureAPIKey(capture []byte) (string, bool) {
-	i := bytes.Index(capture, []byte(`"id":"`+APIKeyID+`"`))
+	i := bytes.Index(capture, []byte(`"id":"`+wire.PseudoInstanceID+`"`))
 	if i < 0 {
 		return "", false
 	}

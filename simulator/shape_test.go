@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
@@ -94,7 +95,7 @@ func firstRecorded(t *testing.T, events []string, typ, id string) string {
 		if e.Type != typ {
 			continue
 		}
-		if e.Instance == nil || (id == "" && e.Instance.ID != APIKeyID) || (id != "" && e.Instance.ID == id) {
+		if e.Instance == nil || (id == "" && e.Instance.ID != wire.PseudoInstanceID) || (id != "" && e.Instance.ID == id) {
 			return d
 		}
 	}
@@ -135,7 +136,7 @@ func TestEventsMatchRecordingShape(t *testing.T) {
 	}
 
 	cases := []struct{ name, sim, recorded string }{
-		{"initial ********", initial[0].Raw, firstRecorded(t, first, "initial", APIKeyID)},
+		{"initial ********", initial[0].Raw, firstRecorded(t, first, "initial", wire.PseudoInstanceID)},
 		{"initial tunnel", initial[1].Raw, firstRecorded(t, second, "initial", "")},
 		{"create", find("create"), firstRecorded(t, first, "create", "")},
 		{"update", find("update"), firstRecorded(t, first, "update", "")},
@@ -161,7 +162,7 @@ func TestEventsMatchRecordingShape(t *testing.T) {
 
 	// The pseudo-instance carries the key, and URLs and log lines are
 	// escaped the way NodePass's encoding/json escapes them.
-	if initial[0].Instance.ID != APIKeyID || initial[0].Instance.URL != m.APIKey() {
+	if initial[0].Instance.ID != wire.PseudoInstanceID || initial[0].Instance.URL != m.APIKey() {
 		t.Errorf("first initial event is not the key pseudo-instance: %s", initial[0].Raw)
 	}
 	if !strings.Contains(initial[1].Raw, `\u0026mode=`) || strings.Contains(initial[1].Raw, "&") {
