@@ -285,7 +285,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 			c.store.EndBurst(c.cfg.Name)
 		case <-watchdog.C:
 			last := time.Unix(0, c.lastFrame.Load())
-			if time.Since(last) > silence && c.store.HasRunning(c.cfg.Name) {
+			if time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
 				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
 			}
 		}

@@ -44,6 +44,6 @@ func (c *Conn) fetchInfo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.store.SetInfo(c.cfg.Name, info)
+	c.store.setInfo(c.cfg.Name, info)
 	return nil
 }

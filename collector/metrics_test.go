@@ -25,7 +25,7 @@ func replayedStore(t testing.TB) *Store {
 	s.Connected("tokyo-1", true)
 	feed(t, s, "tokyo-1", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	s.SetConn("tokyo-1", StateUp, "")
-	s.SetInfo("tokyo-1", wire.Info{Version: "v1.14.0", OS: "linux", Arch: "amd64", Name: "127.0.0.1",
+	s.setInfo("tokyo-1", wire.Info{Version: "v1.14.0", OS: "linux", Arch: "amd64", Name: "127.0.0.1",
 		CPUPercent: 68, MemTotal: 25276502016, MemUsed: 591691776, NetRx: 616945432, NetTx: 2471057, Uptime: 23})
 	return s
 }

@@ -116,7 +116,7 @@ func (h *cutHarness) mutate() {
 	case r < 80:
 		s.Sweep()
 	case r < 83:
-		s.RemoveEndpoint(k.endpoint)
+		s.removeEndpoint(k.endpoint)
 	default: // the TSDB writer commits a batch
 		s.outbox.Ack(rng.IntN(s.outbox.Len() + 1))
 	}

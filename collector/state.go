@@ -283,9 +283,9 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	return e
 }
 
-// RemoveEndpoint flushes an endpoint's partial windows and open hours to the
+// removeEndpoint flushes an endpoint's partial windows and open hours to the
 // outbox and forgets it (used when a reload removes a master).
-func (s *Store) RemoveEndpoint(name string) {
+func (s *Store) removeEndpoint(name string) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
 	e, ok := s.endpoints[name]
@@ -343,8 +343,8 @@ func (s *Store) Connected(name string, reconnect bool) {
 	}
 }
 
-// SetInfo stores a master's /info figures.
-func (s *Store) SetInfo(name string, info wire.Info) {
+// setInfo stores a master's /info figures.
+func (s *Store) setInfo(name string, info wire.Info) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)
@@ -409,9 +409,9 @@ func setTags(dst *[]TagKV, tags []wire.Tag) {
 
 func bytesToID(b []byte) string { return string(b) }
 
-// HasRunning reports whether any tunnel of the endpoint is running (a
+// hasRunning reports whether any tunnel of the endpoint is running (a
 // running tunnel reports every interval, so silence means a stalled stream).
-func (s *Store) HasRunning(name string) bool {
+func (s *Store) hasRunning(name string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.endpoints[name]
