@@ -113,9 +113,15 @@ var jsonRefTypes = []string{"initial", "create", "update", "delete", "log", "shu
 
 // Verdict is the reference verdict on one input.
 type Verdict struct {
+	// Reason is the reason wire's DecodeError must carry ("malformed_json",
+	// "bad_number", ...), or empty when the event must be accepted; Field
+	// is the DecodeError's Field.
 	Reason, Field string
-	View          View
-	// Folded reports a key that encoding/json would match case-insensitively.
+	// View is the decoded event when Reason is empty.
+	View View
+	// Folded reports a key that encoding/json matches to a known field
+	// case-insensitively ("ID", "Tcprx"), which wire's Decoder deliberately
+	// does not: for such inputs only the syntax verdict must agree.
 	Folded bool
 }
 
