@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"iter"
 	"math"
 	"strconv"
 
@@ -14,19 +15,20 @@ import (
 // a const-metric Collector would (see BENCHMARKS.md).
 //
 // Every family is one row of endpointFamilies or tunnelFamilies: its name,
-// type and help, and how to write its samples of one endpoint or tunnel.
+// type and help, and how to write its samples.
 // A new series is a new row; the rows' order is the page's order. Rows
 // take and return the page (not a *textWriter) so that the writer stays on
 // the stack: a scrape allocates nothing once the page has grown.
 
 // family is one metric family of the /metrics page. Exactly one of
-// endpoint and tunnel is set.
+// endpoint and tunnels is set.
 type family struct {
 	name, typ, help string
 	// endpoint appends the family's samples of one endpoint to b.
 	endpoint func(b []byte, name string, e *Endpoint) []byte
-	// tunnel appends the family's samples of one tunnel to b.
-	tunnel func(b []byte, name string, e *Endpoint, t *Tunnel) []byte
+	// tunnels appends the family's samples of every tunnel of s to b; the
+	// caller holds the read lock.
+	tunnels func(b []byte, name string, s *Store) []byte
 }
 
 var (
@@ -128,75 +130,119 @@ var endpointFamilies = [...]family{
 }
 
 // tunnelFamilies are the families with one or more samples per tunnel.
+// Each row loops over the tunnels itself: one call per family, not per
+// tunnel, keeps the per-tunnel work inlined (see BENCHMARKS.md).
 var tunnelFamilies = [...]family{
 	{name: "nodepass_tunnel_info", typ: "gauge", help: "Facts about a NodePass tunnel instance; always 1.",
-		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+		tunnels: func(b []byte, name string, s *Store) []byte {
 			w := textWriter{b: b}
-			w.tunnel(name, e.Name, t.ID)
-			w.label("alias", t.Alias)
-			w.label("type", t.Type)
-			w.b = append(w.b, `,mode="`...)
-			w.b = strconv.AppendInt(w.b, t.Mode, 10)
-			w.b = append(w.b, '"')
-			w.end()
-			w.uint(1)
-			return w.b
-		}},
-	{name: "nodepass_tunnel_status", typ: "gauge", help: "Status of the tunnel: 1 for the current one of running, stopped, error.",
-		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
-			w := textWriter{b: b}
-			known := false
-			for _, st := range tunnelStatuses {
+			for e, t := range eachTunnel(s) {
 				w.tunnel(name, e.Name, t.ID)
-				w.label("status", st)
-				w.end()
-				w.uint(boolValue(t.Status == st))
-				known = known || t.Status == st
-			}
-			if !known && t.Status != "" {
-				w.tunnel(name, e.Name, t.ID)
-				w.label("status", t.Status)
+				w.label("alias", t.Alias)
+				w.label("type", t.Type)
+				w.b = append(w.b, `,mode="`...)
+				w.b = strconv.AppendInt(w.b, t.Mode, 10)
+				w.b = append(w.b, '"')
 				w.end()
 				w.uint(1)
 			}
 			return w.b
 		}},
-	{name: "nodepass_tunnel_traffic_bytes_total", typ: "counter", help: "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts.",
-		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+	{name: "nodepass_tunnel_status", typ: "gauge", help: "Status of the tunnel: 1 for the current one of running, stopped, error.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
 			w := textWriter{b: b}
-			if t.stale {
-				// Restored from a snapshot up to a second older than what
-				// a scraper may have seen before a crash: serving it could
-				// look like a counter reset. The first event after the
-				// restart brings the total up to date (counter rule 2).
-				return w.b
+			for e, t := range eachTunnel(s) {
+				known := false
+				for _, st := range tunnelStatuses {
+					w.tunnel(name, e.Name, t.ID)
+					w.label("status", st)
+					w.end()
+					w.uint(boolValue(t.Status == st))
+					known = known || t.Status == st
+				}
+				if !known && t.Status != "" {
+					w.tunnel(name, e.Name, t.ID)
+					w.label("status", t.Status)
+					w.end()
+					w.uint(1)
+				}
 			}
-			for i, l := range history.CounterLabels {
-				w.tunnel(name, e.Name, t.ID)
-				w.b = append(w.b, `,protocol="`...)
-				w.b = append(w.b, l.Protocol...)
-				w.b = append(w.b, `",direction="`...)
-				w.b = append(w.b, l.Direction...)
-				w.b = append(w.b, '"')
-				w.end()
-				w.uint(t.Total[i])
+			return w.b
+		}},
+	{name: "nodepass_tunnel_traffic_bytes_total", typ: "counter", help: "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				if t.stale {
+					// Restored from a snapshot up to a second older than
+					// what a scraper may have seen before a crash: serving
+					// it could look like a counter reset. The first event
+					// after the restart brings the total up to date
+					// (counter rule 2).
+					continue
+				}
+				for i, l := range history.CounterLabels {
+					w.tunnel(name, e.Name, t.ID)
+					w.b = append(w.b, `,protocol="`...)
+					w.b = append(w.b, l.Protocol...)
+					w.b = append(w.b, `",direction="`...)
+					w.b = append(w.b, l.Direction...)
+					w.b = append(w.b, '"')
+					w.end()
+					w.uint(t.Total[i])
+				}
 			}
 			return w.b
 		}},
 	{name: "nodepass_tunnel_ping_seconds", typ: "gauge", help: "Last reported tunnel ping in seconds.",
-		tunnel: func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
+		tunnels: func(b []byte, name string, s *Store) []byte {
 			w := textWriter{b: b}
-			w.tunnel(name, e.Name, t.ID)
-			w.end()
-			w.float(float64(t.Ping) / 1000)
+			for e, t := range eachTunnel(s) {
+				w.tunnel(name, e.Name, t.ID)
+				w.end()
+				w.float(float64(t.Ping) / 1000)
+			}
 			return w.b
 		}},
 	{name: "nodepass_tunnel_pool_connections", typ: "gauge", help: "Connections in the tunnel's pool.",
-		tunnel: tunnelValue(func(t *Tunnel) int64 { return t.Pool })},
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.Pool)
+			}
+			return w.b
+		}},
 	{name: "nodepass_tunnel_tcp_connections", typ: "gauge", help: "Open TCP connections through the tunnel.",
-		tunnel: tunnelValue(func(t *Tunnel) int64 { return t.TCPs })},
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.TCPs)
+			}
+			return w.b
+		}},
 	{name: "nodepass_tunnel_udp_sessions", typ: "gauge", help: "Open UDP sessions through the tunnel.",
-		tunnel: tunnelValue(func(t *Tunnel) int64 { return t.UDPs })},
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.UDPs)
+			}
+			return w.b
+		}},
+}
+
+// eachTunnel yields every tunnel of s with its endpoint, in page order.
+// The caller holds the read lock.
+func eachTunnel(s *Store) iter.Seq2[*Endpoint, *Tunnel] {
+	return func(yield func(*Endpoint, *Tunnel) bool) {
+		for _, name := range s.names {
+			e := s.endpoints[name]
+			for _, id := range e.ids {
+				if !yield(e, e.tunnels[id]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // infoValue writes one /info figure of an endpoint whose /info was read.
@@ -208,17 +254,6 @@ func infoValue(get func(*wire.Info) uint64) func([]byte, string, *Endpoint) []by
 			w.end()
 			w.uint(get(&e.Info.Info))
 		}
-		return w.b
-	}
-}
-
-// tunnelValue writes one integer figure of a tunnel.
-func tunnelValue(get func(*Tunnel) int64) func([]byte, string, *Endpoint, *Tunnel) []byte {
-	return func(b []byte, name string, e *Endpoint, t *Tunnel) []byte {
-		w := textWriter{b: b}
-		w.tunnel(name, e.Name, t.ID)
-		w.end()
-		w.int(get(t))
 		return w.b
 	}
 }
@@ -244,11 +279,7 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	for i := range tunnelFamilies {
 		f := &tunnelFamilies[i]
 		w.header(f)
-		for _, e := range eps {
-			for _, id := range e.ids {
-				w.b = f.tunnel(w.b, f.name, e, e.tunnels[id])
-			}
-		}
+		w.b = f.tunnels(w.b, f.name, s)
 	}
 	return w.b
 }
@@ -300,6 +331,13 @@ func (w *textWriter) label(name, value string) {
 }
 
 func (w *textWriter) end() { w.b = append(w.b, "} "...) }
+
+// tunnelInt writes a sample of a tunnel with an integer value.
+func (w *textWriter) tunnelInt(name, endpoint, tunnel string, v int64) {
+	w.tunnel(name, endpoint, tunnel)
+	w.end()
+	w.int(v)
+}
 
 func (w *textWriter) endpointSample(name, endpoint string, v uint64) {
 	w.start(name, endpoint)
