@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // bigFixture holds endpoints × perEndpoint running tunnels, each seen twice
@@ -30,7 +31,7 @@ func bigFixture(b testing.TB, endpoints, perEndpoint int) *fixture {
 				if pass == 1 {
 					c = plus(c, history.Counters{n % 997 * 100, n % 991 * 300, n % 13, n % 17})
 				}
-				f.apply(name, collector.EventUpdate, inst{
+				f.apply(name, wire.EventUpdate, inst{
 					id: fmt.Sprintf("%08x", n), alias: fmt.Sprintf("tunnel-%d", n), status: statuses[n%5],
 					c: c, ping: int64(n % 200), pool: 8, tcps: int64(n % 50), udps: int64(n % 7),
 				})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // TestRenderedBody: an answer is rendered again only when the state or the
@@ -30,7 +31,7 @@ func TestRenderedBody(t *testing.T) {
 	if get(); renders != 1 {
 		t.Fatalf("unchanged state rendered %d times", renders)
 	}
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running"})
+	f.apply("tokyo-1", wire.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running"})
 	if got := get(); got != "{\"n\":1}\n" || renders != 1 {
 		t.Fatalf("within the gap: %q after %d renderings, want the last answer", got, renders)
 	}
@@ -59,7 +60,7 @@ func TestRenderedBodyCrowd(t *testing.T) {
 	m.caches.gap = 0
 	var c renderedBody
 	c.get(m, func() any { return "old" })
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running"})
+	f.apply("tokyo-1", wire.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running"})
 
 	started, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup

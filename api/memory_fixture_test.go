@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // t0 is the fixture's start: 23:10 UTC, so the open hour is 23:00 and
@@ -96,10 +97,10 @@ type inst struct {
 	id, alias, typ, status string
 	c                      history.Counters
 	ping, pool, tcps, udps int64
-	tags                   []collector.Tag
+	tags                   []wire.Tag
 }
 
-func (f *fixture) apply(endpoint string, typ collector.EventType, in inst) {
+func (f *fixture) apply(endpoint string, typ wire.EventType, in inst) {
 	f.t.Helper()
 	if in.typ == "" {
 		in.typ = "server"
@@ -110,12 +111,12 @@ func (f *fixture) apply(endpoint string, typ collector.EventType, in inst) {
 	}
 }
 
-func (f *fixture) event(typ collector.EventType, in inst, line string) *collector.Event {
-	return &collector.Event{
+func (f *fixture) event(typ wire.EventType, in inst, line string) *wire.Event {
+	return &wire.Event{
 		Type:        typ,
 		Time:        []byte(f.clock.Now().Format(time.RFC3339Nano)),
 		HasInstance: true,
-		Instance: collector.Instance{
+		Instance: wire.Instance{
 			ID: []byte(in.id), Alias: []byte(in.alias), Type: []byte(in.typ), Status: []byte(in.status),
 			URL: []byte("server://:10101/127.0.0.1:8080"), Mode: 1,
 			Ping: in.ping, Pool: in.pool, TCPs: in.tcps, UDPs: in.udps, Counters: in.c, Tags: in.tags,
@@ -132,7 +133,7 @@ func (f *fixture) log(endpoint, id, line string) {
 	if !ok {
 		f.t.Fatalf("log for unknown tunnel %s/%s", endpoint, id)
 	}
-	if err := f.store.Apply(endpoint, f.event(collector.EventLog, in, line)); err != nil {
+	if err := f.store.Apply(endpoint, f.event(wire.EventLog, in, line)); err != nil {
 		f.t.Fatalf("apply log %s: %v", id, err)
 	}
 }
@@ -149,14 +150,14 @@ func (f *fixture) seed() {
 	f.store.AddEndpoint("osaka")
 	f.store.SetConn("tokyo-1", collector.StateUp, "")
 	base := history.Counters{1_000_000, 2_000_000, 300_000, 400_000}
-	f.apply("tokyo-1", collector.EventInitial, inst{id: "aaaaaaa1", alias: "web", status: "running", c: base, ping: 12, pool: 3, tcps: 4, udps: 1})
-	f.apply("tokyo-1", collector.EventInitial, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: base})
-	f.apply("osaka", collector.EventInitial, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: base})
+	f.apply("tokyo-1", wire.EventInitial, inst{id: "aaaaaaa1", alias: "web", status: "running", c: base, ping: 12, pool: 3, tcps: 4, udps: 1})
+	f.apply("tokyo-1", wire.EventInitial, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: base})
+	f.apply("osaka", wire.EventInitial, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: base})
 	f.clock.Add(5 * time.Second)
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running", c: plus(base, history.Counters{1000, 2000, 300, 400}), ping: 12, pool: 3, tcps: 4, udps: 1,
-		tags: []collector.Tag{{Key: []byte("env"), Value: []byte("prod")}}})
-	f.apply("tokyo-1", collector.EventUpdate, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: plus(base, history.Counters{10, 20, 0, 0})})
-	f.apply("osaka", collector.EventUpdate, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: plus(base, history.Counters{5, 5, 5, 5})})
+	f.apply("tokyo-1", wire.EventUpdate, inst{id: "aaaaaaa1", alias: "web", status: "running", c: plus(base, history.Counters{1000, 2000, 300, 400}), ping: 12, pool: 3, tcps: 4, udps: 1,
+		tags: []wire.Tag{{Key: []byte("env"), Value: []byte("prod")}}})
+	f.apply("tokyo-1", wire.EventUpdate, inst{id: "aaaaaaa2", alias: "db", status: "stopped", c: plus(base, history.Counters{10, 20, 0, 0})})
+	f.apply("osaka", wire.EventUpdate, inst{id: "bbbbbbb1", alias: "<b>x</b>", status: "error", c: plus(base, history.Counters{5, 5, 5, 5})})
 }
 
 func plus(a, b history.Counters) history.Counters {

@@ -100,7 +100,11 @@ func TestTunnelEventStale(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.seed()
 	path := filepath.Join(t.TempDir(), "state.json")
-	if err := collector.NewPersister(f.store, path, time.Hour, nil).Save(); err != nil {
+	p, err := collector.NewPersister(f.store, path, time.Hour, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
 	restored := collector.NewStore(collector.Options{Now: f.clock.Now})

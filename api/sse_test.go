@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push"
-	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // sseEvent is one parsed block of an event stream.
@@ -238,12 +238,12 @@ func TestSSETunnel(t *testing.T) {
 	}
 
 	// Deleted: one "gone", then nothing until it returns.
-	p.apply("tokyo-1", collector.EventDelete, p.last["tokyo-1/aaaaaaa1"])
+	p.apply("tokyo-1", wire.EventDelete, p.last["tokyo-1/aaaaaaa1"])
 	gone := s.next(t, time.Second, named("gone"))
 	if !strings.Contains(gone.data, `"instanceId":"aaaaaaa1"`) {
 		t.Errorf("gone %+v", gone)
 	}
-	p.apply("tokyo-1", collector.EventCreate, p.last["tokyo-1/aaaaaaa1"])
+	p.apply("tokyo-1", wire.EventCreate, p.last["tokyo-1/aaaaaaa1"])
 	s.next(t, time.Second, named("tunnel"))
 }
 
@@ -254,7 +254,7 @@ func TestSSETunnelWithoutEndpoint(t *testing.T) {
 		t.Errorf("tunnel %s", ev.data)
 	}
 	// The same id on a second master makes the short path ambiguous.
-	p.apply("tokyo-1", collector.EventInitial, inst{id: "bbbbbbb1", status: "running"})
+	p.apply("tokyo-1", wire.EventInitial, inst{id: "bbbbbbb1", status: "running"})
 	resp, err := p.ts.Client().Get(p.ts.URL + "/api/memory/sse/tunnels/bbbbbbb1")
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +407,7 @@ func TestSSESlowClientDropped(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 			in.c[history.TCPRx] += 100
 			t0 := time.Now()
-			p.apply("tokyo-1", collector.EventUpdate, in)
+			p.apply("tokyo-1", wire.EventUpdate, in)
 			maxApply = max(maxApply, time.Since(t0))
 		}
 	}
@@ -448,7 +448,7 @@ func TestSSEDashboardTickIsFresh(t *testing.T) {
 	f.clock.Add(2 * time.Second)
 	in := f.last["tokyo-1/aaaaaaa1"]
 	in.c[history.TCPRx] += 1000
-	f.apply("tokyo-1", collector.EventUpdate, in)
+	f.apply("tokyo-1", wire.EventUpdate, in)
 	if got := m.dashboardBody(ctx); string(got) != string(old) {
 		t.Fatal("the cache rendered again: the test does not hold the old body")
 	}

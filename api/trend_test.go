@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 func hour(h int) time.Time { return time.Date(2026, 11, 21, h, 0, 0, 0, time.UTC) }
@@ -151,7 +151,7 @@ func TestTrendHourMovesToStorage(t *testing.T) {
 func TestTrendDeletedTunnel(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.seed()
-	f.apply("tokyo-1", collector.EventDelete, inst{id: "aaaaaaa1", alias: "web", status: "stopped", c: plus(history.Counters{1_000_000, 2_000_000, 300_000, 400_000}, history.Counters{1000, 2000, 300, 400})})
+	f.apply("tokyo-1", wire.EventDelete, inst{id: "aaaaaaa1", alias: "web", status: "stopped", c: plus(history.Counters{1_000_000, 2_000_000, 300_000, 400_000}, history.Counters{1000, 2000, 300, 400})})
 	var out trendJSON
 	f.getJSON("/api/memory/traffic/trend?hours=1", &out)
 	if out.Items[0].Total != 3750 {

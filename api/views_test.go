@@ -13,6 +13,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // backfilled is a fixture whose history and hourly reads go to a real TSDB.
@@ -236,9 +237,9 @@ func feedCapture(t *testing.T, s *collector.Store, endpoint, path string, each f
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := collector.NewFramer(bytes.NewReader(raw), 1<<20, 2<<20)
-	var dec collector.Decoder
-	var ev collector.Event
+	fr := wire.NewFramer(bytes.NewReader(raw), 1<<20, 2<<20)
+	var dec wire.Decoder
+	var ev wire.Event
 	for {
 		fm, err := fr.Next()
 		if errors.Is(err, io.EOF) {
@@ -268,7 +269,7 @@ func TestServicesFromV2Replay(t *testing.T) {
 	const sid = "3f1c2b9a-7d4e-4c8b-9a61-2e5f0d7c4b11"
 	f := newFixture(t, Options{})
 	f.store.Connected("m", false)
-	feedCapture(t, f.store, "m", "../collector/testdata/v2.0.0-b10/capture-sse.txt", func() { f.get("/api/memory/services") })
+	feedCapture(t, f.store, "m", "../collector/testdata/v2/capture-sse.txt", func() { f.get("/api/memory/services") })
 
 	var list servicesJSON
 	f.getJSON("/api/memory/services?limit=all", &list)

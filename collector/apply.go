@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // timingEvery: one event in this many has its processing time measured for
@@ -19,8 +20,8 @@ const timingEvery = 16
 // endpoint must be applied in stream order (one goroutine per master).
 //
 // The pseudo-instance that carries the API key is dropped here, before any of
-// its fields is looked at. An invalid id returns ErrBadID and changes nothing.
-func (s *Store) Apply(name string, ev *Event) error {
+// its fields is looked at. An invalid id returns wire.ErrBadID and changes nothing.
+func (s *Store) Apply(name string, ev *wire.Event) error {
 	var start time.Time
 	timed := s.applied.Add(1)%timingEvery == 1 // the first, then every 16th
 	if timed {
@@ -39,36 +40,36 @@ func (s *Store) Apply(name string, ev *Event) error {
 	e.Conn.LastEvent = now
 	e.lastContact = now
 
-	if !ev.HasInstance || ev.Type == EventShutdown || ev.Type == EventUnknown {
+	if !ev.HasInstance || ev.Type == wire.EventShutdown || ev.Type == wire.EventUnknown {
 		return nil
 	}
 	in := &ev.Instance
-	if ev.Type == EventInitial && !e.inBurst {
+	if ev.Type == wire.EventInitial && !e.inBurst {
 		// Any initial event starts the burst, the pseudo-instance's too: a
 		// master with no tunnels left sends only that one.
 		e.inBurst = true
 		e.burst = make(map[string]struct{}, len(e.tunnels))
 	}
-	if string(in.ID) == PseudoInstanceID {
+	if string(in.ID) == wire.PseudoInstanceID {
 		return nil
 	}
-	if !validID(in.ID) {
+	if !wire.ValidID(in.ID) {
 		e.Invalid[reasonBadID]++
 		s.stats.invalid++
-		return ErrBadID
+		return wire.ErrBadID
 	}
-	if ev.Type == EventInitial {
+	if ev.Type == wire.EventInitial {
 		e.burst[string(in.ID)] = struct{}{}
 	}
 
 	nowMs := now.UnixMilli()
 	t := e.lookup(in.ID)
-	if e.pending != nil || (ev.Type == EventDelete && e.awaitList) {
-		e.observed(string(in.ID), ev.Type == EventDelete)
+	if e.pending != nil || (ev.Type == wire.EventDelete && e.awaitList) {
+		e.observed(string(in.ID), ev.Type == wire.EventDelete)
 	}
 	var delta history.Counters
 	if t == nil {
-		if ev.Type == EventDelete {
+		if ev.Type == wire.EventDelete {
 			// A delete of a tunnel never seen: nothing to count or close,
 			// and no empty hourly series to create.
 			return nil
@@ -100,7 +101,7 @@ func (s *Store) Apply(name string, ev *Event) error {
 
 	out := s.scratch[:0]
 	out = t.Hour.Roll(nowMs, name, t.ID, out)
-	point := ev.Type == EventInitial || ev.Type == EventUpdate
+	point := ev.Type == wire.EventInitial || ev.Type == wire.EventUpdate
 	t.Hour.Add(nowMs, delta, t.Total, point)
 	t.Window.AddTraffic(delta)
 	if point {
@@ -110,9 +111,9 @@ func (s *Store) Apply(name string, ev *Event) error {
 		}
 	}
 	switch ev.Type {
-	case EventLog:
+	case wire.EventLog:
 		t.logs.add(ev.Logs, s.opts.LogLines)
-	case EventDelete:
+	case wire.EventDelete:
 		out = s.removeTunnelLocked(e, t, out)
 	}
 	if len(out) > 0 {
@@ -173,7 +174,7 @@ func (s *Store) addPointLocked(t *Tunnel, now time.Time, delta history.Counters)
 // that changed. The descriptive strings are compared only when their hash
 // changed: reading a dozen strings that sit elsewhere in memory is most of
 // the cost of an update otherwise.
-func (t *Tunnel) update(in *Instance, masterTime []byte, seed maphash.Seed) {
+func (t *Tunnel) update(in *wire.Instance, masterTime []byte, seed maphash.Seed) {
 	if h := descHash(seed, in); h != t.descHash {
 		setString(&t.Alias, in.Alias)
 		setString(&t.Type, in.Type)
@@ -194,7 +195,7 @@ func (t *Tunnel) update(in *Instance, masterTime []byte, seed maphash.Seed) {
 // descHash hashes the descriptive fields of an instance, each with its
 // length so that no two different sets of fields run together the same way.
 // The seed is random per Store, so a master cannot craft a collision.
-func descHash(seed maphash.Seed, in *Instance) uint64 {
+func descHash(seed maphash.Seed, in *wire.Instance) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	field := func(b []byte) {

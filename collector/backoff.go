@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // ErrHTTPStatus marks an answer with an HTTP status other than 200 (and
@@ -70,7 +72,7 @@ func misbehaving(err error) bool {
 		header    tls.RecordHeaderError
 	)
 	return errors.Is(err, ErrAuth) || errors.Is(err, ErrHTTPStatus) || errors.Is(err, ErrNotSSE) ||
-		errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrEventTooLarge) ||
+		errors.Is(err, wire.ErrLineTooLong) || errors.Is(err, wire.ErrEventTooLarge) ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &verify) || errors.As(err, &header)
 }

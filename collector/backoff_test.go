@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // pipeNet is an in-memory network for one master: while down, dials are
@@ -145,7 +146,7 @@ func TestReconnectWithinASecondOfTheMasterReturning(t *testing.T) {
 // TestReconnectPolicy: the delays for each way a stream ends.
 func TestReconnectPolicy(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
-	garbage := fmt.Errorf("read event: %w", ErrLineTooLong)
+	garbage := fmt.Errorf("read event: %w", wire.ErrLineTooLong)
 	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name   string

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/config"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // EndpointConfig configures the connection to one NodePass master. It is
@@ -216,8 +217,8 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 	}()
 
 	var (
-		dec      Decoder
-		ev       Event
+		dec      wire.Decoder
+		ev       wire.Event
 		watchdog = time.NewTicker(max(c.cfg.ReportInterval/2, 10*time.Millisecond))
 		events   int
 	)
@@ -252,14 +253,14 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 			typ := c.applyData(&dec, &ev, data)
 			free <- recycle(data)
 			events++
-			if typ == EventShutdown {
+			if typ == wire.EventShutdown {
 				return finish(errors.New("master sent shutdown"))
 			}
 		case ids := <-listed:
 			c.store.Resync(c.cfg.Name, ids)
 		case <-watchdog.C:
 			last := time.Unix(0, c.lastFrame.Load())
-			if time.Since(last) > silence && c.store.HasRunning(c.cfg.Name) {
+			if time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
 				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
 			}
 		}
@@ -270,11 +271,11 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 // never waits on the applier unless all QueueSize buffers are in use.
 func (c *Conn) read(body io.Reader, free, full chan []byte) error {
 	defer close(full)
-	fr := NewFramer(body, c.cfg.MaxLine, c.cfg.MaxEvent)
+	fr := wire.NewFramer(body, c.cfg.MaxLine, c.cfg.MaxEvent)
 	for {
 		f, err := fr.Next()
 		if err != nil {
-			if errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrEventTooLarge) {
+			if errors.Is(err, wire.ErrLineTooLong) || errors.Is(err, wire.ErrEventTooLarge) {
 				c.store.CountInvalid(c.cfg.Name, reasonTooLong)
 			}
 			return fmt.Errorf("read event: %w", err)
@@ -298,17 +299,17 @@ func (c *Conn) read(body io.Reader, free, full chan []byte) error {
 
 // applyData decodes and applies one event, counting it when invalid. Raw
 // event data is never logged: it may hold the API key.
-func (c *Conn) applyData(dec *Decoder, ev *Event, data []byte) EventType {
+func (c *Conn) applyData(dec *wire.Decoder, ev *wire.Event, data []byte) wire.EventType {
 	if err := dec.Decode(data, ev); err != nil {
-		reason := Reason(err)
+		reason := wire.Reason(err)
 		c.store.CountInvalid(c.cfg.Name, reason)
 		c.logger.Debug("invalid event skipped", "reason", reason, "bytes", len(data))
-		return EventUnknown
+		return wire.EventUnknown
 	}
 	clipEvent(ev)
 	if err := c.store.Apply(c.cfg.Name, ev); err != nil {
 		c.logger.Debug("invalid event skipped", "reason", reasonBadID, "type", ev.Type.String())
-		return EventUnknown
+		return wire.EventUnknown
 	}
 	return ev.Type
 }
@@ -328,7 +329,7 @@ const (
 // clipEvent shortens ev's strings in place to the bounds above, at a UTF-8
 // character boundary. It only reslices: the steady state stays free of
 // allocations.
-func clipEvent(ev *Event) {
+func clipEvent(ev *wire.Event) {
 	in := &ev.Instance
 	for _, f := range [...]*[]byte{&in.Alias, &in.Type, &in.Status, &in.PeerSID, &in.PeerType, &in.PeerAlias, &ev.Time} {
 		*f = clipBytes(*f, maxKeptText)

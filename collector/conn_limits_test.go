@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // TestBodySnippetRedactsKey: an error page that echoes the request headers
@@ -39,11 +41,11 @@ func TestBodySnippetRedactsKey(t *testing.T) {
 // character boundary, without allocating (e2e: TestFaultMasterGarbage/biglogs).
 func TestClipEvent(t *testing.T) {
 	long := bytes.Repeat([]byte("é"), 1<<20) // 2 bytes per character
-	tags := make([]Tag, 1000)
+	tags := make([]wire.Tag, 1000)
 	for i := range tags {
-		tags[i] = Tag{Key: long, Value: long}
+		tags[i] = wire.Tag{Key: long, Value: long}
 	}
-	ev := &Event{Time: long, Logs: long, Instance: Instance{
+	ev := &wire.Event{Time: long, Logs: long, Instance: wire.Instance{
 		Alias: long, Type: long, Status: long, URL: long, Config: long,
 		PeerSID: long, PeerType: long, PeerAlias: long, Tags: tags,
 	}}
@@ -66,7 +68,7 @@ func TestClipEvent(t *testing.T) {
 	if len(in.Tags) != maxKeptTags {
 		t.Errorf("%d tags kept, bound %d", len(in.Tags), maxKeptTags)
 	}
-	short := &Event{Logs: []byte("ok"), Instance: Instance{Alias: []byte("a")}}
+	short := &wire.Event{Logs: []byte("ok"), Instance: wire.Instance{Alias: []byte("a")}}
 	clipEvent(short)
 	if string(short.Logs) != "ok" || string(short.Instance.Alias) != "a" {
 		t.Error("short values changed")

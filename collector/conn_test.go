@@ -15,6 +15,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // replayMaster is an httptest master: connection i gets streams[i] (the
@@ -93,15 +97,31 @@ func (m *replayMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newReplayMaster(t *testing.T, hold bool, streams ...[]byte) (*replayMaster, *httptest.Server) {
 	t.Helper()
-	info, err := os.ReadFile("testdata/api-info.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &replayMaster{streams: streams, hold: hold, info: info}
-	m.key.Store(recordedKey)
+	m := &replayMaster{streams: streams, hold: hold, info: wiretest.Recording(t, wiretest.InfoAnswer)}
+	m.key.Store(wiretest.APIKey)
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
 	return m, srv
+}
+
+// newReplay serves captures (connection i gets capture i, later ones a
+// silent stream) and the recorded /info from an httptest master that stays
+// open after each capture; tls selects https.
+func newReplay(t *testing.T, tls bool, captures ...[]byte) (*simulator.Replay, *httptest.Server) {
+	t.Helper()
+	r := simulator.NewReplay(captures...)
+	r.APIKey = wiretest.APIKey // also for captures that do not reveal it
+	r.Hold = true
+	r.Info = wiretest.Recording(t, wiretest.InfoAnswer)
+	var srv *httptest.Server
+	if tls {
+		srv = httptest.NewTLSServer(r)
+	} else {
+		srv = httptest.NewServer(r)
+	}
+	t.Cleanup(srv.Close)
+	t.Cleanup(r.Close) // first: held responses end, so Close does not wait
+	return r, srv
 }
 
 // runConn follows the master until the test ends.
@@ -149,22 +169,22 @@ func endpointView(s *Store, name string, fn func(e *Endpoint)) {
 func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 	sw := &syncWriter{w: new(bytes.Buffer)}
 	logger := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m, srv := newReplayMaster(t, true, loadCapture(t, captureOne), loadCapture(t, captureAfter), []byte("retry: 3000\n\n"))
+	m, srv := newReplayMaster(t, true, wiretest.Capture(t, wiretest.CaptureOne), wiretest.Capture(t, wiretest.CaptureAfterRestart), []byte("retry: 3000\n\n"))
 	m.uptimes = []int{23, 0, 1} // the master restarted before the second stream
 	s := NewStore(Options{})
-	runConn(t, s, EndpointConfig{Name: "tokyo-1", BaseURL: srv.URL + "/api", APIKey: recordedKey}, logger)
+	runConn(t, s, EndpointConfig{Name: "tokyo-1", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey}, logger)
 
 	waitFor(t, "both streams applied", func() bool {
 		var reconnects uint64
 		endpointView(s, "tokyo-1", func(e *Endpoint) { reconnects = e.Reconnects })
 		return reconnects >= 2
 	})
-	if got := totals(t, s, "tokyo-1"); !equalTotals(got, wantAfterRestart) {
-		t.Errorf("totals:\n got %v\nwant %v", got, wantAfterRestart)
+	if got := totals(t, s, "tokyo-1"); !equalTotals(got, wiretest.TotalsAfterRestart()) {
+		t.Errorf("totals:\n got %v\nwant %v", got, wiretest.TotalsAfterRestart())
 	}
 	endpointView(s, "tokyo-1", func(e *Endpoint) {
-		if e.Events[EventShutdown] != 2 || e.Events[EventUpdate] != 78 {
-			t.Errorf("events: shutdown %d update %d, want 2 and 78", e.Events[EventShutdown], e.Events[EventUpdate])
+		if e.Events[wire.EventShutdown] != 2 || e.Events[wire.EventUpdate] != 78 {
+			t.Errorf("events: shutdown %d update %d, want 2 and 78", e.Events[wire.EventShutdown], e.Events[wire.EventUpdate])
 		}
 	})
 	waitFor(t, "info", func() bool {
@@ -175,7 +195,7 @@ func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 
 	page := string(s.AppendMetrics(nil))
 	for _, out := range []string{page, sw.String()} {
-		if strings.Contains(out, recordedKey) {
+		if strings.Contains(out, wiretest.APIKey) {
 			t.Fatal("the API key leaked into the output")
 		}
 	}
@@ -188,17 +208,28 @@ func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 }
 
 func TestConnAuthFailedThenFixed(t *testing.T) {
-	m, srv := newReplayMaster(t, true, []byte("retry: 3000\n\n"))
-	m.key.Store("00000000000000000000000000000000")
+	r, _ := newReplay(t, false)
+	// The master refuses our key until the test fixes it (a key rotation
+	// on the master, or a reload that fixes ours).
+	var refuse atomic.Bool
+	refuse.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if refuse.Load() {
+			req.Header.Set("X-API-Key", "00000000000000000000000000000000")
+		}
+		r.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(r.Close)
 	s := NewStore(Options{})
-	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey}, discardLogger())
+	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey}, discardLogger())
 	state := func() ConnState {
 		var st ConnState
 		endpointView(s, "m", func(e *Endpoint) { st = e.Conn.State })
 		return st
 	}
 	waitFor(t, "auth_failed", func() bool { return state() == StateAuthFailed })
-	m.key.Store(recordedKey) // the master's key is fixed (or a reload fixed ours)
+	refuse.Store(false)
 	waitFor(t, "up", func() bool { return state() == StateUp })
 }
 
@@ -210,14 +241,21 @@ event: instance
 data: {"type":"initial","time":"2026-11-21T23:55:01Z","instance":{"id":"0a93e346","alias":"a","type":"server","status":"running","url":"","config":"","restart":true,"meta":{"peer":{"sid":"","type":"","alias":""},"tags":{}},"mode":1,"ping":0,"pool":0,"tcps":0,"udps":0,"tcprx":1,"tcptx":2,"udprx":3,"udptx":4},"logs":""}
 
 `
-	m, srv := newReplayMaster(t, true, []byte(initial))
+	r, srv := newReplay(t, false, []byte(initial))
+	sw := &syncWriter{w: new(bytes.Buffer)}
 	s := NewStore(Options{})
-	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey, ReportInterval: 30 * time.Millisecond}, discardLogger())
-	waitFor(t, "a reconnect after silence", func() bool { return m.conns.Load() >= 3 })
-	var lastErr string
-	endpointView(s, "m", func(e *Endpoint) { lastErr = e.Conn.LastError })
-	if lastErr != "" && !strings.Contains(lastErr, "silent") && !strings.Contains(lastErr, "connect") {
-		t.Logf("last error: %s", lastErr)
+	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey, ReportInterval: 30 * time.Millisecond},
+		slog.New(slog.NewTextHandler(sw, nil)))
+	// The stream stays open and silent after the burst, and so does every
+	// later one (the tunnel is still known to run): each must end as
+	// stalled, and the Conn must come back every time.
+	waitFor(t, "two reconnects after silence", func() bool { return r.Connections() >= 3 })
+	// Each stream ended before the next connect, logged when it ended.
+	if n := strings.Count(sw.String(), ErrStalled.Error()); n < 2 {
+		t.Errorf("%d streams ended as stalled before the third connect, want 2 or more; log:\n%s", n, sw.String())
+	}
+	if strings.Contains(sw.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", sw.String())
 	}
 }
 
@@ -246,7 +284,7 @@ func TestConnBadStreams(t *testing.T) {
 			fmt.Fprint(w, "event: instance\ndata: {\"type\":\"update\",\xff\xfe\n\n")
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
-		}, ReasonMalformedJSON, ""},
+		}, wire.ReasonMalformedJSON, ""},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://198.51.100.1/steal", http.StatusFound)
 		}, "", "HTTP 302"},
@@ -256,7 +294,7 @@ func TestConnBadStreams(t *testing.T) {
 			srv := httptest.NewServer(tc.serve)
 			t.Cleanup(srv.Close)
 			s := NewStore(Options{})
-			runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey, MaxLine: 1024}, discardLogger())
+			runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey, MaxLine: 1024}, discardLogger())
 			waitFor(t, "the fault to show", func() bool {
 				ok := false
 				endpointView(s, "m", func(e *Endpoint) {
@@ -291,30 +329,26 @@ func (s *syncWriter) String() string {
 // without it the certificate is refused (and the error shown); with
 // insecure_skip_verify it connects.
 func TestConnTLS(t *testing.T) {
-	m := &replayMaster{streams: [][]byte{loadCapture(t, captureAfter)}, hold: true, info: []byte(`{"ver":"v1.14.0"}`)}
-	m.key.Store(recordedKey)
-	srv := httptest.NewTLSServer(m)
-	t.Cleanup(srv.Close)
-	caFile := t.TempDir() + "/ca.pem"
-	der := srv.Certificate().Raw
-	pemBytes := "-----BEGIN CERTIFICATE-----\n" + base64Lines(der) + "-----END CERTIFICATE-----\n"
-	if err := os.WriteFile(caFile, []byte(pemBytes), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name     string
-		cfg      EndpointConfig
+		cfg      func(caFile string) EndpointConfig
 		wantUp   bool
 		errMatch string
 	}{
-		{"ca file", EndpointConfig{CAFile: caFile}, true, ""},
-		{"unknown ca", EndpointConfig{}, false, "certificate"},
-		{"skip verify", EndpointConfig{InsecureSkipVerify: true}, true, ""},
+		{"ca file", func(caFile string) EndpointConfig { return EndpointConfig{CAFile: caFile} }, true, ""},
+		{"unknown ca", func(string) EndpointConfig { return EndpointConfig{} }, false, "certificate"},
+		{"skip verify", func(string) EndpointConfig { return EndpointConfig{InsecureSkipVerify: true} }, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			_, srv := newReplay(t, true, wiretest.Recording(t, wiretest.CaptureAfterRestart))
+			caFile := t.TempDir() + "/ca.pem"
+			pemBytes := "-----BEGIN CERTIFICATE-----\n" + base64Lines(srv.Certificate().Raw) + "-----END CERTIFICATE-----\n"
+			if err := os.WriteFile(caFile, []byte(pemBytes), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			s := NewStore(Options{})
-			cfg := tc.cfg
-			cfg.Name, cfg.BaseURL, cfg.APIKey = "m", srv.URL+"/api", recordedKey
+			cfg := tc.cfg(caFile)
+			cfg.Name, cfg.BaseURL, cfg.APIKey = "m", srv.URL+"/api", wiretest.APIKey
 			runConn(t, s, cfg, discardLogger())
 			waitFor(t, "the connection outcome", func() bool {
 				ok := false

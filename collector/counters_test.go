@@ -11,12 +11,13 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // applyRaw applies one event of tunnel id with the given raw counters.
-func applyRaw(t *testing.T, s *Store, typ EventType, id string, c history.Counters) {
+func applyRaw(t *testing.T, s *Store, typ wire.EventType, id string, c history.Counters) {
 	t.Helper()
-	ev := Event{Type: typ, HasInstance: true, Instance: Instance{ID: []byte(id), Status: []byte("running"), Counters: c}}
+	ev := wire.Event{Type: typ, HasInstance: true, Instance: wire.Instance{ID: []byte(id), Status: []byte("running"), Counters: c}}
 	if err := s.Apply("m", &ev); err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +85,9 @@ func TestBackwardSteps(t *testing.T) {
 			s := NewStore(Options{})
 			s.Connected("m", false)
 			for i, v := range tc.seq {
-				typ := EventUpdate
+				typ := wire.EventUpdate
 				if i == 0 {
-					typ = EventCreate
+					typ = wire.EventCreate
 				}
 				applyRaw(t, s, typ, "0a93e346", history.Counters{v})
 			}
@@ -127,12 +128,12 @@ func TestReconnectAnomalies(t *testing.T) {
 			clock := &fakeClock{now: t0}
 			s := NewStore(Options{Now: clock.Now})
 			s.Connected("m", false)
-			applyRaw(t, s, EventCreate, "0a93e346", history.Counters{0})
-			applyRaw(t, s, EventUpdate, "0a93e346", history.Counters{100})
+			applyRaw(t, s, wire.EventCreate, "0a93e346", history.Counters{0})
+			applyRaw(t, s, wire.EventUpdate, "0a93e346", history.Counters{100})
 			clock.now = clock.now.Add(time.Minute)
 			s.Connected("m", true)
 			s.JudgeRestart("m", tc.uptime, clock.now)
-			applyRaw(t, s, EventInitial, "0a93e346", history.Counters{40})
+			applyRaw(t, s, wire.EventInitial, "0a93e346", history.Counters{40})
 			got, _ := tunnelTotal(s, "m", "0a93e346")
 			if got[history.TCPRx] != tc.total {
 				t.Errorf("total %d, want %d", got[history.TCPRx], tc.total)
@@ -206,7 +207,7 @@ func TestCPURatio(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.cpu), func(t *testing.T) {
 			s := NewStore(Options{})
-			s.SetInfo("m", Info{CPUPercent: tc.cpu})
+			s.setInfo("m", wire.Info{CPUPercent: tc.cpu})
 			page := string(s.AppendMetrics(nil))
 			got := ""
 			for line := range strings.Lines(page) {

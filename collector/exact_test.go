@@ -13,6 +13,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // scriptedMaster is a simulated NodePass master driven step by step, with
@@ -100,7 +101,7 @@ func killAndRestart(t *testing.T, s *Store, stop func(), dir string) *Store {
 	t.Helper()
 	path := filepath.Join(dir, StateFileName)
 	stop()
-	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := NewStore(Options{Outbox: history.NewOutbox(100000)})
@@ -228,16 +229,16 @@ func TestResetWhileAway(t *testing.T) {
 // initial burst pauses 2 s half way removes nothing and changes no total:
 // the set of tunnels comes from the master's list, not from a pause.
 func TestResyncPausedBurstKeepsTotals(t *testing.T) {
-	after := loadCapture(t, captureAfter)
+	after := wiretest.Capture(t, wiretest.CaptureAfterRestart)
 	burst := bytes.Join(splitEvents(after)[:3], nil) // retry:, 0a93e346, ********
 	rest := bytes.Join(splitEvents(after)[3:4], nil) // 3eac4791
-	m, srv := newReplayMaster(t, true, loadCapture(t, captureOne), append(append([]byte{}, burst...), rest...))
+	m, srv := newReplayMaster(t, true, wiretest.Capture(t, wiretest.CaptureOne), append(append([]byte{}, burst...), rest...))
 	m.uptimes = []int{23, 0} // restarted before the second stream
 	list := readFile(t, "testdata/api-instances-list-after-master-restart.json")
 	m.lists = [][]byte{[]byte("[]"), list}
 	m.pause, m.pauseConn, m.pauseAt = 2*time.Second, 1, len(burst)
 	s := NewStore(Options{Outbox: history.NewOutbox(100000)})
-	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: recordedKey}, discardLogger())
+	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey}, discardLogger())
 	waitFor(t, "the second burst applied", func() bool {
 		done := false
 		endpointView(s, "m", func(e *Endpoint) {
@@ -248,8 +249,8 @@ func TestResyncPausedBurstKeepsTotals(t *testing.T) {
 		})
 		return done
 	})
-	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
-		t.Errorf("totals after the paused burst:\n got %v\nwant %v", got, wantOneStream)
+	if got := totals(t, s, "m"); !equalTotals(got, wiretest.TotalsOneStream()) {
+		t.Errorf("totals after the paused burst:\n got %v\nwant %v", got, wiretest.TotalsOneStream())
 	}
 	if !s.Known("m") {
 		t.Error("the endpoint is not known after its list and burst")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // h23 is the fixture's open hour: events at 23:10 UTC.
@@ -120,12 +121,12 @@ func plus(a, b history.Counters) history.Counters {
 func (f *hoursFixture) update(t *testing.T, endpoint, id string, c history.Counters) {
 	t.Helper()
 	f.raw[endpoint+id] = c
-	f.apply(t, endpoint, EventUpdate, id, c)
+	f.apply(t, endpoint, wire.EventUpdate, id, c)
 }
 
-func (f *hoursFixture) apply(t *testing.T, endpoint string, typ EventType, id string, c history.Counters) {
+func (f *hoursFixture) apply(t *testing.T, endpoint string, typ wire.EventType, id string, c history.Counters) {
 	t.Helper()
-	ev := Event{Type: typ, HasInstance: true, Time: []byte("2026-11-21T23:10:00Z"), Instance: Instance{
+	ev := wire.Event{Type: typ, HasInstance: true, Time: []byte("2026-11-21T23:10:00Z"), Instance: wire.Instance{
 		ID: []byte(id), Type: []byte("server"), Status: []byte("running"), Counters: c,
 	}}
 	if err := f.store.Apply(endpoint, &ev); err != nil {
@@ -248,7 +249,7 @@ func TestHoursCommitRacesRead(t *testing.T) {
 // tunnel whose hour is open is still known, and its traffic still counts.
 func TestHoursSelection(t *testing.T) {
 	f := newHoursFixture(t)
-	f.apply(t, "tokyo", EventDelete, "aaaaaaa1", f.raw["tokyoaaaaaaa1"])
+	f.apply(t, "tokyo", wire.EventDelete, "aaaaaaa1", f.raw["tokyoaaaaaaa1"])
 	for _, tc := range []struct {
 		sel   Selection
 		err   error
@@ -332,8 +333,8 @@ func TestHourCloseAndShutdownDropNothing(t *testing.T) {
 	clock := &fakeClock{now: h23.Add(10 * time.Minute)}
 	o := history.NewOutbox(100)
 	s := NewStore(Options{Now: clock.Now, Outbox: o})
-	apply := func(typ EventType, i int, c uint64) {
-		ev := Event{Type: typ, HasInstance: true, Instance: Instance{
+	apply := func(typ wire.EventType, i int, c uint64) {
+		ev := wire.Event{Type: typ, HasInstance: true, Instance: wire.Instance{
 			ID: fmt.Appendf(nil, "%08x", i), Type: []byte("server"), Status: []byte("running"), Counters: history.Counters{c, c, c, c},
 		}}
 		if err := s.Apply("e", &ev); err != nil {
@@ -349,13 +350,13 @@ func TestHourCloseAndShutdownDropNothing(t *testing.T) {
 		}
 	}
 	for i := range tunnels + removed {
-		apply(EventInitial, i, 1)
+		apply(wire.EventInitial, i, 1)
 	}
 	for i := range tunnels + removed {
-		apply(EventUpdate, i, 2)
+		apply(wire.EventUpdate, i, 2)
 	}
 	for i := range removed {
-		apply(EventDelete, tunnels+i, 3)
+		apply(wire.EventDelete, tunnels+i, 3)
 		drain() // a delete writes its window, as the writer drains it
 	}
 	sunk = sunk[:0]
@@ -376,7 +377,7 @@ func TestHourCloseAndShutdownDropNothing(t *testing.T) {
 
 	sunk = sunk[:0]
 	for i := range tunnels {
-		apply(EventUpdate, i, 4)
+		apply(wire.EventUpdate, i, 4)
 	}
 	drain()
 	sunk = sunk[:0]

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // updateStream returns one SSE update event per tunnel, shaped like the
@@ -52,11 +53,11 @@ func ingestSetup(b *testing.B, tunnels int) (*Store, *fakeClock, [2][]byte) {
 	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1_000_000)})
 	streams := [2][]byte{updateStream(tunnels, 1), updateStream(tunnels, 2)}
 	var (
-		dec Decoder
-		ev  Event
+		dec wire.Decoder
+		ev  wire.Event
 	)
 	for _, st := range streams {
-		fr := NewFramer(bytes.NewReader(st), 1<<20, 2<<20)
+		fr := wire.NewFramer(bytes.NewReader(st), 1<<20, 2<<20)
 		for {
 			f, err := fr.Next()
 			if err != nil {
@@ -96,8 +97,8 @@ func BenchmarkIngest(b *testing.B) {
 				if dec == "stdlib" {
 					decode = stdlibDecode()
 				}
-				fr := NewFramer(&cycleReader{streams: streams}, 1<<20, 2<<20)
-				var ev Event
+				fr := wire.NewFramer(&cycleReader{streams: streams}, 1<<20, 2<<20)
+				var ev wire.Event
 				var written uint64
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -155,15 +156,15 @@ func drainOutbox(o *history.Outbox) uint64 {
 	return uint64(n)
 }
 
-func fastDecode() func([]byte, *Event) error {
-	var d Decoder
+func fastDecode() func([]byte, *wire.Event) error {
+	var d wire.Decoder
 	return d.Decode
 }
 
 // stdlibDecode decodes with encoding/json into the wire shape and copies
 // into an Event, as a straightforward implementation would.
-func stdlibDecode() func([]byte, *Event) error {
-	type wire struct {
+func stdlibDecode() func([]byte, *wire.Event) error {
+	type shape struct {
 		Type     string `json:"type"`
 		Time     string `json:"time"`
 		Instance *struct {
@@ -178,15 +179,15 @@ func stdlibDecode() func([]byte, *Event) error {
 		} `json:"instance"`
 		Logs string `json:"logs"`
 	}
-	types := map[string]EventType{"initial": EventInitial, "create": EventCreate, "update": EventUpdate, "delete": EventDelete, "log": EventLog, "shutdown": EventShutdown}
-	return func(data []byte, ev *Event) error {
-		var w wire
+	types := map[string]wire.EventType{"initial": wire.EventInitial, "create": wire.EventCreate, "update": wire.EventUpdate, "delete": wire.EventDelete, "log": wire.EventLog, "shutdown": wire.EventShutdown}
+	return func(data []byte, ev *wire.Event) error {
+		var w shape
 		if err := json.Unmarshal(data, &w); err != nil {
 			return err
 		}
-		*ev = Event{Type: types[w.Type], Time: []byte(w.Time), Logs: []byte(w.Logs), HasInstance: w.Instance != nil}
+		*ev = wire.Event{Type: types[w.Type], Time: []byte(w.Time), Logs: []byte(w.Logs), HasInstance: w.Instance != nil}
 		if in := w.Instance; in != nil {
-			ev.Instance = Instance{
+			ev.Instance = wire.Instance{
 				ID: []byte(in.ID), Alias: []byte(in.Alias), Type: []byte(in.Type), Status: []byte(in.Status),
 				URL: []byte(in.URL), Config: []byte(in.Config), Restart: in.Restart,
 				PeerSID: []byte(in.Meta.Peer.SID), PeerType: []byte(in.Meta.Peer.Type), PeerAlias: []byte(in.Meta.Peer.Alias),
@@ -221,11 +222,11 @@ func BenchmarkHeapPerTunnel(b *testing.B) {
 				runtime.ReadMemStats(&before)
 				s := NewStore(Options{Now: time.Now, Outbox: history.NewOutbox(1 << 30)})
 				var (
-					dec Decoder
-					ev  Event
+					dec wire.Decoder
+					ev  wire.Event
 				)
 				for round := range 29 {
-					fr := NewFramer(bytes.NewReader(updateStream(tunnels, round)), 1<<20, 2<<20)
+					fr := wire.NewFramer(bytes.NewReader(updateStream(tunnels, round)), 1<<20, 2<<20)
 					for {
 						f, err := fr.Next()
 						if err != nil {
@@ -272,13 +273,21 @@ type constCollector struct {
 }
 
 func newConstCollector(s *Store) *constCollector {
-	c := &constCollector{s: s,
-		traffic: prometheus.NewDesc(famTunnelTraffic.name, famTunnelTraffic.help, []string{"endpoint", "tunnel", "protocol", "direction"}, nil),
-		info:    prometheus.NewDesc(famTunnelInfo.name, famTunnelInfo.help, []string{"endpoint", "tunnel", "alias", "type", "mode"}, nil),
-		status:  prometheus.NewDesc(famTunnelStatus.name, famTunnelStatus.help, []string{"endpoint", "tunnel", "status"}, nil),
+	desc := func(name string, labels ...string) *prometheus.Desc {
+		for _, f := range tunnelFamilies {
+			if f.name == name {
+				return prometheus.NewDesc(f.name, f.help, append([]string{"endpoint", "tunnel"}, labels...), nil)
+			}
+		}
+		panic("no family " + name)
 	}
-	for i, f := range []family{famTunnelPing, famTunnelPool, famTunnelTCP, famTunnelUDP} {
-		c.gauges[i] = prometheus.NewDesc(f.name, f.help, []string{"endpoint", "tunnel"}, nil)
+	c := &constCollector{s: s,
+		traffic: desc("nodepass_tunnel_traffic_bytes_total", "protocol", "direction"),
+		info:    desc("nodepass_tunnel_info", "alias", "type", "mode"),
+		status:  desc("nodepass_tunnel_status", "status"),
+	}
+	for i, name := range []string{"nodepass_tunnel_ping_seconds", "nodepass_tunnel_pool_connections", "nodepass_tunnel_tcp_connections", "nodepass_tunnel_udp_sessions"} {
+		c.gauges[i] = desc(name)
 	}
 	return c
 }

@@ -77,7 +77,7 @@ func (m *Manager) Apply(cfgs []EndpointConfig) error {
 		}
 	})
 	for _, name := range gone {
-		m.store.RemoveEndpoint(name)
+		m.store.removeEndpoint(name)
 		m.logger.Info("endpoint removed", "endpoint", name)
 	}
 	return nil

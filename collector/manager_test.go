@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
@@ -11,8 +13,8 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 	// with a shutdown, after which the master is retried within a second
 	// (a replay of it again would be a different master history).
 	idle := []byte("retry: 3000\n\n")
-	_, srvA := newReplayMaster(t, true, loadCapture(t, captureAfter), idle)
-	_, srvB := newReplayMaster(t, true, loadCapture(t, captureAfter), idle)
+	_, srvA := newReplayMaster(t, true, wiretest.Capture(t, wiretest.CaptureAfterRestart), idle)
+	_, srvB := newReplayMaster(t, true, wiretest.Capture(t, wiretest.CaptureAfterRestart), idle)
 	s := NewStore(Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	m := NewManager(ctx, s, discardLogger())
@@ -21,7 +23,7 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 		m.Wait()
 	}()
 	cfg := func(name, url string) EndpointConfig {
-		return EndpointConfig{Name: name, BaseURL: url + "/api", APIKey: recordedKey, MinBackoff: 10 * time.Millisecond}
+		return EndpointConfig{Name: name, BaseURL: url + "/api", APIKey: wiretest.APIKey, MinBackoff: 10 * time.Millisecond}
 	}
 	a, b := cfg("a", srvA.URL), cfg("b", srvB.URL)
 	if err := m.Apply([]EndpointConfig{a, b}); err != nil {
@@ -33,7 +35,7 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	ref := newTestStore(clock)
 	ref.Connected("ref", false)
-	feed(t, ref, "ref", loadCapture(t, captureAfter), clock, nil)
+	feed(t, ref, "ref", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	final := totals(t, ref, "ref")
 	waitFor(t, "both endpoints' whole recording", func() bool {
 		return equalTotals(totals(t, s, "a"), final) && equalTotals(totals(t, s, "b"), final)

@@ -1,45 +1,285 @@
 package collector
 
 import (
+	"iter"
 	"math"
 	"strconv"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // The per-endpoint and per-tunnel series are written as exposition text
 // straight from the state at scrape time, so a deleted tunnel disappears by
 // itself and a scrape of 10,000 tunnels costs milliseconds, not the hundreds
 // a const-metric Collector would (see BENCHMARKS.md).
+//
+// Every family is one row of endpointFamilies or tunnelFamilies: its name,
+// type and help, and how to write its samples.
+// A new series is a new row; the rows' order is the page's order. Rows
+// take and return the page (not a *textWriter) so that the writer stays on
+// the stack: a scrape allocates nothing once the page has grown.
 
-type family struct{ name, typ, help string }
+// family is one metric family of the /metrics page. Exactly one of
+// endpoint and tunnels is set.
+type family struct {
+	name, typ, help string
+	// endpoint appends the family's samples of one endpoint to b.
+	endpoint func(b []byte, name string, e *Endpoint) []byte
+	// tunnels appends the family's samples of every tunnel of s to b; the
+	// caller holds the read lock.
+	tunnels func(b []byte, name string, s *Store) []byte
+}
 
 var (
-	famEndpointUp        = family{"nodepass_endpoint_up", "gauge", "Whether the SSE stream of the NodePass master is connected (1) or not (0)."}
-	famEndpointState     = family{"nodepass_endpoint_connection_state", "gauge", "State of the connection to the master: 1 for the current state of connecting, up, down, auth_failed."}
-	famEndpointInfo      = family{"nodepass_endpoint_info", "gauge", "Facts about the NodePass master from /info; always 1."}
-	famEndpointUptime    = family{"nodepass_endpoint_uptime_seconds", "gauge", "Uptime of the NodePass master process in seconds."}
-	famEndpointCPU       = family{"nodepass_endpoint_cpu_ratio", "gauge", "CPU use of the master host, 0 to 1."}
-	famEndpointMemUsed   = family{"nodepass_endpoint_memory_used_bytes", "gauge", "Memory used on the master host in bytes."}
-	famEndpointMemTotal  = family{"nodepass_endpoint_memory_total_bytes", "gauge", "Memory of the master host in bytes."}
-	famEndpointNetRx     = family{"nodepass_endpoint_network_receive_bytes_total", "counter", "Bytes received by the master host, as the master reports it."}
-	famEndpointNetTx     = family{"nodepass_endpoint_network_transmit_bytes_total", "counter", "Bytes transmitted by the master host, as the master reports it."}
-	famEndpointEvents    = family{"nodepass_endpoint_events_total", "counter", "SSE events received from the master, by event type."}
-	famEndpointReconnect = family{"nodepass_endpoint_reconnects_total", "counter", "Reconnects of the SSE stream after the first connect."}
-	famEndpointLastEvent = family{"nodepass_endpoint_last_event_timestamp_seconds", "gauge", "Unix time of the last event received from the master."}
-	famInvalid           = family{"nodepass_exporter_events_invalid_total", "counter", "Events skipped as invalid, by reason."}
-	famAnomalies         = family{"nodepass_exporter_counter_anomalies_total", "counter", "Counter discontinuities of the endpoint's tunnels, by reason: reset, backward_step, reset_while_away, restored, saturated."}
-	famTunnelInfo        = family{"nodepass_tunnel_info", "gauge", "Facts about a NodePass tunnel instance; always 1."}
-	famTunnelStatus      = family{"nodepass_tunnel_status", "gauge", "Status of the tunnel: 1 for the current one of running, stopped, error."}
-	famTunnelTraffic     = family{"nodepass_tunnel_traffic_bytes_total", "counter", "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts."}
-	famTunnelPing        = family{"nodepass_tunnel_ping_seconds", "gauge", "Last reported tunnel ping in seconds."}
-	famTunnelPool        = family{"nodepass_tunnel_pool_connections", "gauge", "Connections in the tunnel's pool."}
-	famTunnelTCP         = family{"nodepass_tunnel_tcp_connections", "gauge", "Open TCP connections through the tunnel."}
-	famTunnelUDP         = family{"nodepass_tunnel_udp_sessions", "gauge", "Open UDP sessions through the tunnel."}
-
 	tunnelStatuses = [...]string{"running", "stopped", "error"}
 	connStates     = [...]ConnState{StateConnecting, StateUp, StateDown, StateAuthFailed}
 )
+
+// endpointFamilies are the families with one or more samples per endpoint.
+var endpointFamilies = [...]family{
+	{name: "nodepass_endpoint_up", typ: "gauge", help: "Whether the SSE stream of the NodePass master is connected (1) or not (0).",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			w.endpointSample(name, e.Name, boolValue(e.Conn.State == StateUp))
+			return w.b
+		}},
+	{name: "nodepass_endpoint_connection_state", typ: "gauge", help: "State of the connection to the master: 1 for the current state of connecting, up, down, auth_failed.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			for _, st := range connStates {
+				w.start(name, e.Name)
+				w.label("state", string(st))
+				w.end()
+				w.uint(boolValue(e.Conn.State == st))
+			}
+			return w.b
+		}},
+	{name: "nodepass_endpoint_info", typ: "gauge", help: "Facts about the NodePass master from /info; always 1.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			if e.Info.Valid {
+				w.start(name, e.Name)
+				w.label("version", e.Info.Version)
+				w.label("os", e.Info.OS)
+				w.label("arch", e.Info.Arch)
+				w.label("name", e.Info.Name)
+				w.end()
+				w.uint(1)
+			}
+			return w.b
+		}},
+	{name: "nodepass_endpoint_cpu_ratio", typ: "gauge", help: "CPU use of the master host, 0 to 1.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			// NodePass sends -1 where it cannot measure (non-Linux hosts):
+			// no sample then, rather than a made-up -0.01.
+			if e.Info.Valid && e.Info.CPUPercent >= 0 {
+				w.start(name, e.Name)
+				w.end()
+				w.float(min(e.Info.CPUPercent/100, 1))
+			}
+			return w.b
+		}},
+	{name: "nodepass_endpoint_uptime_seconds", typ: "gauge", help: "Uptime of the NodePass master process in seconds.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.Uptime })},
+	{name: "nodepass_endpoint_memory_used_bytes", typ: "gauge", help: "Memory used on the master host in bytes.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.MemUsed })},
+	{name: "nodepass_endpoint_memory_total_bytes", typ: "gauge", help: "Memory of the master host in bytes.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.MemTotal })},
+	{name: "nodepass_endpoint_network_receive_bytes_total", typ: "counter", help: "Bytes received by the master host, as the master reports it.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.NetRx })},
+	{name: "nodepass_endpoint_network_transmit_bytes_total", typ: "counter", help: "Bytes transmitted by the master host, as the master reports it.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.NetTx })},
+	{name: "nodepass_endpoint_swap_used_bytes", typ: "gauge", help: "Swap used on the master host in bytes.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.SwapUsed })},
+	{name: "nodepass_endpoint_swap_total_bytes", typ: "gauge", help: "Swap of the master host in bytes.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.SwapTotal })},
+	{name: "nodepass_endpoint_disk_read_bytes_total", typ: "counter", help: "Bytes read from the master host's disks, as the master reports it.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.DiskRead })},
+	{name: "nodepass_endpoint_disk_written_bytes_total", typ: "counter", help: "Bytes written to the master host's disks, as the master reports it.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.DiskWrite })},
+	{name: "nodepass_endpoint_system_uptime_seconds", typ: "gauge", help: "Uptime of the master host (not the NodePass process) in seconds.",
+		endpoint: infoValue(func(i *wire.Info) uint64 { return i.SysUptime })},
+	{name: "nodepass_endpoint_events_total", typ: "counter", help: "SSE events received from the master, by event type.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			for typ := wire.EventInitial; typ < wire.NumEventTypes; typ++ {
+				w.start(name, e.Name)
+				w.label("type", typ.String())
+				w.end()
+				w.uint(e.Events[typ])
+			}
+			return w.b
+		}},
+	{name: "nodepass_endpoint_reconnects_total", typ: "counter", help: "Reconnects of the SSE stream after the first connect.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			w.endpointSample(name, e.Name, e.Reconnects)
+			return w.b
+		}},
+	{name: "nodepass_endpoint_last_event_timestamp_seconds", typ: "gauge", help: "Unix time of the last event received from the master.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			if !e.Conn.LastEvent.IsZero() {
+				w.start(name, e.Name)
+				w.end()
+				w.float(float64(e.Conn.LastEvent.UnixMilli()) / 1000)
+			}
+			return w.b
+		}},
+	{name: "nodepass_exporter_events_invalid_total", typ: "counter", help: "Events skipped as invalid, by reason.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			for _, reason := range sortedKeys(e.Invalid) {
+				w.start(name, e.Name)
+				w.label("reason", reason)
+				w.end()
+				w.uint(e.Invalid[reason])
+			}
+			return w.b
+		}},
+	{name: "nodepass_exporter_counter_anomalies_total", typ: "counter", help: "Counter discontinuities of the endpoint's tunnels, by reason: reset, backward_step, reset_while_away, restored, saturated.",
+		endpoint: func(b []byte, name string, e *Endpoint) []byte {
+			w := textWriter{b: b}
+			for _, reason := range sortedKeys(e.Anomalies) {
+				w.start(name, e.Name)
+				w.label("reason", reason)
+				w.end()
+				w.uint(e.Anomalies[reason])
+			}
+			return w.b
+		}},
+}
+
+// tunnelFamilies are the families with one or more samples per tunnel.
+// Each row loops over the tunnels itself: one call per family, not per
+// tunnel, keeps the per-tunnel work inlined (see BENCHMARKS.md).
+var tunnelFamilies = [...]family{
+	{name: "nodepass_tunnel_info", typ: "gauge", help: "Facts about a NodePass tunnel instance; always 1.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnel(name, e.Name, t.ID)
+				w.label("alias", t.Alias)
+				w.label("type", t.Type)
+				w.b = append(w.b, `,mode="`...)
+				w.b = strconv.AppendInt(w.b, t.Mode, 10)
+				w.b = append(w.b, '"')
+				w.end()
+				w.uint(1)
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_status", typ: "gauge", help: "Status of the tunnel: 1 for the current one of running, stopped, error.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				known := false
+				for _, st := range tunnelStatuses {
+					w.tunnel(name, e.Name, t.ID)
+					w.label("status", st)
+					w.end()
+					w.uint(boolValue(t.Status == st))
+					known = known || t.Status == st
+				}
+				if !known && t.Status != "" {
+					w.tunnel(name, e.Name, t.ID)
+					w.label("status", t.Status)
+					w.end()
+					w.uint(1)
+				}
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_traffic_bytes_total", typ: "counter", help: "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				if t.stale {
+					// Restored from a snapshot up to a second older than
+					// what a scraper may have seen before a crash: serving
+					// it could look like a counter reset. The first event
+					// after the restart brings the total up to date
+					// (counter rule 2).
+					continue
+				}
+				for i, l := range history.CounterLabels {
+					w.tunnel(name, e.Name, t.ID)
+					w.b = append(w.b, `,protocol="`...)
+					w.b = append(w.b, l.Protocol...)
+					w.b = append(w.b, `",direction="`...)
+					w.b = append(w.b, l.Direction...)
+					w.b = append(w.b, '"')
+					w.end()
+					w.uint(t.Total[i])
+				}
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_ping_seconds", typ: "gauge", help: "Last reported tunnel ping in seconds.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnel(name, e.Name, t.ID)
+				w.end()
+				w.float(float64(t.Ping) / 1000)
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_pool_connections", typ: "gauge", help: "Connections in the tunnel's pool.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.Pool)
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_tcp_connections", typ: "gauge", help: "Open TCP connections through the tunnel.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.TCPs)
+			}
+			return w.b
+		}},
+	{name: "nodepass_tunnel_udp_sessions", typ: "gauge", help: "Open UDP sessions through the tunnel.",
+		tunnels: func(b []byte, name string, s *Store) []byte {
+			w := textWriter{b: b}
+			for e, t := range eachTunnel(s) {
+				w.tunnelInt(name, e.Name, t.ID, t.UDPs)
+			}
+			return w.b
+		}},
+}
+
+// eachTunnel yields every tunnel of s with its endpoint, in page order.
+// The caller holds the read lock.
+func eachTunnel(s *Store) iter.Seq2[*Endpoint, *Tunnel] {
+	return func(yield func(*Endpoint, *Tunnel) bool) {
+		for _, name := range s.names {
+			e := s.endpoints[name]
+			for _, id := range e.ids {
+				if !yield(e, e.tunnels[id]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// infoValue writes one /info figure of an endpoint whose /info was read.
+func infoValue(get func(*wire.Info) uint64) func([]byte, string, *Endpoint) []byte {
+	return func(b []byte, name string, e *Endpoint) []byte {
+		w := textWriter{b: b}
+		if e.Info.Valid {
+			w.start(name, e.Name)
+			w.end()
+			w.uint(get(&e.Info.Info))
+		}
+		return w.b
+	}
+}
 
 // AppendMetrics appends the exposition text (Prometheus text format 0.0.4)
 // of every endpoint and tunnel to b and returns it. It allocates nothing per
@@ -52,181 +292,20 @@ func (s *Store) AppendMetrics(b []byte) []byte {
 	for i, n := range s.names {
 		eps[i] = s.endpoints[n]
 	}
-
-	w.header(famEndpointUp)
-	for _, e := range eps {
-		w.endpointSample(famEndpointUp.name, e.Name, boolValue(e.Conn.State == StateUp))
-	}
-	w.header(famEndpointState)
-	for _, e := range eps {
-		for _, st := range connStates {
-			w.start(famEndpointState.name, e.Name)
-			w.label("state", string(st))
-			w.end()
-			w.uint(boolValue(e.Conn.State == st))
-		}
-	}
-	w.header(famEndpointInfo)
-	for _, e := range eps {
-		if e.Info.Valid {
-			w.start(famEndpointInfo.name, e.Name)
-			w.label("version", e.Info.Version)
-			w.label("os", e.Info.OS)
-			w.label("arch", e.Info.Arch)
-			w.label("name", e.Info.Name)
-			w.end()
-			w.uint(1)
-		}
-	}
-	w.header(famEndpointCPU)
-	for _, e := range eps {
-		// NodePass sends -1 where it cannot measure (non-Linux hosts):
-		// no sample then, rather than a made-up -0.01.
-		if e.Info.Valid && e.Info.CPUPercent >= 0 {
-			w.start(famEndpointCPU.name, e.Name)
-			w.end()
-			w.float(min(e.Info.CPUPercent/100, 1))
-		}
-	}
-	for _, g := range []struct {
-		f   family
-		val func(*Info) uint64
-	}{
-		{famEndpointUptime, func(i *Info) uint64 { return i.Uptime }},
-		{famEndpointMemUsed, func(i *Info) uint64 { return i.MemUsed }},
-		{famEndpointMemTotal, func(i *Info) uint64 { return i.MemTotal }},
-		{famEndpointNetRx, func(i *Info) uint64 { return i.NetRx }},
-		{famEndpointNetTx, func(i *Info) uint64 { return i.NetTx }},
-	} {
-		w.header(g.f)
+	for i := range endpointFamilies {
+		f := &endpointFamilies[i]
+		w.header(f)
 		for _, e := range eps {
-			if e.Info.Valid {
-				w.start(g.f.name, e.Name)
-				w.end()
-				w.uint(g.val(&e.Info))
-			}
+			w.b = f.endpoint(w.b, f.name, e)
 		}
 	}
-	w.endpointSystem(eps)
-	w.header(famEndpointEvents)
-	for _, e := range eps {
-		for typ := EventInitial; typ < numEventTypes; typ++ {
-			w.start(famEndpointEvents.name, e.Name)
-			w.label("type", typ.String())
-			w.end()
-			w.uint(e.Events[typ])
-		}
-	}
-	w.header(famEndpointReconnect)
-	for _, e := range eps {
-		w.endpointSample(famEndpointReconnect.name, e.Name, e.Reconnects)
-	}
-	w.header(famEndpointLastEvent)
-	for _, e := range eps {
-		if !e.Conn.LastEvent.IsZero() {
-			w.start(famEndpointLastEvent.name, e.Name)
-			w.end()
-			w.float(float64(e.Conn.LastEvent.UnixMilli()) / 1000)
-		}
-	}
-	w.header(famInvalid)
-	for _, e := range eps {
-		for _, reason := range sortedKeys(e.Invalid) {
-			w.start(famInvalid.name, e.Name)
-			w.label("reason", reason)
-			w.end()
-			w.uint(e.Invalid[reason])
-		}
-	}
-	w.header(famAnomalies)
-	for _, e := range eps {
-		for _, reason := range sortedKeys(e.Anomalies) {
-			w.start(famAnomalies.name, e.Name)
-			w.label("reason", reason)
-			w.end()
-			w.uint(e.Anomalies[reason])
-		}
-	}
-
-	w.header(famTunnelInfo)
-	eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
-		w.tunnel(famTunnelInfo.name, e.Name, t.ID)
-		w.label("alias", t.Alias)
-		w.label("type", t.Type)
-		w.b = append(w.b, `,mode="`...)
-		w.b = strconv.AppendInt(w.b, t.Mode, 10)
-		w.b = append(w.b, '"')
-		w.end()
-		w.uint(1)
-	})
-	w.header(famTunnelStatus)
-	eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
-		known := false
-		for _, st := range tunnelStatuses {
-			w.tunnel(famTunnelStatus.name, e.Name, t.ID)
-			w.label("status", st)
-			w.end()
-			w.uint(boolValue(t.Status == st))
-			known = known || t.Status == st
-		}
-		if !known && t.Status != "" {
-			w.tunnel(famTunnelStatus.name, e.Name, t.ID)
-			w.label("status", t.Status)
-			w.end()
-			w.uint(1)
-		}
-	})
-	w.header(famTunnelTraffic)
-	eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
-		if t.stale {
-			// Restored from a snapshot up to a second older than what a
-			// scraper may have seen before a crash: serving it could look
-			// like a counter reset. The first event after the restart
-			// brings the total up to date (counter rule 2).
-			return
-		}
-		for i, l := range history.CounterLabels {
-			w.tunnel(famTunnelTraffic.name, e.Name, t.ID)
-			w.b = append(w.b, `,protocol="`...)
-			w.b = append(w.b, l.Protocol...)
-			w.b = append(w.b, `",direction="`...)
-			w.b = append(w.b, l.Direction...)
-			w.b = append(w.b, '"')
-			w.end()
-			w.uint(t.Total[i])
-		}
-	})
-	w.header(famTunnelPing)
-	eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
-		w.tunnel(famTunnelPing.name, e.Name, t.ID)
-		w.end()
-		w.float(float64(t.Ping) / 1000)
-	})
-	for _, g := range []struct {
-		f   family
-		val func(*Tunnel) int64
-	}{
-		{famTunnelPool, func(t *Tunnel) int64 { return t.Pool }},
-		{famTunnelTCP, func(t *Tunnel) int64 { return t.TCPs }},
-		{famTunnelUDP, func(t *Tunnel) int64 { return t.UDPs }},
-	} {
-		w.header(g.f)
-		eachTunnel(eps, func(e *Endpoint, t *Tunnel) {
-			w.tunnel(g.f.name, e.Name, t.ID)
-			w.end()
-			w.int(g.val(t))
-		})
+	for i := range tunnelFamilies {
+		f := &tunnelFamilies[i]
+		w.header(f)
+		w.b = f.tunnels(w.b, f.name, s)
 	}
 	w.services(s.servicesLocked())
 	return w.b
-}
-
-func eachTunnel(eps []*Endpoint, fn func(*Endpoint, *Tunnel)) {
-	for _, e := range eps {
-		for _, id := range e.ids {
-			fn(e, e.tunnels[id])
-		}
-	}
 }
 
 func boolValue(b bool) uint64 {
@@ -239,7 +318,7 @@ func boolValue(b bool) uint64 {
 // textWriter appends exposition text to b.
 type textWriter struct{ b []byte }
 
-func (w *textWriter) header(f family) {
+func (w *textWriter) header(f *family) {
 	w.b = append(w.b, "# HELP "...)
 	w.b = append(w.b, f.name...)
 	w.b = append(w.b, ' ')
@@ -276,6 +355,13 @@ func (w *textWriter) label(name, value string) {
 }
 
 func (w *textWriter) end() { w.b = append(w.b, "} "...) }
+
+// tunnelInt writes a sample of a tunnel with an integer value.
+func (w *textWriter) tunnelInt(name, endpoint, tunnel string, v int64) {
+	w.tunnel(name, endpoint, tunnel)
+	w.end()
+	w.int(v)
+}
 
 func (w *textWriter) endpointSample(name, endpoint string, v uint64) {
 	w.start(name, endpoint)

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -18,11 +21,11 @@ func replayedStore(t testing.TB) *Store {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	s.Connected("tokyo-1", false)
-	feed(t, s, "tokyo-1", loadCapture(t, captureOne), clock, nil)
+	feed(t, s, "tokyo-1", wiretest.Capture(t, wiretest.CaptureOne), clock, nil)
 	s.Connected("tokyo-1", true)
-	feed(t, s, "tokyo-1", loadCapture(t, captureAfter), clock, nil)
+	feed(t, s, "tokyo-1", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	s.SetConn("tokyo-1", StateUp, "")
-	s.SetInfo("tokyo-1", Info{Version: "v1.14.0", OS: "linux", Arch: "amd64", Name: "127.0.0.1",
+	s.setInfo("tokyo-1", wire.Info{Version: "v1.14.0", OS: "linux", Arch: "amd64", Name: "127.0.0.1",
 		CPUPercent: 68, MemTotal: 25276502016, MemUsed: 591691776, NetRx: 616945432, NetTx: 2471057, Uptime: 23})
 	return s
 }
@@ -42,7 +45,7 @@ func TestMetricsGolden(t *testing.T) {
 	if !bytes.Equal(page, want) {
 		t.Errorf("metrics differ from %s (go test -run TestMetricsGolden -update to accept):\n%s", golden, page)
 	}
-	if bytes.Contains(page, []byte(recordedKey)) {
+	if bytes.Contains(page, []byte(wiretest.APIKey)) {
 		t.Fatal("API key in /metrics")
 	}
 	promtoolCheck(t, page)
@@ -52,6 +55,9 @@ func TestMetricsGolden(t *testing.T) {
 // and types) over page and fails on any finding.
 func promtoolCheck(t *testing.T, page []byte) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("promtool is an external program; -short runs none")
+	}
 	path, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -79,7 +85,7 @@ func promtoolCheck(t *testing.T, page []byte) {
 func TestMetricsEscapesUntrustedLabels(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)}
 	s := newTestStore(clock)
-	ev := &Event{Type: EventUpdate, HasInstance: true, Instance: Instance{
+	ev := &wire.Event{Type: wire.EventUpdate, HasInstance: true, Instance: wire.Instance{
 		ID: []byte("0a93e346"), Alias: []byte("a\"b\\c\nd\xff<script>"), Type: []byte("server"), Status: []byte("running"),
 	}}
 	if err := s.Apply("m", ev); err != nil {
@@ -97,8 +103,8 @@ func TestMetricsDeletedTunnelDisappears(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	seen := false
-	feed(t, s, "m", loadCapture(t, captureOne), clock, func(ev *Event) {
-		if ev.Type == EventDelete {
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureOne), clock, func(ev *wire.Event) {
+		if ev.Type == wire.EventDelete {
 			seen = strings.Contains(string(s.AppendMetrics(nil)), `tunnel="07ae9674"`)
 		}
 	})
@@ -113,16 +119,16 @@ func TestMetricsDeletedTunnelDisappears(t *testing.T) {
 func TestBadIDRejected(t *testing.T) {
 	s := newTestStore(&fakeClock{now: time.Unix(0, 0)})
 	for _, id := range []string{"", "0A93E346", "0a93e34", "0a93e346a", "../../x", "0a93e34\n"} {
-		ev := &Event{Type: EventUpdate, HasInstance: true, Instance: Instance{ID: []byte(id)}}
+		ev := &wire.Event{Type: wire.EventUpdate, HasInstance: true, Instance: wire.Instance{ID: []byte(id)}}
 		if err := s.Apply("m", ev); err == nil {
 			t.Errorf("id %q accepted", id)
 		}
 	}
-	ev := &Event{Type: EventInitial, HasInstance: true, Instance: Instance{ID: []byte(PseudoInstanceID), URL: []byte(recordedKey)}}
+	ev := &wire.Event{Type: wire.EventInitial, HasInstance: true, Instance: wire.Instance{ID: []byte(wire.PseudoInstanceID), URL: []byte(wiretest.APIKey)}}
 	if err := s.Apply("m", ev); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(s.AppendMetrics(nil)), recordedKey) || strings.Contains(string(s.AppendMetrics(nil)), "********") {
+	if strings.Contains(string(s.AppendMetrics(nil)), wiretest.APIKey) || strings.Contains(string(s.AppendMetrics(nil)), "********") {
 		t.Error("pseudo-instance reached the state")
 	}
 }
@@ -135,9 +141,9 @@ func TestRestoredTotalsWaitForTheStream(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	s.Connected("m", false)
-	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	path := t.TempDir() + "/" + StateFileName
-	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := newTestStore(clock)
@@ -149,7 +155,7 @@ func TestRestoredTotalsWaitForTheStream(t *testing.T) {
 		t.Fatalf("restored, unconfirmed tunnels: want info but no totals:\n%s", page)
 	}
 	s2.Connected("m", false)
-	feed(t, s2, "m", loadCapture(t, captureAfter), clock, nil)
+	feed(t, s2, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	if !strings.Contains(string(s2.AppendMetrics(nil)), `nodepass_tunnel_traffic_bytes_total{endpoint="m",tunnel="0a93e346",protocol="tcp",direction="rx"}`) {
 		t.Fatal("totals not served after the stream confirmed the tunnel")
 	}

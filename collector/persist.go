@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // StateFileName is the snapshot file inside the data directory.
@@ -95,7 +96,7 @@ func (s *Store) Restore(path string) error {
 			e.retired[id] = h
 		}
 		for _, st := range se.Tunnels {
-			if !validID([]byte(st.ID)) {
+			if !wire.ValidID([]byte(st.ID)) {
 				continue
 			}
 			t := s.addTunnelLocked(e, []byte(st.ID))
@@ -132,9 +133,23 @@ type Persister struct {
 	failures uint64
 }
 
-// NewPersister returns a Persister writing to path every interval.
-func NewPersister(store *Store, path string, interval time.Duration, logger *slog.Logger) *Persister {
-	return &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp}
+// NewPersister returns a Persister writing to path every interval, and
+// registers its metrics with reg (nil registers none):
+//
+//	nodepass_exporter_state_save_failures_total
+//	nodepass_exporter_state_last_save_successful
+//	nodepass_exporter_state_last_save_success_timestamp_seconds
+//
+// so that a snapshot that cannot be written (disk full, read-only data
+// directory) is visible to alerting, not only in the log and /api/status.
+func NewPersister(store *Store, path string, interval time.Duration, logger *slog.Logger, reg prometheus.Registerer) (*Persister, error) {
+	p := &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp}
+	if reg != nil {
+		if err := p.register(reg); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // Run saves until ctx ends, then saves a last time.
@@ -192,15 +207,8 @@ func (p *Persister) Save() error {
 	return nil
 }
 
-// Register adds the persister's metrics to reg:
-//
-//	nodepass_exporter_state_save_failures_total
-//	nodepass_exporter_state_last_save_successful
-//	nodepass_exporter_state_last_save_success_timestamp_seconds
-//
-// so that a snapshot that cannot be written (disk full, read-only data
-// directory) is visible to alerting, not only in the log and /api/status.
-func (p *Persister) Register(reg prometheus.Registerer) error {
+// register adds the persister's metrics to reg (see NewPersister).
+func (p *Persister) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "nodepass_exporter_state_save_failures_total",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 type tunnelKey struct{ endpoint, id string }
@@ -106,8 +107,8 @@ func (h *cutHarness) mutate() {
 			c = history.Counters{1, 2, 3, 4} // a reset
 		}
 		h.raw[k] = c
-		typ := []EventType{EventUpdate, EventUpdate, EventUpdate, EventLog, EventCreate, EventDelete}[rng.IntN(6)]
-		ev := Event{Type: typ, HasInstance: true, Instance: Instance{ID: []byte(k.id), Status: []byte("running"),
+		typ := []wire.EventType{wire.EventUpdate, wire.EventUpdate, wire.EventUpdate, wire.EventLog, wire.EventCreate, wire.EventDelete}[rng.IntN(6)]
+		ev := wire.Event{Type: typ, HasInstance: true, Instance: wire.Instance{ID: []byte(k.id), Status: []byte("running"),
 			Ping: rng.Int64N(100), Counters: c}}
 		if err := s.Apply(k.endpoint, &ev); err != nil {
 			h.t.Fatal(err)
@@ -115,7 +116,7 @@ func (h *cutHarness) mutate() {
 	case r < 80:
 		s.Sweep()
 	case r < 83:
-		s.RemoveEndpoint(k.endpoint)
+		s.removeEndpoint(k.endpoint)
 	default: // the TSDB writer commits a batch
 		s.outbox.Ack(rng.IntN(s.outbox.Len() + 1))
 	}
@@ -268,8 +269,8 @@ func TestSaveWhileIngesting(t *testing.T) {
 			if i%50 == 0 {
 				time.Sleep(50 * time.Microsecond) // saves see many states
 			}
-			ev := Event{Type: []EventType{EventUpdate, EventUpdate, EventLog}[rng.IntN(3)], HasInstance: true,
-				Instance: Instance{ID: fmt.Appendf(nil, "%08x", n), Status: []byte("running"), Counters: raw[n]}}
+			ev := wire.Event{Type: []wire.EventType{wire.EventUpdate, wire.EventUpdate, wire.EventLog}[rng.IntN(3)], HasInstance: true,
+				Instance: wire.Instance{ID: fmt.Appendf(nil, "%08x", n), Status: []byte("running"), Counters: raw[n]}}
 			if err := s.Apply([]string{"x", "y"}[n%2], &ev); err != nil {
 				t.Error(err)
 				return

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // nastyStrings are master- or config-supplied texts that JSON must escape.
@@ -275,14 +277,14 @@ func TestRestoreOldFormatFile(t *testing.T) {
 	if err := s.Restore("testdata/state-v1-encoding-json.json"); err != nil {
 		t.Fatal(err)
 	}
-	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
-		t.Errorf("restored totals %v, want %v", got, wantOneStream)
+	if got := totals(t, s, "m"); !equalTotals(got, wiretest.TotalsOneStream()) {
+		t.Errorf("restored totals %v, want %v", got, wiretest.TotalsOneStream())
 	}
 	if n := s.Outbox().Len(); n < 50 {
 		t.Errorf("restored outbox has %d samples", n)
 	}
 	path := filepath.Join(t.TempDir(), StateFileName)
-	if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, old) {
@@ -321,7 +323,7 @@ func TestSaveFailureKeepsTheOldFile(t *testing.T) {
 	s := benchStore(t, 3000) // a file of some 1.3 MB: several writes
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFileName)
-	p := NewPersister(s, path, time.Second, discardLogger())
+	p := newPersister(t, s, path)
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +383,7 @@ func TestSaveReadOnlyDir(t *testing.T) {
 	s := benchStore(t, 10)
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFileName)
-	p := NewPersister(s, path, time.Second, discardLogger())
+	p := newPersister(t, s, path)
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -411,11 +413,11 @@ func benchStore(t testing.TB, n int) *Store {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)}
 	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1_000_000)})
-	var ev Event
+	var ev wire.Event
 	for round := range 5 {
 		clock.now = clock.now.Add(5 * time.Second)
 		for i := range n {
-			ev = Event{Type: EventUpdate, HasInstance: true, Time: []byte("2026-11-21T23:00:00Z"), Instance: Instance{
+			ev = wire.Event{Type: wire.EventUpdate, HasInstance: true, Time: []byte("2026-11-21T23:00:00Z"), Instance: wire.Instance{
 				ID: fmt.Appendf(nil, "%08x", i*7919), Alias: fmt.Appendf(nil, "tunnel-%d <%d>", i, i%3),
 				Type: []byte("server"), Status: []byte("running"), Mode: 1, Ping: int64(i % 50), Pool: 64,
 				Counters: history.Counters{uint64(round * i), uint64(round * i * 1000), uint64(round), 7},
@@ -461,7 +463,7 @@ func BenchmarkSnapshotCopySlice(b *testing.B) {
 // BenchmarkRestore reads the snapshot of 100,000 tunnels (42 MB) back.
 func BenchmarkRestore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), StateFileName)
-	if err := NewPersister(benchStore(b, 100_000), path, time.Second, discardLogger()).Save(); err != nil {
+	if err := newPersister(b, benchStore(b, 100_000), path).Save(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

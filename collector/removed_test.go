@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // shiftClock is an injected clock that goroutines may read while the test
@@ -91,7 +92,7 @@ func TestRemovedMasterKeepsItsHistory(t *testing.T) {
 				cancel()
 				m.Wait()
 				path := filepath.Join(t.TempDir(), StateFileName)
-				if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+				if err := newPersister(t, s, path).Save(); err != nil {
 					t.Fatal(err)
 				}
 				s = newStore()
@@ -147,9 +148,9 @@ func TestRemovedMasterExpires(t *testing.T) {
 	clock := (&shiftClock{}).at(12, 5)
 	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(1000), RemovedRetention: time.Hour})
 	s.Connected("m", false)
-	applyRaw(t, s, EventCreate, "0a93e346", history.Counters{})
-	applyRaw(t, s, EventUpdate, "0a93e346", history.Counters{7})
-	s.RemoveEndpoint("m")
+	applyRaw(t, s, wire.EventCreate, "0a93e346", history.Counters{})
+	applyRaw(t, s, wire.EventUpdate, "0a93e346", history.Counters{7})
+	s.removeEndpoint("m")
 	clock.at(12, 30)
 	s.Sweep()
 	if _, count := hourlyTCPRx(s, "m", "0a93e346"); len(count) != 0 {

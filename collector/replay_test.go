@@ -5,46 +5,28 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
-
-const (
-	recordedKey  = "23c532afc995d2cb90b22b2846c7c300"
-	captureOne   = "testdata/capture-sse.txt"
-	captureAfter = "testdata/capture-sse-after-master-restart.txt"
-)
-
-// loadCapture reads a recording and strips the "HH:MM:SS.mmm " receive-time
-// prefix the second recording has on each line.
-func loadCapture(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d ?`)
-	return prefix.ReplaceAll(b, nil)
-}
 
 // fakeClock is an injected clock that moves on only when told.
 type fakeClock struct{ now time.Time }
 
 func (c *fakeClock) Now() time.Time { return c.now }
 
-// feed runs a capture through the production path (Framer, Decoder,
+// feed runs a capture through the production path (Framer, wire.Decoder,
 // Store.Apply) and calls each (if not nil) before every applied event.
-func feed(t testing.TB, s *Store, name string, capture []byte, clock *fakeClock, each func(*Event)) {
+func feed(t testing.TB, s *Store, name string, capture []byte, clock *fakeClock, each func(*wire.Event)) {
 	t.Helper()
-	fr := NewFramer(bytes.NewReader(capture), 1<<20, 2<<20)
+	fr := wire.NewFramer(bytes.NewReader(capture), 1<<20, 2<<20)
 	var (
-		dec Decoder
-		ev  Event
+		dec wire.Decoder
+		ev  wire.Event
 	)
 	for {
 		f, err := fr.Next()
@@ -84,19 +66,6 @@ func totals(t *testing.T, s *Store, endpoint string) map[string]history.Counters
 	return out
 }
 
-// The expected totals of the fixture README.
-var (
-	wantOneStream = map[string]history.Counters{
-		"0a93e346": {549, 30001230, 300000, 300000},
-		"3eac4791": {30001230, 549, 300000, 300000},
-	}
-	wantDeleted      = history.Counters{89, 5000205, 25000, 25000}
-	wantAfterRestart = map[string]history.Counters{
-		"0a93e346": {638, 35001435, 310000, 310000},
-		"3eac4791": {35001435, 638, 310000, 310000},
-	}
-)
-
 func newTestStore(clock *fakeClock) *Store {
 	return NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(100000)})
 }
@@ -106,9 +75,9 @@ func TestReplayOneStream(t *testing.T) {
 	s := newTestStore(clock)
 	s.Connected("m", false)
 	var atDelete history.Counters
-	feed(t, s, "m", loadCapture(t, captureOne), clock, nil)
-	if got := totals(t, s, "m"); !equalTotals(got, wantOneStream) {
-		t.Errorf("totals after one stream:\n got %v\nwant %v", got, wantOneStream)
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureOne), clock, nil)
+	if got := totals(t, s, "m"); !equalTotals(got, wiretest.TotalsOneStream()) {
+		t.Errorf("totals after one stream:\n got %v\nwant %v", got, wiretest.TotalsOneStream())
 	}
 	// The deleted tunnel is gone from the state; its hour bucket is kept
 	// (retired) until the hour closes, holding its totals at the delete.
@@ -119,8 +88,8 @@ func TestReplayOneStream(t *testing.T) {
 		}
 		atDelete = h.Totals
 	})
-	if atDelete != wantDeleted {
-		t.Errorf("07ae9674 totals at its delete = %v, want %v", atDelete, wantDeleted)
+	if atDelete != wiretest.TotalsDeleted() {
+		t.Errorf("07ae9674 totals at its delete = %v, want %v", atDelete, wiretest.TotalsDeleted())
 	}
 }
 
@@ -128,12 +97,12 @@ func TestReplayReconnectAfterMasterRestart(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	s.Connected("m", false)
-	feed(t, s, "m", loadCapture(t, captureOne), clock, nil)
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureOne), clock, nil)
 	s.Connected("m", true)
-	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	got := totals(t, s, "m")
-	if !equalTotals(got, wantAfterRestart) {
-		t.Errorf("totals after reconnect:\n got %v\nwant %v", got, wantAfterRestart)
+	if !equalTotals(got, wiretest.TotalsAfterRestart()) {
+		t.Errorf("totals after reconnect:\n got %v\nwant %v", got, wiretest.TotalsAfterRestart())
 	}
 	// The two sides of the tunnel mirror each other exactly.
 	srv, cli := got["0a93e346"], got["3eac4791"]
@@ -151,7 +120,7 @@ func TestRestartMidReplay(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, StateFileName)
 			clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
-			events := splitEvents(loadCapture(t, captureOne))
+			events := splitEvents(wiretest.Capture(t, wiretest.CaptureOne))
 			if cut >= len(events) {
 				t.Fatalf("capture has %d events", len(events))
 			}
@@ -159,7 +128,7 @@ func TestRestartMidReplay(t *testing.T) {
 			s.Connected("m", false)
 			feed(t, s, "m", bytes.Join(events[:cut], nil), clock, nil)
 			before := totals(t, s, "m")
-			if err := NewPersister(s, path, time.Second, discardLogger()).Save(); err != nil {
+			if err := newPersister(t, s, path).Save(); err != nil {
 				t.Fatal(err)
 			}
 
@@ -173,7 +142,7 @@ func TestRestartMidReplay(t *testing.T) {
 				}
 			}
 			s2.Connected("m", false)
-			feed(t, s2, "m", bytes.Join(events[cut:], nil), clock, func(*Event) {
+			feed(t, s2, "m", bytes.Join(events[cut:], nil), clock, func(*wire.Event) {
 				for id, c := range totals(t, s2, "m") {
 					for i := range c {
 						if c[i] < before[id][i] {
@@ -183,9 +152,9 @@ func TestRestartMidReplay(t *testing.T) {
 				}
 			})
 			s2.Connected("m", true)
-			feed(t, s2, "m", loadCapture(t, captureAfter), clock, nil)
-			if got := totals(t, s2, "m"); !equalTotals(got, wantAfterRestart) {
-				t.Errorf("totals:\n got %v\nwant %v", got, wantAfterRestart)
+			feed(t, s2, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
+			if got := totals(t, s2, "m"); !equalTotals(got, wiretest.TotalsAfterRestart()) {
+				t.Errorf("totals:\n got %v\nwant %v", got, wiretest.TotalsAfterRestart())
 			}
 		})
 	}
@@ -230,12 +199,12 @@ func TestInitialBurstResyncs(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 23, 53, 20, 0, time.UTC)}
 	s := newTestStore(clock)
 	s.Connected("m", false)
-	feed(t, s, "m", loadCapture(t, captureAfter), clock, nil)
+	feed(t, s, "m", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	if n := len(totals(t, s, "m")); n != 2 {
 		t.Fatalf("%d tunnels after the burst, want 2", n)
 	}
 	s.Connected("m", true)
-	onlyKey := "retry: 3000\n\nevent: instance\ndata: {\"type\":\"initial\",\"time\":\"2026-11-21T23:55:01Z\",\"instance\":{\"id\":\"********\",\"url\":\"" + recordedKey + "\",\"tcprx\":0,\"tcptx\":0,\"udprx\":0,\"udptx\":0},\"logs\":\"\"}\n\n"
+	onlyKey := "retry: 3000\n\nevent: instance\ndata: {\"type\":\"initial\",\"time\":\"2026-11-21T23:55:01Z\",\"instance\":{\"id\":\"********\",\"url\":\"" + wiretest.APIKey + "\",\"tcprx\":0,\"tcptx\":0,\"udprx\":0,\"udptx\":0},\"logs\":\"\"}\n\n"
 	feed(t, s, "m", []byte(onlyKey), clock, nil)
 	s.EndBurst("m") // the collector's pause timer
 	if n := len(totals(t, s, "m")); n != 0 {

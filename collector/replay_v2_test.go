@@ -3,6 +3,8 @@ package collector
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,15 @@ func TestReplayV2OverHTTP(t *testing.T) {
 			}
 		}
 	}
+}
+
+// loadCapture reads a recording from testdata without the timestamps some
+// recordings carry at the start of each line.
+func loadCapture(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d ?`).ReplaceAll(b, nil)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // What the exporter learns from the master at every connect, and the
@@ -70,7 +72,7 @@ func decodeInstanceIDs(r io.Reader) ([]string, error) {
 	ids := make([]string, 0, len(list))
 	for i := range list {
 		id := list[i].ID
-		if id == PseudoInstanceID || !validID([]byte(id)) {
+		if id == wire.PseudoInstanceID || !wire.ValidID([]byte(id)) {
 			continue
 		}
 		ids = append(ids, id)
@@ -92,9 +94,9 @@ func (c *Conn) connectInfo(ctx context.Context) {
 		return
 	}
 	defer resp.Body.Close()
-	var in infoJSON
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxInfoBytes)).Decode(&in); err != nil {
-		c.logger.Warn("cannot read master info at connect; a backwards counter counts as restored", "err", fmt.Errorf("decode /info: %w", err))
+	in, err := wire.DecodeInfo(resp.Body)
+	if err != nil {
+		c.logger.Warn("cannot read master info at connect; a backwards counter counts as restored", "err", err)
 		return
 	}
 	restarted, judged := c.store.JudgeRestart(c.cfg.Name, time.Duration(in.Uptime)*time.Second, asked)

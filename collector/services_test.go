@@ -10,14 +10,15 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // The v2.0.0-b10 recording (../shared/fixtures/nodepass-v2.0.0-b10/): a
 // dual-end pair sharing one sid, and a single-end client with a sid of its
 // own that is deleted before the end.
 const (
-	v2Capture      = "testdata/v2.0.0-b10/capture-sse.txt"
-	v2CaptureAfter = "testdata/v2.0.0-b10/capture-sse-after-master-restart.txt"
+	v2Capture      = "testdata/v2/capture-sse.txt"
+	v2CaptureAfter = "testdata/v2/capture-sse-after-master-restart.txt"
 	v2PairSID      = "3f1c2b9a-7d4e-4c8b-9a61-2e5f0d7c4b11"
 	v2SingleSID    = "a8d0e6f2-51c3-4b7a-8e9d-6c2f1b0a9e35"
 	v2Server       = "a2fc02b5"
@@ -34,7 +35,7 @@ func TestServicesFromV2Fixture(t *testing.T) {
 	s := newTestStore(clock)
 	s.Connected("m", false)
 	var single *Service
-	feed(t, s, "m", loadCapture(t, v2Capture), clock, func(*Event) {
+	feed(t, s, "m", loadCapture(t, v2Capture), clock, func(*wire.Event) {
 		for _, svc := range s.Services() {
 			if svc.SID == v2SingleSID {
 				single = &svc
@@ -180,7 +181,7 @@ func TestServiceMetricsHostile(t *testing.T) {
 		}
 	}
 	s.mu.Unlock()
-	s.SetInfo("m", Info{SwapUsed: 5, SwapTotal: 6, DiskRead: 7, DiskWrite: 8, SysUptime: 9})
+	s.setInfo("m", wire.Info{SwapUsed: 5, SwapTotal: 6, DiskRead: 7, DiskWrite: 8, SysUptime: 9})
 
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(bytes.NewReader(s.AppendMetrics(nil)))
@@ -236,7 +237,7 @@ func TestRecordHost(t *testing.T) {
 	if n := s.Outbox().Len(); n != 0 {
 		t.Fatalf("%d samples before any poll", n)
 	}
-	s.SetInfo("m", Info{CPUPercent: 25, MemUsed: 1, MemTotal: 2, SwapUsed: 3, SwapTotal: 4, NetRx: 5, NetTx: 6, DiskRead: 7, DiskWrite: 8, SysUptime: 9, Uptime: 10})
+	s.setInfo("m", wire.Info{CPUPercent: 25, MemUsed: 1, MemTotal: 2, SwapUsed: 3, SwapTotal: 4, NetRx: 5, NetTx: 6, DiskRead: 7, DiskWrite: 8, SysUptime: 9, Uptime: 10})
 	s.RecordHost("m")
 	hs := make(history.HostSet)
 	for _, smp := range s.Outbox().Snapshot() {

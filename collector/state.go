@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"errors"
 	"hash/maphash"
 	"log/slog"
 	"slices"
@@ -12,11 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
-
-// PseudoInstanceID is the id of the entry that carries the master's API key
-// in its url. It is not a tunnel and is dropped on arrival.
-const PseudoInstanceID = "********"
 
 // Invalid-event reasons found outside the decoder: an id NodePass does not
 // make, a line or event over the bound, an SSE event name other than
@@ -26,9 +22,6 @@ const (
 	reasonTooLong      = "too_long"
 	reasonUnknownEvent = "unknown_event"
 )
-
-// ErrBadID is returned by Apply for an instance id that NodePass does not make.
-var ErrBadID = errors.New("instance id is not 8 hex digits")
 
 // Options configure a Store.
 type Options struct {
@@ -138,7 +131,7 @@ type Endpoint struct {
 	Conn ConnStatus
 	Info Info
 
-	Events  [numEventTypes]uint64
+	Events  [wire.NumEventTypes]uint64
 	Invalid map[string]uint64 // by reason
 	// Anomalies counts counter discontinuities, by reason (counters.go).
 	Anomalies  map[string]uint64
@@ -193,25 +186,11 @@ type ConnStatus struct {
 	LastEvent time.Time
 }
 
-// Info holds a master's host figures from GET /info.
+// Info holds a master's host figures from GET /info, and when they came.
 type Info struct {
+	wire.Info
+	// Valid is false until the first /info answer.
 	Valid       bool
-	Version     string
-	OS          string
-	Arch        string
-	Name        string
-	Alias       string
-	CPUPercent  float64
-	MemTotal    uint64
-	MemUsed     uint64
-	SwapTotal   uint64
-	SwapUsed    uint64
-	NetRx       uint64
-	NetTx       uint64
-	DiskRead    uint64
-	DiskWrite   uint64
-	SysUptime   uint64
-	Uptime      uint64
 	LastUpdated time.Time
 }
 
@@ -347,11 +326,11 @@ func (s *Store) endpointLocked(name string) *Endpoint {
 	return e
 }
 
-// RemoveEndpoint takes an endpoint out of the views when a reload removes
+// removeEndpoint takes an endpoint out of the views when a reload removes
 // its master: its partial windows are written, and its snapshot (raw
 // counters, totals, open hours) is kept for Options.RemovedRetention, for a
 // master of the same name that returns (see removed.go).
-func (s *Store) RemoveEndpoint(name string) {
+func (s *Store) removeEndpoint(name string) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
 	if e, ok := s.endpoints[name]; ok {
@@ -414,14 +393,12 @@ func (s *Store) Connected(name string, reconnect bool) {
 	}
 }
 
-// SetInfo stores a master's /info figures.
-func (s *Store) SetInfo(name string, info Info) {
+// setInfo stores a master's /info figures.
+func (s *Store) setInfo(name string, info wire.Info) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)
-	info.Valid = true
-	info.LastUpdated = s.opts.Now()
-	e.Info = info
+	e.Info = Info{Info: info, Valid: true, LastUpdated: s.opts.Now()}
 }
 
 // CountInvalid counts an event that was skipped, by reason.
@@ -430,19 +407,6 @@ func (s *Store) CountInvalid(name, reason string) {
 	defer s.mu.Unlock()
 	s.endpointLocked(name).Invalid[reason]++
 	s.stats.invalid++
-}
-
-// validID reports whether id is what NodePass makes: 8 lowercase hex digits.
-func validID(id []byte) bool {
-	if len(id) != 8 {
-		return false
-	}
-	for _, c := range id {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // setString stores b in *dst if it differs, replacing invalid UTF-8 (the
@@ -472,7 +436,7 @@ func toValidUTF8(b []byte) []byte {
 	return out
 }
 
-func setTags(dst *[]TagKV, tags []Tag) {
+func setTags(dst *[]TagKV, tags []wire.Tag) {
 	same := len(*dst) == len(tags)
 	if same {
 		for i, t := range tags {
@@ -495,9 +459,9 @@ func setTags(dst *[]TagKV, tags []Tag) {
 
 func bytesToID(b []byte) string { return string(b) }
 
-// HasRunning reports whether any tunnel of the endpoint is running (a
+// hasRunning reports whether any tunnel of the endpoint is running (a
 // running tunnel reports every interval, so silence means a stalled stream).
-func (s *Store) HasRunning(name string) bool {
+func (s *Store) hasRunning(name string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.endpoints[name]

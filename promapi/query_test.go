@@ -211,13 +211,24 @@ func TestAPIMetadataBuildInfo(t *testing.T) {
 	if err := json.Unmarshal(r.Data, &md); err != nil {
 		t.Fatal(err)
 	}
-	if len(md) != 11 {
-		t.Errorf("metadata for %d names, want 11 (3 hourly, 8 window)", len(md))
-	}
+	tunnelNames := 0
 	for name, m := range md {
-		if len(m) != 1 || m[0].Type != "gauge" || m[0].Help == "" || !strings.HasPrefix(name, "nodepass_tunnel_") {
+		if strings.HasPrefix(name, "nodepass_tunnel_") {
+			tunnelNames++
+			if len(m) != 1 || m[0].Type != "gauge" || m[0].Help == "" {
+				t.Errorf("%s: %+v", name, m)
+			}
+			continue
+		}
+		// The masters' host figures (one sample per /info poll) and the
+		// pre-aggregated hourly series.
+		if len(m) != 1 || (m[0].Type != "gauge" && m[0].Type != "counter") || m[0].Help == "" ||
+			!(strings.HasPrefix(name, "nodepass_endpoint_") || strings.HasPrefix(name, "nodepass_service_")) {
 			t.Errorf("%s: %+v", name, m)
 		}
+	}
+	if tunnelNames != 11 {
+		t.Errorf("metadata for %d tunnel names, want 11 (3 hourly, 8 window)", tunnelNames)
 	}
 	if !strings.Contains(r.raw, `"nodepass_tunnel_hourly_points":[{"type":"gauge","help":"`) || !strings.Contains(r.raw, `"unit":""}]`) {
 		t.Errorf("shape: %s", r.raw)

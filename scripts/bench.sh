@@ -28,8 +28,10 @@ once() {
 }
 
 # 1. Ingest per core (-cpu=1): frame + decode + state + delta + window +
-#    outbox, with the encoding/json baseline; the decoder and framer alone.
-run -cpu 1 -bench 'BenchmarkIngest|BenchmarkDecode|BenchmarkFramer' -benchtime 400000x ./collector/
+#    outbox, with the encoding/json baseline; the decoder and framer alone
+#    (package wire).
+run -cpu 1 -bench 'BenchmarkIngest' -benchtime 400000x ./collector/
+run -cpu 1 -bench 'BenchmarkDecode|BenchmarkFramer' -benchtime 400000x ./wire/
 # 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline.
 run -bench 'BenchmarkMetrics10k' -benchtime 10x ./collector/
 # 5. Live state and window per tunnel at 1,000, 10,000 and 100,000 tunnels.

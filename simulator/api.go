@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // The NodePass versions the simulator imitates (Options.Version; the "ver"
@@ -195,7 +197,7 @@ func (m *Master) serveInstance(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	_, ok := m.byID[id]
 	m.mu.Unlock()
-	if !ok && id != APIKeyID {
+	if !ok && id != wire.PseudoInstanceID {
 		httpError(w, "Instance not found", http.StatusNotFound)
 		return
 	}
@@ -210,7 +212,7 @@ func (m *Master) serveInstance(w http.ResponseWriter, r *http.Request) {
 			m.patch(id, req.Alias, req.Action)
 		}
 	case http.MethodDelete:
-		if id == APIKeyID {
+		if id == wire.PseudoInstanceID {
 			httpError(w, "Forbidden: API Key", http.StatusForbidden)
 			return
 		}
@@ -227,7 +229,7 @@ func (m *Master) serveInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	var in *instance
-	if id == APIKeyID {
+	if id == wire.PseudoInstanceID {
 		in = m.keyInstance()
 	} else if t, ok := m.byID[id]; ok {
 		in = &t.instance
@@ -245,7 +247,7 @@ func (m *Master) serveInstance(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Master) patch(id, alias, action string) {
-	if id == APIKeyID {
+	if id == wire.PseudoInstanceID {
 		if action == "restart" {
 			m.RotateKey()
 		}

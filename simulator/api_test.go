@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // do sends a request with key (none if empty) and returns the body,
@@ -68,11 +71,11 @@ func TestInstances(t *testing.T) {
 	key := m.APIKey()
 	get(t, srv.URL+"/api/v1/instances", key, http.StatusNotFound) // only the configured base
 
-	var list []wireInstance
+	var list []wiretest.Instance
 	if err := json.Unmarshal([]byte(get(t, srv.URL+"/np/v1/instances", key, 200)), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 6 || list[0].ID != APIKeyID || list[0].URL != key {
+	if len(list) != 6 || list[0].ID != wire.PseudoInstanceID || list[0].URL != key {
 		t.Fatalf("list: %+v", list)
 	}
 	for i, id := range m.IDs() {
@@ -81,11 +84,11 @@ func TestInstances(t *testing.T) {
 		}
 	}
 	id := list[3].ID
-	var one wireInstance
+	var one wiretest.Instance
 	if err := json.Unmarshal([]byte(get(t, srv.URL+"/np/v1/instances/"+id, key, 200)), &one); err != nil {
 		t.Fatal(err)
 	}
-	if one.ID != id || one.counters() != list[3].counters() {
+	if one.ID != id || counters(&one) != counters(&list[3]) {
 		t.Errorf("get %s = %+v", id, one)
 	}
 	if got := get(t, srv.URL+"/np/v1/instances/deadbeef", key, 404); got != `{"error":"Instance not found"}`+"\n" {
@@ -97,12 +100,12 @@ func TestInstances(t *testing.T) {
 	if c, _ := m.Counters(id); c != (Counters{}) {
 		t.Errorf("after PATCH reset: %+v", c)
 	}
-	do(t, http.MethodDelete, srv.URL+"/np/v1/instances/"+APIKeyID, key, "", http.StatusForbidden)
+	do(t, http.MethodDelete, srv.URL+"/np/v1/instances/"+wire.PseudoInstanceID, key, "", http.StatusForbidden)
 	do(t, http.MethodDelete, srv.URL+"/np/v1/instances/"+id, key, "", http.StatusNoContent)
 	if _, ok := m.Counters(id); ok {
 		t.Error("tunnel still there after DELETE")
 	}
-	body := do(t, http.MethodPatch, srv.URL+"/np/v1/instances/"+APIKeyID, key, `{"action":"restart"}`, 200)
+	body := do(t, http.MethodPatch, srv.URL+"/np/v1/instances/"+wire.PseudoInstanceID, key, `{"action":"restart"}`, 200)
 	if m.APIKey() == key || !strings.Contains(body, m.APIKey()) {
 		t.Errorf("key not rotated: %s", body)
 	}
@@ -137,7 +140,7 @@ func TestVersions(t *testing.T) {
 			newKey := m.RotateKey()
 			e := s.next()
 			if tc.keyUpdate {
-				if e.Type != "update" || e.Instance == nil || e.Instance.ID != APIKeyID || e.Instance.URL != newKey {
+				if e.Type != "update" || e.Instance == nil || e.Instance.ID != wire.PseudoInstanceID || e.Instance.URL != newKey {
 					t.Fatalf("want the update of ******** with the new key, got %s", e.Raw)
 				}
 				e = s.next()

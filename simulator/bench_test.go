@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // BenchmarkTick10k measures one report interval of 10,000 tunnels (about
@@ -58,12 +61,12 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = appendEventJSON(buf[:0], "update", now, in, "")
+			buf = appendEventJSON(buf[:0], wire.EventUpdate, now, in, "")
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
-		ev := nodePassEvent{Type: "update", Time: now, Instance: mirror(in)}
+		ev := wiretest.Event{Type: "update", Time: now, Instance: mirror(in)}
 		for b.Loop() {
 			if _, err := json.Marshal(ev); err != nil {
 				b.Fatal(err)

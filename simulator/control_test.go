@@ -26,7 +26,7 @@ func TestControlMethodEvents(t *testing.T) {
 			op:   func(e env) error { return e.m.ResetTunnel(e.server) },
 			want: []string{"update:running"},
 			check: func(t *testing.T, e env, evs []wireEvent) {
-				if c := evs[0].Instance.counters(); c != (Counters{}) {
+				if c := counters(evs[0].Instance); c != (Counters{}) {
 					t.Errorf("counters after reset: %+v", c)
 				}
 			},
@@ -37,7 +37,7 @@ func TestControlMethodEvents(t *testing.T) {
 			want: []string{"update:stopped", "update:running", "log:running", "log:running", "log:running", "log:running", "update:running"},
 			check: func(t *testing.T, e env, evs []wireEvent) {
 				for _, ev := range evs {
-					if c := ev.Instance.counters(); c != (Counters{100, 200, 300, 400}) {
+					if c := counters(ev.Instance); c != (Counters{100, 200, 300, 400}) {
 						t.Errorf("counters changed on restart: %+v", c)
 					}
 				}
@@ -95,7 +95,7 @@ func TestControlMethodEvents(t *testing.T) {
 			op:   func(e env) error { return e.m.DeleteTunnel(e.server) },
 			want: []string{"update:stopped", "delete:stopped"},
 			check: func(t *testing.T, e env, evs []wireEvent) {
-				if evs[1].Instance.ID != e.server || evs[1].Instance.counters() != (Counters{100, 200, 300, 400}) {
+				if evs[1].Instance.ID != e.server || counters(evs[1].Instance) != (Counters{100, 200, 300, 400}) {
 					t.Errorf("delete carries %+v", evs[1].Instance)
 				}
 				if slices.Contains(e.m.IDs(), e.server) {
@@ -117,7 +117,7 @@ func TestControlMethodEvents(t *testing.T) {
 			want: []string{"create:stopped", "update:running", "log:running", "log:running", "log:running", "log:running", "update:running"},
 			check: func(t *testing.T, e env, evs []wireEvent) {
 				c := evs[0].Instance
-				if c.ID != "0a93e346" || c.Alias != "srv-rev" || c.Type != "server" || c.Mode != 0 || c.counters() != (Counters{}) || c.Meta.Tags["env"] != "test" || !c.Restart {
+				if c.ID != "0a93e346" || c.Alias != "srv-rev" || c.Type != "server" || c.Mode != 0 || counters(c) != (Counters{}) || c.Meta.Tags["env"] != "test" || !c.Restart {
 					t.Errorf("create event: %s", evs[0].Raw)
 				}
 			},
@@ -135,7 +135,7 @@ func TestControlMethodEvents(t *testing.T) {
 			op:   func(e env) error { return e.m.AddTraffic(e.server, 1, 2, 3, 4) },
 			want: []string{"update:running"},
 			check: func(t *testing.T, e env, evs []wireEvent) {
-				if c := evs[0].Instance.counters(); c != (Counters{101, 202, 303, 404}) {
+				if c := counters(evs[0].Instance); c != (Counters{101, 202, 303, 404}) {
 					t.Errorf("counters %+v", c)
 				}
 			},
@@ -272,7 +272,7 @@ func TestStaleRestart(t *testing.T) {
 	lower := 0
 	for _, e := range initial[1:] {
 		in := e.Instance
-		b, now := before[in.ID], in.counters()
+		b, now := before[in.ID], counters(in)
 		c, _ := m.Counters(in.ID)
 		if c != now {
 			t.Errorf("%s: stream shows %+v, Counters %+v", in.ID, now, c)

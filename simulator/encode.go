@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // The hand-written encoder below produces exactly what NodePass's
@@ -94,9 +95,9 @@ func appendInstance(dst []byte, in *instance) []byte {
 
 // appendEventJSON appends one InstanceEvent as NodePass marshals it. A nil
 // in encodes "instance":null (the shutdown event).
-func appendEventJSON(dst []byte, typ string, t time.Time, in *instance, logs string) []byte {
+func appendEventJSON(dst []byte, typ wire.EventType, t time.Time, in *instance, logs string) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = jsonenc.AppendString(dst, typ)
+	dst = jsonenc.AppendString(dst, typ.String())
 	dst = append(dst, `,"time":`...)
 	dst = appendJSONTime(dst, t)
 	dst = append(dst, `,"instance":`...)
@@ -112,7 +113,7 @@ func appendEventJSON(dst []byte, typ string, t time.Time, in *instance, logs str
 
 // appendSSEEvent appends one event framed the way NodePass writes it:
 // "event: instance\ndata: {json}\n\n".
-func appendSSEEvent(dst []byte, typ string, t time.Time, in *instance, logs string) []byte {
+func appendSSEEvent(dst []byte, typ wire.EventType, t time.Time, in *instance, logs string) []byte {
 	dst = append(dst, "event: instance\ndata: "...)
 	dst = appendEventJSON(dst, typ, t, in, logs)
 	return append(dst, '\n', '\n')

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
@@ -37,48 +39,12 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// nodePassEvent mirrors NodePass v1.14.0's InstanceEvent for encoding/json.
-type nodePassEvent struct {
-	Type     string            `json:"type"`
-	Time     time.Time         `json:"time"`
-	Instance *nodePassInstance `json:"instance"`
-	Logs     string            `json:"logs"`
-}
-
-type nodePassInstance struct {
-	ID      string       `json:"id"`
-	Alias   string       `json:"alias"`
-	Type    string       `json:"type"`
-	Status  string       `json:"status"`
-	URL     string       `json:"url"`
-	Config  string       `json:"config"`
-	Restart bool         `json:"restart"`
-	Meta    nodePassMeta `json:"meta"`
-	Mode    int32        `json:"mode"`
-	Ping    int32        `json:"ping"`
-	Pool    int32        `json:"pool"`
-	TCPS    int32        `json:"tcps"`
-	UDPS    int32        `json:"udps"`
-	TCPRX   uint64       `json:"tcprx"`
-	TCPTX   uint64       `json:"tcptx"`
-	UDPRX   uint64       `json:"udprx"`
-	UDPTX   uint64       `json:"udptx"`
-}
-
-type nodePassMeta struct {
-	Peer struct {
-		SID   string `json:"sid"`
-		Type  string `json:"type"`
-		Alias string `json:"alias"`
-	} `json:"peer"`
-	Tags map[string]string `json:"tags"`
-}
-
-func mirror(in *instance) *nodePassInstance {
+// mirror converts an instance to the NodePass schema for encoding/json.
+func mirror(in *instance) *wiretest.Instance {
 	if in == nil {
 		return nil
 	}
-	out := &nodePassInstance{
+	out := &wiretest.Instance{
 		ID: in.id, Alias: in.alias, Type: in.typ, Status: in.status, URL: in.url, Config: in.config,
 		Restart: in.restart, Mode: in.mode, Ping: in.ping, Pool: in.pool, TCPS: in.tcps, UDPS: in.udps,
 		TCPRX: in.c.TCPRx, TCPTX: in.c.TCPTx, UDPRX: in.c.UDPRx, UDPTX: in.c.UDPTx,
@@ -108,11 +74,11 @@ func TestEventEncodingMatchesEncodingJSON(t *testing.T) {
 	for i, in := range ins {
 		for _, tm := range times {
 			for _, logs := range []string{"", FormatLogLine(tm, "INFO", "Starting exchange: 127.0.0.1:1 <-> 127.0.0.1:2"), hostileString(i)} {
-				want, err := json.Marshal(nodePassEvent{Type: "update", Time: tm, Instance: mirror(in), Logs: logs})
+				want, err := json.Marshal(wiretest.Event{Type: "update", Time: tm, Instance: mirror(in), Logs: logs})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := appendEventJSON(nil, "update", tm, in, logs); string(got) != string(want) {
+				if got := appendEventJSON(nil, wire.EventUpdate, tm, in, logs); string(got) != string(want) {
 					t.Errorf("event %d:\n got %s\nwant %s", i, got, want)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // A test drives a manual master: nothing happens until it calls Tick or a
@@ -53,12 +54,12 @@ func ExampleNew() {
 
 // Replay serves recorded streams, one per connection.
 func ExampleNewReplay() {
-	first, err := simulator.LoadCapture("testdata/capture-sse.txt")
+	first, err := wiretest.ReadRecording(wiretest.CaptureOne)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	second, err := simulator.LoadCapture("testdata/capture-sse-after-master-restart.txt")
+	second, err := wiretest.ReadRecording(wiretest.CaptureAfterRestart)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,45 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
-// wireEvent is an event as a reader decodes it.
+// wireEvent is an event as a reader decodes it, with its data line.
 type wireEvent struct {
-	Type     string        `json:"type"`
-	Time     time.Time     `json:"time"`
-	Instance *wireInstance `json:"instance"`
-	Logs     string        `json:"logs"`
-	Raw      string        `json:"-"` // the data line
+	wiretest.Event
+	Raw string `json:"-"` // the data line
 }
 
-type wireInstance struct {
-	ID      string `json:"id"`
-	Alias   string `json:"alias"`
-	Type    string `json:"type"`
-	Status  string `json:"status"`
-	URL     string `json:"url"`
-	Config  string `json:"config"`
-	Restart bool   `json:"restart"`
-	Meta    struct {
-		Peer struct {
-			SID   string `json:"sid"`
-			Type  string `json:"type"`
-			Alias string `json:"alias"`
-		} `json:"peer"`
-		Tags map[string]string `json:"tags"`
-	} `json:"meta"`
-	Mode  int32  `json:"mode"`
-	Ping  int32  `json:"ping"`
-	Pool  int32  `json:"pool"`
-	TCPS  int32  `json:"tcps"`
-	UDPS  int32  `json:"udps"`
-	TCPRX uint64 `json:"tcprx"`
-	TCPTX uint64 `json:"tcptx"`
-	UDPRX uint64 `json:"udprx"`
-	UDPTX uint64 `json:"udptx"`
-}
-
-func (in *wireInstance) counters() Counters {
+// counters returns an instance's counters as the simulator reports them.
+func counters(in *wiretest.Instance) Counters {
 	return Counters{in.TCPRX, in.TCPTX, in.UDPRX, in.UDPTX}
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // Master is a simulated NodePass v1.14.0 master. Create it with New, serve
@@ -264,7 +266,7 @@ func (m *Master) ResetTunnel(id string) error {
 		t.c = Counters{}
 		t.saved = t.c
 		t.resets++
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -276,7 +278,7 @@ func (m *Master) RestartTunnel(id string) error {
 		if t.status != StatusStopped {
 			t.setStatus(StatusStopped)
 			t.saved = t.c
-			m.emit("update", t, "")
+			m.emit(wire.EventUpdate, t, "")
 		}
 		m.start(t, "started")
 	})
@@ -292,7 +294,7 @@ func (m *Master) StopTunnel(id string) error {
 		m.log(t, "INFO", t.kind()+" shutdown complete")
 		t.setStatus(StatusStopped)
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -310,7 +312,7 @@ func (m *Master) StartTunnel(id string) error {
 // start emits what an instance process says while it comes up.
 func (m *Master) start(t *tunnel, verb string) {
 	t.setStatus(StatusRunning)
-	m.emit("update", t, "")
+	m.emit(wire.EventUpdate, t, "")
 	if t.typ == "server" {
 		m.log(t, "WARN", "TLS code-0: unencrypted")
 	}
@@ -320,7 +322,7 @@ func (m *Master) start(t *tunnel, verb string) {
 		m.log(t, "INFO", "Marking tunnel handshake as complete in "+strconv.Itoa(20+t.rng.IntN(1500))+"ms")
 	}
 	t.handshakeDone()
-	m.emit("update", t, "")
+	m.emit(wire.EventUpdate, t, "")
 }
 
 // DeleteTunnel deletes the instance: an update with status stopped if it
@@ -329,9 +331,9 @@ func (m *Master) DeleteTunnel(id string) error {
 	return m.do(id, func(t *tunnel) {
 		if t.status != StatusStopped {
 			t.setStatus(StatusStopped)
-			m.emit("update", t, "")
+			m.emit(wire.EventUpdate, t, "")
 		}
-		m.emit("delete", t, "")
+		m.emit(wire.EventDelete, t, "")
 		delete(m.byID, t.id)
 		i := m.indexOf(t)
 		m.tunnels = append(m.tunnels[:i], m.tunnels[i+1:]...)
@@ -392,7 +394,7 @@ func (m *Master) CreateTunnel(spec TunnelSpec) string {
 	copy(m.tunnels[i+1:], m.tunnels[i:])
 	m.tunnels[i] = t
 	m.byID[id] = t
-	m.emit("create", t, "")
+	m.emit(wire.EventCreate, t, "")
 	if !spec.Stopped {
 		m.start(t, "started")
 	}
@@ -407,7 +409,7 @@ func (m *Master) AddTraffic(id string, tcpRx, tcpTx, udpRx, udpTx uint64) error 
 		d := Counters{tcpRx, tcpTx, udpRx, udpTx}
 		t.c = t.c.add(d)
 		t.gen = t.gen.add(d)
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -420,7 +422,7 @@ func (m *Master) SetStatus(id, status string) error {
 		if status == StatusRunning && was != StatusRunning {
 			t.handshakeDone()
 		}
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -430,7 +432,7 @@ func (m *Master) SetAlias(id, alias string) error {
 		t.alias = alias
 		t.dirty()
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
@@ -439,18 +441,18 @@ func (m *Master) SetTags(id string, tags map[string]string) error {
 	return m.do(id, func(t *tunnel) {
 		t.setTags(tags)
 		t.saved = t.c
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	})
 }
 
 // Log sends one log event for the tunnel with line as given (raw, colour
 // codes and all; see FormatLogLine).
 func (m *Master) Log(id, line string) error {
-	return m.do(id, func(t *tunnel) { m.emit("log", t, line) })
+	return m.do(id, func(t *tunnel) { m.emit(wire.EventLog, t, line) })
 }
 
 func (m *Master) log(t *tunnel, level, msg string) {
-	m.emit("log", t, FormatLogLine(m.clock(), level, msg))
+	m.emit(wire.EventLog, t, FormatLogLine(m.clock(), level, msg))
 }
 
 // Save persists every tunnel's counters, as NodePass's state file does: a
@@ -482,7 +484,7 @@ func (m *Master) RotateKey() string {
 	if m.version == VersionV2 {
 		// As recorded from v2.0.0-b10: the new key reaches the old
 		// streams before their shutdown.
-		m.emitInstance("update", m.keyInstance(), "")
+		m.emitInstance(wire.EventUpdate, m.keyInstance(), "")
 	}
 	m.shutdownStreams()
 	return m.apiKey

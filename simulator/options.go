@@ -96,9 +96,6 @@ const (
 	StatusError   = "error"
 )
 
-// APIKeyID is the id of the pseudo-instance whose url is the master's API key.
-const APIKeyID = "********"
-
 // TunnelSpec describes a tunnel for CreateTunnel. The zero value is a
 // running server tunnel with an alias, id and addresses derived from the
 // master's seed, and no traffic of its own.

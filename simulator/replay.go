@@ -3,9 +3,10 @@ package simulator
 import (
 	"bytes"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // Replay is an http.Handler that replays recorded NodePass /events streams
@@ -61,15 +62,6 @@ func NewReplay(captures ...[]byte) *Replay {
 	return r
 }
 
-// LoadCapture reads a capture file and strips its timestamp prefixes.
-func LoadCapture(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return StripTimestamps(b), nil
-}
-
 // StripTimestamps removes a "HH:MM:SS.mmm " prefix from every line that
 // has one and returns the result; input without prefixes comes back as is.
 func StripTimestamps(b []byte) []byte {
@@ -115,7 +107,7 @@ func hasTimestamp(line []byte) bool {
 // CaptureAPIKey returns the API key a capture reveals: the url of its
 // first "********" pseudo-instance.
 func CaptureAPIKey(capture []byte) (string, bool) {
-	i := bytes.Index(capture, []byte(`"id":"`+APIKeyID+`"`))
+	i := bytes.Index(capture, []byte(`"id":"`+wire.PseudoInstanceID+`"`))
 	if i < 0 {
 		return "", false
 	}

@@ -6,10 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 func TestStripTimestamps(t *testing.T) {
@@ -31,15 +32,7 @@ func TestStripTimestamps(t *testing.T) {
 
 func readCaptures(t *testing.T) (first, second []byte) {
 	t.Helper()
-	first, err := os.ReadFile("testdata/capture-sse.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err = os.ReadFile("testdata/capture-sse-after-master-restart.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return first, second
+	return wiretest.Recording(t, wiretest.CaptureOne), wiretest.Recording(t, wiretest.CaptureAfterRestart)
 }
 
 func fetch(t *testing.T, ctx context.Context, url, key string) (int, []byte, error) {

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sort"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // minSlot is the finest pacing Run uses within an interval: the Go
@@ -148,7 +150,7 @@ func (m *Master) stepRange(lo, hi int) {
 		t.gen = t.gen.add(d)
 		m.info.netRx += d.TCPRx + d.UDPRx
 		m.info.netTx += d.TCPTx + d.UDPTx
-		m.emit("update", t, "")
+		m.emit(wire.EventUpdate, t, "")
 	}
 }
 

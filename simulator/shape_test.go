@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // shapeOf lists every value of a JSON document as "path:kind", in document
@@ -69,15 +71,11 @@ func shapeOf(data []byte) ([]string, error) {
 	return out, nil
 }
 
-// recordedEvents returns the data lines of a capture in testdata.
+// recordedEvents returns the data lines of a recording.
 func recordedEvents(t *testing.T, name string) []string {
 	t.Helper()
-	b, err := LoadCapture("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for line := range strings.SplitSeq(string(b), "\n") {
+	for line := range strings.SplitSeq(string(wiretest.Capture(t, name)), "\n") {
 		if data, ok := strings.CutPrefix(line, "data: "); ok {
 			out = append(out, data)
 		}
@@ -97,7 +95,7 @@ func firstRecorded(t *testing.T, events []string, typ, id string) string {
 		if e.Type != typ {
 			continue
 		}
-		if e.Instance == nil || (id == "" && e.Instance.ID != APIKeyID) || (id != "" && e.Instance.ID == id) {
+		if e.Instance == nil || (id == "" && e.Instance.ID != wire.PseudoInstanceID) || (id != "" && e.Instance.ID == id) {
 			return d
 		}
 	}
@@ -107,8 +105,8 @@ func firstRecorded(t *testing.T, events []string, typ, id string) string {
 
 func TestEventsMatchRecordingShape(t *testing.T) {
 	m, srv := newTestMaster(t, Options{Tunnels: 3, Seed: 1})
-	first := recordedEvents(t, "capture-sse.txt")
-	second := recordedEvents(t, "capture-sse-after-master-restart.txt")
+	first := recordedEvents(t, wiretest.CaptureOne)
+	second := recordedEvents(t, wiretest.CaptureAfterRestart)
 
 	s := openStream(t, srv.URL, "/api", m.APIKey())
 	if s.first != "retry: 3000\n\n" {
@@ -138,7 +136,7 @@ func TestEventsMatchRecordingShape(t *testing.T) {
 	}
 
 	cases := []struct{ name, sim, recorded string }{
-		{"initial ********", initial[0].Raw, firstRecorded(t, first, "initial", APIKeyID)},
+		{"initial ********", initial[0].Raw, firstRecorded(t, first, "initial", wire.PseudoInstanceID)},
 		{"initial tunnel", initial[1].Raw, firstRecorded(t, second, "initial", "")},
 		{"create", find("create"), firstRecorded(t, first, "create", "")},
 		{"update", find("update"), firstRecorded(t, first, "update", "")},
@@ -164,7 +162,7 @@ func TestEventsMatchRecordingShape(t *testing.T) {
 
 	// The pseudo-instance carries the key, and URLs and log lines are
 	// escaped the way NodePass's encoding/json escapes them.
-	if initial[0].Instance.ID != APIKeyID || initial[0].Instance.URL != m.APIKey() {
+	if initial[0].Instance.ID != wire.PseudoInstanceID || initial[0].Instance.URL != m.APIKey() {
 		t.Errorf("first initial event is not the key pseudo-instance: %s", initial[0].Raw)
 	}
 	if !strings.Contains(initial[1].Raw, `\u0026mode=`) || strings.Contains(initial[1].Raw, "&") {
@@ -182,11 +180,7 @@ func TestInfoMatchesRecordedKeys(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("testdata/api-info.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &want); err != nil {
+	if err := json.Unmarshal(wiretest.Recording(t, wiretest.InfoAnswer), &want); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range want {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // arenaChunk is the size of the buffers events are encoded into. Event
@@ -134,12 +136,12 @@ func (s *subscriber) stats() SubscriberStats {
 
 // keyInstance is the "********" pseudo-instance: its url is the API key.
 func (m *Master) keyInstance() *instance {
-	return &instance{id: APIKeyID, alias: m.alias, url: m.apiKey, config: m.masterID}
+	return &instance{id: wire.PseudoInstanceID, alias: m.alias, url: m.apiKey, config: m.masterID}
 }
 
 // emit records one event of the operation in progress (m.mu held). Nothing
 // is encoded when nobody listens.
-func (m *Master) emit(typ string, t *tunnel, logs string) {
+func (m *Master) emit(typ wire.EventType, t *tunnel, logs string) {
 	var in *instance
 	if t != nil {
 		in = &t.instance
@@ -148,7 +150,7 @@ func (m *Master) emit(typ string, t *tunnel, logs string) {
 }
 
 // emitInstance is emit for any instance, the pseudo-instance too.
-func (m *Master) emitInstance(typ string, in *instance, logs string) {
+func (m *Master) emitInstance(typ wire.EventType, in *instance, logs string) {
 	m.events++
 	if len(m.subs) == 0 {
 		return
@@ -179,7 +181,7 @@ func (m *Master) flush() {
 // whose buffer is full.
 func (m *Master) shutdownStreams() {
 	m.flush()
-	m.emit("shutdown", nil, "")
+	m.emit(wire.EventShutdown, nil, "")
 	m.flush()
 	for s := range m.subs {
 		s.finish()
@@ -230,9 +232,9 @@ func (m *Master) subscribe(remote string) (*subscriber, []byte, error) {
 	m.flush()
 	buf := make([]byte, 0, 64+(len(m.tunnels)+1)*1024)
 	buf = append(buf, sseRetry...)
-	buf = appendSSEEvent(buf, "initial", m.clock(), m.keyInstance(), "")
+	buf = appendSSEEvent(buf, wire.EventInitial, m.clock(), m.keyInstance(), "")
 	for _, t := range m.tunnels {
-		buf = appendSSEEvent(buf, "initial", m.clock(), &t.instance, "")
+		buf = appendSSEEvent(buf, wire.EventInitial, m.clock(), &t.instance, "")
 	}
 	m.nextSubID++
 	s := newSubscriber(m.nextSubID, remote, m.bufSize)

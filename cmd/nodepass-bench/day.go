@@ -26,6 +26,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/memtune"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // virtualClock is the day's clock: the driver moves it, every component
@@ -100,7 +101,10 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	persister := collector.NewPersister(store, filepath.Join(*dir, collector.StateFileName), time.Second, logger)
+	persister, err := collector.NewPersister(store, filepath.Join(*dir, collector.StateFileName), time.Second, logger, nil)
+	if err != nil {
+		return err
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	writerDone, persistDone := make(chan struct{}), make(chan struct{})
@@ -123,10 +127,10 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	store.AddEndpoint(endpoint)
 	store.Connected(endpoint, false)
 	store.SetConn(endpoint, collector.StateUp, "")
-	var ev collector.Event
+	var ev wire.Event
 	masterTime := func() []byte { return clock.Now().AppendFormat(nil, time.RFC3339Nano) }
 	for _, g := range gens {
-		g.event(&ev, collector.EventInitial, masterTime())
+		g.event(&ev, wire.EventInitial, masterTime())
 		if err := store.Apply(endpoint, &ev); err != nil {
 			return err
 		}
@@ -153,7 +157,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				clock.set(at)
 			}
 			g.step(rng)
-			g.event(&ev, collector.EventUpdate, mt)
+			g.event(&ev, wire.EventUpdate, mt)
 			if err := store.Apply(endpoint, &ev); err != nil {
 				return err
 			}

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // reportInterval is NodePass's: every running instance reports this often.
@@ -98,10 +98,10 @@ func (g *genTunnel) step(r *rand.Rand) {
 }
 
 // event fills ev with the tunnel's current report.
-func (g *genTunnel) event(ev *collector.Event, typ collector.EventType, masterTime []byte) {
-	*ev = collector.Event{
+func (g *genTunnel) event(ev *wire.Event, typ wire.EventType, masterTime []byte) {
+	*ev = wire.Event{
 		Type: typ, Time: masterTime, HasInstance: true,
-		Instance: collector.Instance{
+		Instance: wire.Instance{
 			ID: g.id, Alias: g.alias, Type: g.typ, Status: g.status, URL: g.url, Config: g.config,
 			Restart: true, Mode: 1, Ping: g.ping, Pool: g.pool, TCPs: g.tcps, UDPs: g.udps, Counters: g.c,
 		},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 // runPersist measures the state snapshot (collector.Persister) of a Store
@@ -46,20 +47,23 @@ func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for i := range gens {
 		gens[i] = newGenTunnel(rng, i)
 	}
-	var ev collector.Event
+	var ev wire.Event
 	for range 15 { // half a window each
 		clock.add(reportInterval)
 		mt := clock.Now().AppendFormat(nil, time.RFC3339Nano)
 		for _, g := range gens {
 			g.step(rng)
-			g.event(&ev, collector.EventUpdate, mt)
+			g.event(&ev, wire.EventUpdate, mt)
 			if err := store.Apply("bench", &ev); err != nil {
 				return err
 			}
 		}
 	}
 	path := filepath.Join(dir, collector.StateFileName)
-	p := collector.NewPersister(store, path, time.Hour, slog.New(slog.DiscardHandler))
+	p, err := collector.NewPersister(store, path, time.Hour, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return err
+	}
 
 	// Ingest goes on while the saves run; its longest wait for the lock is
 	// the stall a save causes.
@@ -83,7 +87,7 @@ func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}()
-	var ingest collector.Event
+	var ingest wire.Event
 	for i := 0; ; i++ {
 		select {
 		case <-done:
@@ -91,7 +95,7 @@ func runPersist(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 		g := gens[i%len(gens)]
-		g.event(&ingest, collector.EventLog, nil)
+		g.event(&ingest, wire.EventLog, nil)
 		start := time.Now()
 		_ = store.Apply("bench", &ingest)
 		stall = max(stall, time.Since(start))
@@ -129,7 +133,7 @@ measured:
 	}()
 	for i, end := 0, time.Now().Add(phase); time.Now().Before(end); i++ {
 		g := gens[i%len(gens)]
-		g.event(&ingest, collector.EventLog, nil)
+		g.event(&ingest, wire.EventLog, nil)
 		start := time.Now()
 		_ = store.Apply("bench", &ingest)
 		control = max(control, time.Since(start))
@@ -146,7 +150,7 @@ measured:
 		ms    runtime.MemStats
 	)
 	for i := range *saves {
-		gens[i%len(gens)].event(&ingest, collector.EventLog, nil)
+		gens[i%len(gens)].event(&ingest, wire.EventLog, nil)
 		_ = store.Apply("bench", &ingest)
 		runtime.ReadMemStats(&ms)
 		before, cpu0 := ms.TotalAlloc, processCPU()

@@ -170,8 +170,9 @@ loop:
 // every second while running and a last time when it stops.
 func (a *app) stateStage(lc *lifecycle) stage {
 	statePath := filepath.Join(a.s.tsdbPath, collector.StateFileName)
-	a.persist = collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"))
-	saver := lc.loop("state", a.persist.Run, a.persist.Save)
+	saver := lc.loop("state",
+		func(ctx context.Context) error { return a.persist.Run(ctx) },
+		func() error { return a.persist.Save() })
 	return stage{name: "state",
 		start: func() error {
 			if err := os.MkdirAll(a.s.tsdbPath, 0o750); err != nil {
@@ -180,9 +181,11 @@ func (a *app) stateStage(lc *lifecycle) stage {
 			if err := a.store.Restore(statePath); err != nil {
 				return fmt.Errorf("restore counters (move %s aside to start from zero): %w", statePath, err)
 			}
-			if err := a.persist.Register(a.reg); err != nil {
+			p, err := collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"), a.reg)
+			if err != nil {
 				return err
 			}
+			a.persist = p
 			// Save once at once: a data dir that cannot be written is an
 			// error at start, not a surprise later.
 			if err := a.persist.Save(); err != nil {

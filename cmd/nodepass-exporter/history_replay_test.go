@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -25,6 +23,8 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/promapi"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 type testClock struct{ now time.Time }
@@ -33,17 +33,13 @@ func (c *testClock) Now() time.Time { return c.now }
 
 // replay feeds a recording through the production ingest path, moving the
 // clock 100 ms per event.
-func replay(t *testing.T, s *collector.Store, name, path string, clock *testClock) {
+func replay(t *testing.T, s *collector.Store, name, capture string, clock *testClock) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d\d\d ?`).ReplaceAll(b, nil)
-	fr := collector.NewFramer(bytes.NewReader(b), 1<<20, 2<<20)
+	b := wiretest.Capture(t, capture)
+	fr := wire.NewFramer(bytes.NewReader(b), 1<<20, 2<<20)
 	var (
-		dec collector.Decoder
-		ev  collector.Event
+		dec wire.Decoder
+		ev  wire.Event
 	)
 	for {
 		f, err := fr.Next()
@@ -87,13 +83,12 @@ func TestReplayAcrossHourBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const fixtures = "../../collector/testdata/"
 	store.Connected("tokyo-1", false)
-	replay(t, store, "tokyo-1", fixtures+"capture-sse.txt", clock)
+	replay(t, store, "tokyo-1", wiretest.CaptureOne, clock)
 	clock.now = time.Date(2026, 11, 22, 0, 10, 0, 0, time.UTC)
 	store.Sweep()
 	store.Connected("tokyo-1", true)
-	replay(t, store, "tokyo-1", fixtures+"capture-sse-after-master-restart.txt", clock)
+	replay(t, store, "tokyo-1", wiretest.CaptureAfterRestart, clock)
 	clock.now = time.Date(2026, 11, 22, 1, 0, 5, 0, time.UTC)
 	store.Sweep()
 	store.FlushWindows()

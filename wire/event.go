@@ -1,6 +1,10 @@
-package collector
+package wire
 
-import "github.com/nodepass-exporter/nodepass-exporter/history"
+import (
+	"errors"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
 
 // EventType is the "type" field of a NodePass SSE event.
 type EventType uint8
@@ -15,17 +19,41 @@ const (
 	EventDelete
 	EventLog
 	EventShutdown
-	numEventTypes
+	// NumEventTypes is the number of EventType values, EventUnknown
+	// included: the size of an array indexed by EventType.
+	NumEventTypes
 )
 
-var eventTypeNames = [numEventTypes]string{"unknown", "initial", "create", "update", "delete", "log", "shutdown"}
+var eventTypeNames = [NumEventTypes]string{"unknown", "initial", "create", "update", "delete", "log", "shutdown"}
 
 // String returns the wire name of t ("unknown" for EventUnknown).
 func (t EventType) String() string {
-	if t < numEventTypes {
+	if t < NumEventTypes {
 		return eventTypeNames[t]
 	}
 	return "unknown"
+}
+
+// PseudoInstanceID is the id of the entry that carries the master's API key
+// in its url. It is not a tunnel: a reader drops it on arrival, before it
+// looks at any other field.
+const PseudoInstanceID = "********"
+
+// ErrBadID is returned for an instance id that NodePass does not make.
+var ErrBadID = errors.New("instance id is not 8 hex digits")
+
+// ValidID reports whether id is what NodePass makes: 8 lowercase hex
+// digits. PseudoInstanceID is not valid.
+func ValidID(id []byte) bool {
+	if len(id) != 8 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Tag is one key/value pair of an instance's meta.tags.

@@ -1,17 +1,18 @@
-package collector
+package wire
 
 import (
 	"bytes"
 	"errors"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
 // sseWant is one expected frame in a framer table test.
@@ -215,32 +216,10 @@ func TestParseRetry(t *testing.T) {
 	}
 }
 
-// sseReadCapture returns a recording with its "HH:MM:SS.mmm " line prefixes
-// removed, if it has them.
-func sseReadCapture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.SplitAfter(b, []byte("\n"))
-	if len(lines[0]) < 13 || lines[0][2] != ':' || lines[0][12] != ' ' {
-		return b
-	}
-	var out []byte
-	for _, l := range lines {
-		if len(l) >= 13 {
-			l = l[13:]
-		}
-		out = append(out, l...)
-	}
-	return out
-}
-
 // sseCaptureEvents frames a recording and returns the data of each frame.
 func sseCaptureEvents(t testing.TB, name string) [][]byte {
 	t.Helper()
-	fr := NewFramer(bytes.NewReader(sseReadCapture(t, name)), 0, 0)
+	fr := NewFramer(bytes.NewReader(wiretest.Capture(t, name)), 0, 0)
 	var out [][]byte
 	for {
 		f, err := fr.Next()
@@ -264,7 +243,7 @@ func sseCaptureEvents(t testing.TB, name string) [][]byte {
 }
 
 func TestFramerAllocs(t *testing.T) {
-	events := sseCaptureEvents(t, "capture-sse.txt")
+	events := sseCaptureEvents(t, wiretest.CaptureOne)
 	frame := []byte("event: instance\ndata: " + string(events[len(events)/2]) + "\n\n")
 	fr := NewFramer(&sseEndless{pattern: frame}, 0, 0)
 	for range 10 { // warm the buffers up
@@ -284,7 +263,7 @@ func TestFramerAllocs(t *testing.T) {
 
 // BenchmarkFramer frames the recording over and over; one op is one frame.
 func BenchmarkFramer(b *testing.B) {
-	stream := sseReadCapture(b, "capture-sse.txt")
+	stream := wiretest.Capture(b, wiretest.CaptureOne)
 	frames := bytes.Count(stream, []byte("\n\n"))
 	fr := NewFramer(&sseEndless{pattern: stream}, 0, 0)
 	b.SetBytes(int64(len(stream) / frames))

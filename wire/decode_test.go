@@ -1,4 +1,4 @@
-package collector
+package wire
 
 import (
 	"encoding/json"
@@ -10,31 +10,18 @@ import (
 	"testing"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
-// decView is an Event with every slice turned into a string, comparable
-// with == and printable.
-type decView struct {
-	Type                         EventType
-	Time, Logs                   string
-	HasInstance                  bool
-	ID, Alias, IType, Status     string
-	URL, Config                  string
-	Restart                      bool
-	PeerSID, PeerType, PeerAlias string
-	Tags                         string // "k=v;" pairs, %q-quoted
-	Mode, Ping, Pool, TCPs, UDPs int64
-	Counters                     history.Counters
-}
-
-func decViewOf(ev *Event) decView {
+// decViewOf turns ev into the reference's comparable form.
+func decViewOf(ev *Event) wiretest.View {
 	in := &ev.Instance
 	var tags strings.Builder
 	for _, tg := range in.Tags {
 		fmt.Fprintf(&tags, "%q=%q;", tg.Key, tg.Value)
 	}
-	return decView{
-		Type: ev.Type, Time: string(ev.Time), Logs: string(ev.Logs), HasInstance: ev.HasInstance,
+	return wiretest.View{
+		Type: ev.Type.String(), Time: string(ev.Time), Logs: string(ev.Logs), HasInstance: ev.HasInstance,
 		ID: string(in.ID), Alias: string(in.Alias), IType: string(in.Type), Status: string(in.Status),
 		URL: string(in.URL), Config: string(in.Config), Restart: in.Restart,
 		PeerSID: string(in.PeerSID), PeerType: string(in.PeerType), PeerAlias: string(in.PeerAlias),
@@ -56,8 +43,8 @@ func TestDecodeRecorded(t *testing.T) {
 		file  string
 		count map[EventType]int
 	}{
-		{"capture-sse.txt", map[EventType]int{EventCreate: 3, EventDelete: 1, EventInitial: 1, EventLog: 87, EventShutdown: 1, EventUpdate: 58}},
-		{"capture-sse-after-master-restart.txt", map[EventType]int{EventInitial: 3, EventLog: 13, EventShutdown: 1, EventUpdate: 20}},
+		{wiretest.CaptureOne, map[EventType]int{EventCreate: 3, EventDelete: 1, EventInitial: 1, EventLog: 87, EventShutdown: 1, EventUpdate: 58}},
+		{wiretest.CaptureAfterRestart, map[EventType]int{EventInitial: 3, EventLog: 13, EventShutdown: 1, EventUpdate: 20}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			var d Decoder
@@ -69,7 +56,7 @@ func TestDecodeRecorded(t *testing.T) {
 				}
 				got[ev.Type]++
 				// The whole recording agrees with encoding/json.
-				if ref := jsonRefDecode(data); ref.Reason != "" || decViewOf(&ev) != ref.View {
+				if ref := wiretest.Reference(data); ref.Reason != "" || decViewOf(&ev) != ref.View {
 					t.Fatalf("event %d: encoding/json gives %q\n%+v\nDecode gives\n%+v", i, ref.Reason, ref.View, decViewOf(&ev))
 				}
 			}
@@ -81,38 +68,38 @@ func TestDecodeRecorded(t *testing.T) {
 }
 
 func TestDecodeExact(t *testing.T) {
-	first := sseCaptureEvents(t, "capture-sse.txt")
-	restart := sseCaptureEvents(t, "capture-sse-after-master-restart.txt")
+	first := sseCaptureEvents(t, wiretest.CaptureOne)
+	restart := sseCaptureEvents(t, wiretest.CaptureAfterRestart)
 	const srvCfg = "server://127.0.0.1:10101/127.0.0.1:18081?block=0&dial=auto&dns=5m0s&log=info&max=1024&mode=1&notcp=0&noudp=0&proxy=0&rate=0&read=0s&slot=65536&type=0"
 	tests := []struct {
 		name string
 		data []byte
-		want decView
+		want wiretest.View
 	}{
-		{"pseudo instance", first[0], decView{
-			Type: EventInitial, Time: "2026-11-21T23:53:20.227816435Z", HasInstance: true,
+		{"pseudo instance", first[0], wiretest.View{
+			Type: "initial", Time: "2026-11-21T23:53:20.227816435Z", HasInstance: true,
 			ID: "********", URL: "23c532afc995d2cb90b22b2846c7c300", Config: "d60f1e256ffd349a",
 		}},
-		{"create", first[1], decView{
-			Type: EventCreate, Time: "2026-11-21T23:53:25.127501463Z", HasInstance: true,
+		{"create", first[1], wiretest.View{
+			Type: "create", Time: "2026-11-21T23:53:25.127501463Z", HasInstance: true,
 			ID: "0a93e346", Alias: "srv-rev", IType: "server", Status: "stopped",
 			URL: "server://127.0.0.1:10101/127.0.0.1:18081?log=info&mode=1", Config: srvCfg, Restart: true,
 		}},
-		{"log with ansi", first[3], decView{
-			Type: EventLog, Time: "2026-11-21T23:53:25.138953086Z", HasInstance: true,
+		{"log with ansi", first[3], wiretest.View{
+			Type: "log", Time: "2026-11-21T23:53:25.138953086Z", HasInstance: true,
 			ID: "0a93e346", Alias: "srv-rev", IType: "server", Status: "running",
 			URL: "server://127.0.0.1:10101/127.0.0.1:18081?log=info&mode=1", Config: srvCfg, Restart: true,
 			Logs: "2026-11-21 23:53:25.138  \x1b[33mWARN\x1b[0m  TLS code-0: unencrypted",
 		}},
-		{"initial with peer and tags", restart[0], decView{
-			Type: EventInitial, Time: "2026-11-21T23:55:01.682196402Z", HasInstance: true,
+		{"initial with peer and tags", restart[0], wiretest.View{
+			Type: "initial", Time: "2026-11-21T23:55:01.682196402Z", HasInstance: true,
 			ID: "0a93e346", Alias: "srv-rev-renamed", IType: "server", Status: "running",
 			URL: "server://127.0.0.1:10101/127.0.0.1:18081?log=info&mode=1", Config: srvCfg, Restart: true,
 			PeerSID: "550e8400-e29b-41d4-a716-446655440000", PeerType: "2", PeerAlias: "peer-a",
 			Tags: `"env"="test";`, Mode: 1, Pool: 64, UDPs: 1,
 			Counters: history.Counters{534, 30001230, 300000, 300000},
 		}},
-		{"shutdown", first[len(first)-1], decView{Type: EventShutdown, Time: "2026-11-21T23:54:54.725937074Z"}},
+		{"shutdown", first[len(first)-1], wiretest.View{Type: "shutdown", Time: "2026-11-21T23:54:54.725937074Z"}},
 	}
 	var d Decoder
 	var ev Event
@@ -132,46 +119,46 @@ func TestDecodeValues(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want func(v *decView)
+		want func(v *wiretest.View)
 	}{
-		{"escapes", decInstance("update", `"alias":"q\"b\\s\/n\nt\tr\rb\bf\f",`), func(v *decView) { v.Alias = "q\"b\\s/n\nt\tr\rb\bf\f" }},
-		{"unicode escapes", decInstance("update", `"alias":"\u0026\u00e9\u20AC\u0000",`), func(v *decView) { v.Alias = "&é€\x00" }},
-		{"surrogate pair", decInstance("update", `"alias":"\ud83d\ude00",`), func(v *decView) { v.Alias = "😀" }},
-		{"lone high surrogate", decInstance("update", `"alias":"a\ud800b",`), func(v *decView) { v.Alias = "a\uFFFDb" }},
-		{"lone low surrogate", decInstance("update", `"alias":"\udc00",`), func(v *decView) { v.Alias = "\uFFFD" }},
-		{"high then non-surrogate", decInstance("update", `"alias":"\ud800\u0041",`), func(v *decView) { v.Alias = "\uFFFDA" }},
-		{"two highs then low", decInstance("update", `"alias":"\ud800\ud83d\ude00",`), func(v *decView) { v.Alias = "\uFFFD😀" }},
-		{"high then escaped backslash", decInstance("update", `"alias":"\ud800\\u0041",`), func(v *decView) { v.Alias = "\uFFFD\\u0041" }},
-		{"raw utf-8", decInstance("update", `"alias":"héllo 世界",`), func(v *decView) { v.Alias = "héllo 世界" }},
-		{"invalid utf-8", decInstance("update", "\"alias\":\"a\xffb\xe2\x82c\","), func(v *decView) { v.Alias = "a\uFFFDb\uFFFD\uFFFDc" }},
-		{"escaped key", decInstance("update", `"\u0061lias":"x",`), func(v *decView) { v.Alias = "x" }},
+		{"escapes", decInstance("update", `"alias":"q\"b\\s\/n\nt\tr\rb\bf\f",`), func(v *wiretest.View) { v.Alias = "q\"b\\s/n\nt\tr\rb\bf\f" }},
+		{"unicode escapes", decInstance("update", `"alias":"\u0026\u00e9\u20AC\u0000",`), func(v *wiretest.View) { v.Alias = "&é€\x00" }},
+		{"surrogate pair", decInstance("update", `"alias":"\ud83d\ude00",`), func(v *wiretest.View) { v.Alias = "😀" }},
+		{"lone high surrogate", decInstance("update", `"alias":"a\ud800b",`), func(v *wiretest.View) { v.Alias = "a\uFFFDb" }},
+		{"lone low surrogate", decInstance("update", `"alias":"\udc00",`), func(v *wiretest.View) { v.Alias = "\uFFFD" }},
+		{"high then non-surrogate", decInstance("update", `"alias":"\ud800\u0041",`), func(v *wiretest.View) { v.Alias = "\uFFFDA" }},
+		{"two highs then low", decInstance("update", `"alias":"\ud800\ud83d\ude00",`), func(v *wiretest.View) { v.Alias = "\uFFFD😀" }},
+		{"high then escaped backslash", decInstance("update", `"alias":"\ud800\\u0041",`), func(v *wiretest.View) { v.Alias = "\uFFFD\\u0041" }},
+		{"raw utf-8", decInstance("update", `"alias":"héllo 世界",`), func(v *wiretest.View) { v.Alias = "héllo 世界" }},
+		{"invalid utf-8", decInstance("update", "\"alias\":\"a\xffb\xe2\x82c\","), func(v *wiretest.View) { v.Alias = "a\uFFFDb\uFFFD\uFFFDc" }},
+		{"escaped key", decInstance("update", `"\u0061lias":"x",`), func(v *wiretest.View) { v.Alias = "x" }},
 		{"unknown nested keys", `{"x":{"type":"bogus","a":[1,-2.5e+3,true,false,null,"s",{"b":[]}]},"type":"update","instance":{"more":{"id":5},"id":"0a93e346","meta":{"peer":{"sid":"s","z":[{}]},"tags":{"k":"v"},"w":1},"tcprx":1,"tcptx":2,"udprx":3,"udptx":4},"y":[]}`,
-			func(v *decView) {
+			func(v *wiretest.View) {
 				v.Time, v.PeerSID, v.Tags = "", "s", `"k"="v";`
 			}},
-		{"whitespace", " \t\r\n" + strings.ReplaceAll(decInstance("update", ""), ":", " :\n ") + "\n ", func(v *decView) {}},
+		{"whitespace", " \t\r\n" + strings.ReplaceAll(decInstance("update", ""), ":", " :\n ") + "\n ", func(v *wiretest.View) {}},
 		{"negative and extreme ints", decInstance("update", `"mode":-1,"ping":-9223372036854775808,"pool":9223372036854775807,"tcps":-0,"udps":0,`),
-			func(v *decView) { v.Mode, v.Ping, v.Pool = -1, math.MinInt64, math.MaxInt64 }},
+			func(v *wiretest.View) { v.Mode, v.Ping, v.Pool = -1, math.MinInt64, math.MaxInt64 }},
 		{"uint64 max", strings.Replace(decInstance("update", ""), `"tcprx":1`, `"tcprx":18446744073709551615`, 1),
-			func(v *decView) { v.Counters[history.TCPRx] = math.MaxUint64 }},
-		{"duplicate keys last wins", decInstance("update", `"alias":"a","alias":"b","tcprx":9,`), func(v *decView) { v.Alias = "b" }},
-		{"null resets", decInstance("update", `"alias":"a","alias":null,"restart":true,"restart":null,"mode":3,"mode":null,`), func(v *decView) {}},
+			func(v *wiretest.View) { v.Counters[history.TCPRx] = math.MaxUint64 }},
+		{"duplicate keys last wins", decInstance("update", `"alias":"a","alias":"b","tcprx":9,`), func(v *wiretest.View) { v.Alias = "b" }},
+		{"null resets", decInstance("update", `"alias":"a","alias":null,"restart":true,"restart":null,"mode":3,"mode":null,`), func(v *wiretest.View) {}},
 		{"instance objects merge", `{"type":"update","instance":{"id":"0a93e346","alias":"a","tcprx":1,"tcptx":2},"instance":{"udprx":3,"udptx":4}}`,
-			func(v *decView) { v.Time, v.Alias = "", "a" }},
+			func(v *wiretest.View) { v.Time, v.Alias = "", "a" }},
 		{"instance null clears", `{"type":"update","instance":{"id":"x","alias":"a","meta":{"tags":{"a":"b"}}},"instance":null,"instance":{"id":"0a93e346","tcprx":1,"tcptx":2,"udprx":3,"udptx":4}}`,
-			func(v *decView) { v.Time = "" }},
+			func(v *wiretest.View) { v.Time = "" }},
 		{"tags sorted and deduplicated", decInstance("update", `"meta":{"tags":{"b":"1","a":"2","b":"3","c":null},"tags":{"a":"4"}},`),
-			func(v *decView) { v.Tags = `"a"="4";"b"="3";"c"="";` }},
-		{"tags null clears", decInstance("update", `"meta":{"tags":{"a":"1"},"tags":null,"peer":{"sid":"s"},"peer":null},`), func(v *decView) {}},
-		{"shutdown without instance", `{"type":"shutdown"}`, func(v *decView) { *v = decView{Type: EventShutdown} }},
-		{"shutdown with instance", `{"type":"shutdown","instance":{"alias":"a"}}`, func(v *decView) { *v = decView{Type: EventShutdown, HasInstance: true, Alias: "a"} }},
-		{"type escaped", `{"type":"upd\u0061te","instance":{"id":"0a93e346","tcprx":1,"tcptx":2,"udprx":3,"udptx":4}}`, func(v *decView) { v.Time = "" }},
+			func(v *wiretest.View) { v.Tags = `"a"="4";"b"="3";"c"="";` }},
+		{"tags null clears", decInstance("update", `"meta":{"tags":{"a":"1"},"tags":null,"peer":{"sid":"s"},"peer":null},`), func(v *wiretest.View) {}},
+		{"shutdown without instance", `{"type":"shutdown"}`, func(v *wiretest.View) { *v = wiretest.View{Type: "shutdown"} }},
+		{"shutdown with instance", `{"type":"shutdown","instance":{"alias":"a"}}`, func(v *wiretest.View) { *v = wiretest.View{Type: "shutdown", HasInstance: true, Alias: "a"} }},
+		{"type escaped", `{"type":"upd\u0061te","instance":{"id":"0a93e346","tcprx":1,"tcptx":2,"udprx":3,"udptx":4}}`, func(v *wiretest.View) { v.Time = "" }},
 	}
 	var d Decoder
 	var ev Event
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := decView{Type: EventUpdate, Time: "t", HasInstance: true, ID: "0a93e346", Counters: history.Counters{1, 2, 3, 4}}
+			want := wiretest.View{Type: "update", Time: "t", HasInstance: true, ID: "0a93e346", Counters: history.Counters{1, 2, 3, 4}}
 			tt.want(&want)
 			if err := d.Decode([]byte(tt.in), &ev); err != nil {
 				t.Fatal(err)
@@ -180,7 +167,7 @@ func TestDecodeValues(t *testing.T) {
 				t.Errorf("got\n%+v\nwant\n%+v", got, want)
 			}
 			// Every case agrees with encoding/json.
-			if ref := jsonRefDecode([]byte(tt.in)); ref.Reason != "" || ref.View != want {
+			if ref := wiretest.Reference([]byte(tt.in)); ref.Reason != "" || ref.View != want {
 				t.Errorf("encoding/json: %q\n%+v", ref.Reason, ref.View)
 			}
 		})
@@ -289,7 +276,7 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("error message quotes the input: %v", err)
 			}
 			// encoding/json agrees, except on the documented exact-key rule.
-			if ref := jsonRefDecode([]byte(tt.in)); !ref.Folded && (ref.Reason != tt.reason || ref.Field != tt.field) {
+			if ref := wiretest.Reference([]byte(tt.in)); !ref.Folded && (ref.Reason != tt.reason || ref.Field != tt.field) {
 				t.Errorf("encoding/json: %q %q", ref.Reason, ref.Field)
 			}
 		})
@@ -306,7 +293,7 @@ func TestDecodeResetsEvent(t *testing.T) {
 	if err := d.Decode([]byte(`{"type":"shutdown","instance":null}`), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := decViewOf(&ev), (decView{Type: EventShutdown}); got != want {
+	if got, want := decViewOf(&ev), (wiretest.View{Type: "shutdown"}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	if cap(ev.Instance.Tags) == 0 {
@@ -337,7 +324,7 @@ func TestDecodeAliasing(t *testing.T) {
 // decUpdateEvent is a real update event with traffic, from the recording.
 func decUpdateEvent(t testing.TB) []byte {
 	t.Helper()
-	for _, data := range sseCaptureEvents(t, "capture-sse-after-master-restart.txt") {
+	for _, data := range sseCaptureEvents(t, wiretest.CaptureAfterRestart) {
 		if strings.Contains(string(data), `"type":"update"`) && strings.Contains(string(data), `"env":"test"`) {
 			return data
 		}
