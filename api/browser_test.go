@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/mux"
 
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
@@ -624,4 +626,79 @@ func TestBrowserStrings(t *testing.T) {
 	if checked < 150 {
 		t.Errorf("only %d uses of keys found in the scripts: is the pattern still right?", checked)
 	}
+}
+
+// TestBrowserDemoCharts runs the real binary with --demo and checks that
+// the page's history charts have data points at once (--demo.history
+// writes the simulated past first). It is skipped while the history route
+// is not routed yet, and starts asserting as soon as it is.
+func TestBrowserDemoCharts(t *testing.T) {
+	probe := api.New(api.Options{Store: collector.NewStore(collector.Options{})}).Router()
+	routed := func(path string) bool {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		var m mux.RouteMatch
+		return probe.Match(req, &m) && m.MatchErr == nil
+	}
+	if !routed("/api/memory/endpoints/demo/tunnels/0a93e346/history?range=24h") {
+		t.Skip("GET /api/memory/endpoints/{id}/tunnels/{instanceId}/history is not routed yet (it answers 404): " +
+			"this check of the charts after --demo starts asserting once the history route is merged")
+	}
+	if testing.Short() {
+		t.Skip("builds and runs the binary; not in -short")
+	}
+	b := newBrowser(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "nodepass-exporter")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/nodepass-exporter")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out strings.Builder
+	cmd := exec.Command(bin, "--demo", "--web.listen-address="+addr, "--storage.tsdb.path="+filepath.Join(dir, "data"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	base := "http://" + addr
+	var id string
+	for deadline := time.Now().Add(60 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(base + "/api/memory/endpoints/demo/realtime?limit=1")
+		if err != nil {
+			continue
+		}
+		var body struct {
+			Items   []struct{ InstanceID string } `json:"items"`
+			Tunnels []struct{ InstanceID string } `json:"tunnels"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		for _, tn := range append(body.Items, body.Tunnels...) {
+			id = tn.InstanceID
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("the demo master listed no tunnel within a minute:\n%s", out.String())
+	}
+	b.do("load", chromedp.Navigate(base+"/#/tunnel/demo/"+id))
+	for _, c := range []string{"speed", "ping", "pool", "conns"} {
+		b.waitFor("tunnel chart "+c, `Number((document.querySelector('[data-chart="`+c+`"] svg') || {dataset: {}}).dataset.points) > 0`, 30*time.Second)
+	}
+	b.shot("nodepass-exporter-demo-tunnel.png", false)
+	b.hash("#/master/demo")
+	for _, c := range []string{"cpu", "mem", "net", "daily"} {
+		b.waitFor("master chart "+c, `Number((document.querySelector('[data-chart="`+c+`"] svg') || {dataset: {}}).dataset.points) > 0`, 30*time.Second)
+	}
+	b.shot("nodepass-exporter-demo-master.png", false)
+	b.consoleClean()
 }

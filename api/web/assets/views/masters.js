@@ -95,8 +95,11 @@ function build(body, base, e, signal) {
   const head = el("div", "panel-head");
   head.append(el("h3", null, t("master.host")), rangeButtons(RANGES, range, (v) => { range = v; system(base, range, charts, msg, signal); }));
   const host = el("section", "panel flat");
-  host.append(head, msg, el("h4", null, t("chart.cpu")), box("cpu"), el("h4", null, t("chart.memory")), box("mem"),
+  const chartsBox = el("div");
+  chartsBox.append(el("h4", null, t("chart.cpu")), box("cpu"), el("h4", null, t("chart.memory")), box("mem"),
     el("h4", null, t("chart.network")), box("net"), el("h4", null, t("chart.disk")), box("disk"));
+  msg.chartsBox = chartsBox;
+  host.append(head, msg, chartsBox);
   const daily = el("section", "panel flat");
   const dh = el("div", "panel-head");
   dh.append(el("h3", null, t("chart.daily30")));
@@ -112,9 +115,11 @@ async function system(base, range, charts, msg, signal) {
   try {
     items = (await getJSON(base + "/system?range=" + enc(range), signal)).items || [];
     msg.hidden = true;
+    msg.chartsBox.hidden = false;
   } catch (err) {
     if (err.name === "AbortError") return;
     msg.hidden = false;
+    msg.chartsBox.hidden = true;
     msg.textContent = err.status === 404 ? t("hist.systemNotFound") : t("err.http", { msg: err.message });
   }
   const x = items.map((it) => Date.parse(it.time));

@@ -123,11 +123,16 @@ function build(body, base, rt, live, ctl) {
   const histHead = el("div", "panel-head");
   histHead.append(el("h3", null, t("tunnel.history")), rangeButtons(RANGES, range, (r) => { range = r; loadHistory(); }));
   const hist = el("section", "panel flat");
-  hist.append(histHead, histMsg,
+  // Without history (a 404, an error) the message stands alone: four
+  // empty frames would say nothing more.
+  const chartsBox = el("div");
+  chartsBox.append(
     el("h4", null, t("chart.speed")), chartBox("speed"),
     el("h4", null, t("chart.ping")), chartBox("ping"),
     el("h4", null, t("chart.pool")), chartBox("pool"),
     el("h4", null, t("chart.conns")), chartBox("conns"));
+  histMsg.chartsBox = chartsBox;
+  hist.append(histHead, histMsg, chartsBox);
   const kv = el("div", "kv");
   const logs = el("div", "logs");
   logs.setAttribute("role", "log");
@@ -211,10 +216,12 @@ async function history(base, range, charts, msg, signal) {
   try {
     body = await getJSON(base + "/history?range=" + enc(range), signal);
     msg.hidden = true;
+    msg.chartsBox.hidden = false;
   } catch (err) {
     if (err.name === "AbortError") return;
     msg.hidden = false;
     msg.textContent = problem(err, "hist.notFound");
+    msg.chartsBox.hidden = true;
     body = { items: [] };
   }
   const items = body.items || [];
