@@ -149,10 +149,10 @@ function render(box) {
 }
 
 // tickLabel writes every grid line of a size axis in one IEC unit (the
-// top's), so an axis never reads "500 MiB, 1000 MiB, 1.46 GiB".
+// step's), so an axis never reads "500 MiB, 1000 MiB, 1.46 GiB".
 function tickLabel(v, sc, spec) {
   if (spec.ticks !== "bytes" && spec.ticks !== "rate") return spec.y(v);
-  const [d, u] = unitOf(sc.top);
+  const [d, u] = unitOf(sc.step);
   const n = v / d;
   return String(Math.round(n * 100) / 100) + " " + u + (spec.ticks === "rate" ? "/s" : "");
 }

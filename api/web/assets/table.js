@@ -138,6 +138,7 @@ export class Table {
       tr._row = row;
       tr.replaceChildren(...this.columns.map((c) => {
         const td = el("td", c.cls || "");
+        td.dataset.col = c.id;
         const v = c.cell(row);
         if (v instanceof Node) td.append(v);
         else td.textContent = v === undefined || v === null ? "" : String(v);

@@ -156,7 +156,8 @@ function build(body, url, p) {
   const all = [...past, { start: c.start, usedBytes: c.usedBytes, quotaBytes: p.quotaBytes }];
   draw(chart, {
     type: "bar", x: all.map((pc) => Date.parse(pc.start)), y: bytes, ticks: "bytes", empty: t("chart.noData"), title: t("plan.past"),
-    xLabel: (ms) => date(ms).slice(0, 7), xTip: (ms) => date(ms),
+    xLabel: (ms) => new Date(ms).toLocaleDateString(lang(), { timeZone: p.timezone || undefined, year: "numeric", month: "2-digit" }),
+    xTip: (ms) => inZone(ms, p.timezone),
     series: [{ label: t("plan.used"), cls: "s-rx", values: all.map((pc) => pc.usedBytes || 0) }, { label: t("plan.quota"), cls: "s-idle", values: all.map((pc) => pc.quotaBytes || null) }],
   });
 }
