@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,12 +100,13 @@ type Manager struct {
 	tsets    chan map[string][]*targetgroup.Group
 
 	reloadMu sync.Mutex
-	files    []string
+	files    []string // the rule files in force, or to load at Run
+	running  bool     // the rules manager runs: reloads update it
 
+	startOnce    sync.Once
 	stopOnce     sync.Once
 	notifierDone chan struct{}
 	rulesDone    chan struct{}
-	started      atomic.Bool
 }
 
 // New checks the rule files (one that does not parse is an error), loads
@@ -194,7 +194,6 @@ func New(reg prometheus.Registerer, opts Options) (*Manager, error) {
 		Parser:          m.parser,
 	})
 	if err := m.Reload(opts.RuleFiles); err != nil {
-		m.rules.Stop()
 		return nil, err
 	}
 	return m, nil
@@ -227,12 +226,24 @@ func alertmanagers(urls []string) (promconfig.AlertmanagerConfigs, map[string][]
 
 // Reload checks and loads rule files (at start and at every reload). A
 // file that does not parse is an error and the rules in force stay.
+// Before Run the files are only checked; Run loads them.
 func (m *Manager) Reload(files []string) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	if err := rules.ParseFiles(files, model.UTF8Validation, m.parser, m.logger); err != nil {
 		return fmt.Errorf("rule files: %w", err)
 	}
+	if !m.running {
+		m.files = files
+		return nil
+	}
+	return m.updateLocked(files)
+}
+
+// updateLocked hands the files to the rules manager. The rules manager
+// must be running: it stops replaced groups, which only a started group
+// can do.
+func (m *Manager) updateLocked(files []string) error {
 	var paths []string
 	for _, pat := range files {
 		fs, err := globFiles(pat)
@@ -245,10 +256,11 @@ func (m *Manager) Reload(files []string) error {
 		return fmt.Errorf("load rule files: %w", err)
 	}
 	names, all, longest := rangedNames(m.rules.Rules())
-	m.live.setRanged(names, all, min(longest+lookbackDelta, m.opts.LiveHistory))
+	keep := min(longest+lookbackDelta, m.opts.LiveHistory)
+	m.live.setRanged(names, all, keep)
 	m.files = files
 	m.logger.Info("rules loaded", "files", len(paths), "groups", len(m.rules.RuleGroups()),
-		"live_series_over_a_range", len(names), "live_history", min(longest+lookbackDelta, m.opts.LiveHistory))
+		"live_names_over_a_range", len(names), "live_history", keep)
 	return nil
 }
 
@@ -291,27 +303,46 @@ func rangedNames(rs []rules.Rule) (map[string]bool, bool, time.Duration) {
 // Run starts evaluating rules and sending alerts, and returns when ctx
 // ends, after stopping both.
 func (m *Manager) Run(ctx context.Context) error {
-	m.started.Store(true)
-	go func() {
-		defer close(m.notifierDone)
-		m.notifier.Run(m.tsets)
-	}()
-	go func() {
-		defer close(m.rulesDone)
-		m.rules.Run()
-	}()
+	m.start()
 	<-ctx.Done()
 	m.Stop()
 	return nil
+}
+
+// start loads the rule files and runs the notifier and the rules
+// manager, once.
+func (m *Manager) start() {
+	m.startOnce.Do(func() {
+		m.reloadMu.Lock()
+		defer m.reloadMu.Unlock()
+		// No group is loaded yet, so none has to be stopped: Update before
+		// the manager runs is safe only here.
+		if err := m.updateLocked(m.files); err != nil {
+			m.logger.Error("rules not loaded", "err", err)
+		}
+		m.running = true
+		go func() {
+			defer close(m.notifierDone)
+			m.notifier.Run(m.tsets)
+		}()
+		go func() {
+			defer close(m.rulesDone)
+			m.rules.Run()
+		}()
+	})
 }
 
 // Stop stops rule evaluation and the notifier. It is safe to call more
 // than once and without Run.
 func (m *Manager) Stop() {
 	m.stopOnce.Do(func() {
+		m.reloadMu.Lock()
+		running := m.running
+		m.reloadMu.Unlock()
+		m.startOnce.Do(func() {}) // no start after Stop
 		m.rules.Stop()
 		m.notifier.Stop()
-		if m.started.Load() {
+		if running {
 			<-m.rulesDone
 			<-m.notifierDone
 		}

@@ -38,6 +38,7 @@ type settings struct {
 	logFormat       *promslog.Format
 	showVersion     bool
 	query           queryFlags
+	rules           ruleFlags // flags_rules.go
 	// flagValues holds every flag's value by name, for /api/v1/status/flags.
 	flagValues map[string]string
 }
@@ -129,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.DurationVar(&s.query.timeout, "query.timeout", promapi.DefaultQueryTimeout, "Maximum time a query may take before it is aborted.")
 	fs.IntVar(&s.query.maxConcurrency, "query.max-concurrency", promapi.DefaultMaxConcurrentQueries, "Maximum number of queries executed concurrently; more are answered 503.")
 	fs.IntVar(&s.query.maxSamples, "query.max-samples", promapi.DefaultMaxSamples, "Maximum number of samples a single query can load into memory.")
+	s.rules.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -171,5 +173,5 @@ func (s *settings) check() error {
 	if _, err := time.LoadLocation(s.timezone); err != nil {
 		return fmt.Errorf("--web.timezone: %w", err)
 	}
-	return nil
+	return s.rules.check()
 }
