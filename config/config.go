@@ -28,6 +28,7 @@ import (
 // File is the content of --config.file.
 type File struct {
 	Endpoints []Endpoint `yaml:"endpoints"`
+	Plans     []Plan     `yaml:"plans"` // plans.go
 }
 
 // Endpoint is one master in the config file.
@@ -125,6 +126,9 @@ func Parse(b []byte) (*File, error) {
 			return nil, fmt.Errorf("line %d: endpoint name %q already used at line %d", e.line, e.Name, prev)
 		}
 		seen[e.Name] = e.line
+	}
+	if err := checkPlans(f.Plans); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }

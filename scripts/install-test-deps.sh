@@ -4,12 +4,14 @@
 #   victoria-metrics                              - a real remote_write receiver
 #   chromium                                      - the browser test of the web page
 #   wrk                                           - loopback load for benchmarks
+#   prometheus-alertmanager                       - a real Alertmanager for the in-process rules
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -22,10 +22,12 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/nodepass-exporter/nodepass-exporter/alerting"
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/plans"
 )
 
 // app is the running exporter: its components, wired in run (the start and
@@ -52,6 +54,10 @@ type app struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 	demo       *demo
+
+	plans    *plans.Manager    // plansStage
+	alerting *alerting.Manager // rulesStage
+	rules    lateRules         // what /api/v1/rules and /api/v1/alerts read
 }
 
 // newApp checks what can be checked before the data directory is touched:
@@ -118,12 +124,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	lc.add(a.stateStage(lc))
 	lc.add(stage{name: "tsdb",
 		start: func() (err error) {
-			a.storage, err = openStorage(a.s, a.logger, a.reg, outbox, a.now)
+			a.storage, err = openStorage(a.s, a.logger, a.reg, outbox, a.now, &a.rules)
 			return err
 		},
 		stop: func() error { return a.storage.close() },
 	})
 	lc.add(lc.loop("writer", func(ctx context.Context) error { a.storage.run(ctx); return nil }, nil))
+	lc.add(a.plansStage())
+	if len(a.s.rules.files) > 0 {
+		lc.add(a.rulesStage(lc))
+	}
 	lc.add(lc.loop("sweeper", a.sweep, func() error { a.store.FlushWindows(); return nil }))
 	lc.add(a.webStage(lc))
 	if a.s.demo {
@@ -264,6 +274,7 @@ func (a *app) apiOptions() api.Options {
 		Components: a.components, QueueUse: a.manager.QueueUse,
 		Ready: a.ready.Load, Reload: reload, Mount: func(r *mux.Router) {
 			a.storage.mount(r)
+			a.plans.Register(r)
 			r.PathPrefix(dashboards.Prefix).Handler(dashboards.Handler()).Methods(http.MethodGet, http.MethodHead)
 		},
 		Retention: time.Duration(a.s.retention), Location: a.location,

@@ -120,11 +120,11 @@ func TestAppStandardFlags(t *testing.T) {
 			eventually(t, "the demo master's series on "+tc.path, func() bool {
 				code, body := httpDo(t, http.MethodGet, base+tc.path)
 				metrics = body
-				return code == http.StatusOK && strings.Contains(body, `nodepass_endpoint_up{endpoint="demo"} 1`)
+				// The stream is up before the master's list and first
+				// events are read: wait for the tunnels too.
+				return code == http.StatusOK && strings.Contains(body, `nodepass_endpoint_up{endpoint="demo"} 1`) &&
+					strings.Contains(body, "nodepass_tunnel_traffic_bytes_total{")
 			})
-			if !strings.Contains(metrics, "nodepass_tunnel_traffic_bytes_total{") {
-				t.Errorf("%s lacks the tunnels' series", tc.path)
-			}
 			for _, self := range []string{"go_goroutines ", "process_cpu_seconds_total ", "nodepass_exporter_build_info{"} {
 				if got := strings.Contains(metrics, self); got != tc.selfMetrics {
 					t.Errorf("%s holds %s: %v, want %v", tc.path, strings.TrimSpace(self), got, tc.selfMetrics)
@@ -173,7 +173,7 @@ func TestAppStandardFlags(t *testing.T) {
 			for _, m := range order {
 				got = append(got, m[1]+" "+m[2])
 			}
-			want := []string{"started state", "started tsdb", "started writer", "started sweeper", "started web", "started demo", "started collectors",
+			want := []string{"started state", "started tsdb", "started writer", "started plans", "started sweeper", "started web", "started demo", "started collectors",
 				"stopped collectors", "stopped demo", "stopped web", "stopped sweeper", "stopped writer", "stopped tsdb", "stopped state"}
 			if !slices.Equal(got, want) {
 				t.Errorf("stage order\n got %q\nwant %q", got, want)

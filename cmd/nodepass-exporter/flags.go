@@ -49,6 +49,7 @@ type settings struct {
 	maxConnections         int
 	readTimeout            time.Duration
 	query                  queryFlags
+	rules                  ruleFlags // flags_rules.go
 	// flagValues holds every flag's value by name, for /api/v1/status/flags.
 	flagValues map[string]string
 }
@@ -175,6 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.BoolVar(&s.enableLifecycle, "web.enable-lifecycle", false, "Enable reload via HTTP request (POST /-/reload); SIGHUP always reloads.")
 	fs.IntVar(&s.maxConnections, "web.max-connections", 512, "Client connections served at once; more wait. Capped to the open-files limit less a reserve for storage.")
 	fs.DurationVar(&s.readTimeout, "web.read-timeout", 5*time.Minute, "Maximum time to read a request, headers and body (SSE streams are not cut by it).")
+	s.rules.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -223,5 +225,5 @@ func (s *settings) check() error {
 	if _, err := time.LoadLocation(s.timezone); err != nil {
 		return fmt.Errorf("--web.timezone: %w", err)
 	}
-	return nil
+	return s.rules.check()
 }

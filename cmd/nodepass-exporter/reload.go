@@ -31,24 +31,35 @@ func (a *app) registerReloadMetrics() {
 // endpointConfigs builds the masters' configs from the flags, the file and
 // the demo master.
 func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
-	var cfgs []config.Master
+	cfgs, _, err := a.configs()
+	return cfgs, err
+}
+
+// configs builds the masters' configs from the flags, the file and the demo
+// master, and reads the plans of the file.
+func (a *app) configs() ([]collector.EndpointConfig, []config.Plan, error) {
+	var (
+		cfgs  []config.Master
+		plans []config.Plan
+	)
 	switch {
 	case a.s.configFile != "":
 		f, err := config.Load(a.s.configFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfgs, err = f.Resolve(filepath.Dir(a.s.configFile))
 		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", a.s.configFile, err)
+			return nil, nil, fmt.Errorf("config %s: %w", a.s.configFile, err)
 		}
+		plans = f.Plans
 	case a.s.nodepassURL != "":
 		if err := config.CheckURL(a.s.nodepassURL); err != nil {
-			return nil, fmt.Errorf("--nodepass.url: %w", err)
+			return nil, nil, fmt.Errorf("--nodepass.url: %w", err)
 		}
 		key, err := config.ReadSecretFile(a.s.nodepassKeyFile, "API key")
 		if err != nil {
-			return nil, fmt.Errorf("--nodepass.api-key-file: %w", err)
+			return nil, nil, fmt.Errorf("--nodepass.api-key-file: %w", err)
 		}
 		name := a.s.nodepassName
 		if name == "" {
@@ -66,7 +77,7 @@ func (a *app) endpointConfigs() ([]collector.EndpointConfig, error) {
 		}
 		cfgs[i].InfoInterval = a.s.infoInterval
 	}
-	return cfgs, nil
+	return cfgs, plans, nil
 }
 
 // reload applies the configuration again (SIGHUP, POST /-/reload with
@@ -78,9 +89,17 @@ func (a *app) reload() error {
 	if a.stopped {
 		return errStopping
 	}
-	cfgs, err := a.endpointConfigs()
+	cfgs, plans, err := a.configs()
+	if err == nil && a.alerting != nil {
+		// The rule files are read again too; a file that does not parse
+		// leaves the old rules, and the old configuration, in force.
+		err = a.alerting.Reload(a.s.rules.files)
+	}
 	if err == nil {
 		err = a.manager.Apply(cfgs)
+	}
+	if err == nil && a.plans != nil {
+		err = a.plans.Apply(plans)
 	}
 	if err != nil {
 		a.reloadOK.Set(0)
@@ -92,6 +111,6 @@ func (a *app) reload() error {
 	a.loaded = true
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
-	a.logger.Info("configuration applied", "endpoints", len(cfgs))
+	a.logger.Info("configuration applied", "endpoints", len(cfgs), "plans", len(plans))
 	return nil
 }

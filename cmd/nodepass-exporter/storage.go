@@ -41,7 +41,7 @@ func (st *storage) releaseMemory(what string) func() {
 	}
 }
 
-func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time) (*storage, error) {
+func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, outbox *history.Outbox, now func() time.Time, rules promapi.RuleSource) (*storage, error) {
 	st := &storage{logger: logger.With("component", "tsdb")}
 	db, err := tsdb.Open(s.tsdbPath, logger, reg, tsdb.Options{
 		Retention: time.Duration(s.retention), Now: now,
@@ -77,6 +77,7 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 		BuildInfo:            promapi.BuildInfo{Version: version, Revision: revision, GoVersion: goVersion()},
 		Flags:                func() map[string]string { return s.flagValues },
 		Gatherer:             gatherer,
+		Rules:                rules,
 		QueryTimeout:         s.query.timeout,
 		MaxConcurrentQueries: s.query.maxConcurrency,
 		MaxSamples:           s.query.maxSamples,
