@@ -30,8 +30,9 @@ once() {
 # 1. Ingest per core (-cpu=1): frame + decode + state + delta + window +
 #    outbox, with the encoding/json baseline; the decoder and framer alone.
 run -cpu 1 -bench 'BenchmarkIngest|BenchmarkDecode|BenchmarkFramer' -benchtime 400000x ./collector/
-# 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline.
-run -bench 'BenchmarkMetrics10k' -benchtime 10x ./collector/
+# 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline, and
+#    VictoriaMetrics/metrics writing the same per-tunnel families (#18.10).
+run -bench 'BenchmarkMetrics10k$|BenchmarkMetrics10kGzip|BenchmarkMetrics10kClientGolang|BenchmarkMetrics10kVictoriaMetrics' -benchtime 10x ./collector/
 # 5. Live state and window per tunnel at 1,000, 10,000 and 100,000 tunnels.
 run -bench 'BenchmarkHeapPerTunnel' -benchtime 1x ./collector/
 # The outbox under a backlog (the hour change of 100,000 tunnels).
