@@ -6,12 +6,20 @@
 #                --build-arg BUILD_DATE=$(date -u +%Y%m%d-%H:%M:%S) -t nodepass-exporter .
 #   docker run -p 9834:9834 -v npe-data:/data nodepass-exporter --demo
 #
+# Multi-arch (the build stage runs on the builder's platform and
+# cross-compiles; no emulation is needed for Go):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 \
+#                --build-arg VERSION=$(git describe --tags --always) \
+#                --build-arg REVISION=$(git rev-parse --short HEAD) \
+#                -t REGISTRY/nodepass-exporter:VERSION --push .
+#
 # The build stage's go build line is the one e2e/dockerfile_test.go runs
 # outside Docker; keep them in step.
 
 ARG GO_VERSION=1.26
 
-FROM golang:${GO_VERSION} AS build
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -20,7 +28,14 @@ ARG VERSION=dev
 ARG REVISION=unknown
 ARG BRANCH=unknown
 ARG BUILD_DATE=unknown
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION} -X main.branch=${BRANCH} -X main.buildDate=${BUILD_DATE}" -o /out/nodepass-exporter ./cmd/nodepass-exporter
+# Set by buildx (and BuildKit) for each --platform; empty means the builder's
+# own. GOARM is the variant's number (v7 -> 7) and only for 32-bit arm.
+ARG TARGETOS
+ARG TARGETARCH
+ARG TARGETVARIANT
+RUN goarm="${TARGETVARIANT#v}"; [ "$TARGETARCH" = arm ] || goarm=""; \
+    CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" GOARM="$goarm" \
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION} -X main.branch=${BRANCH} -X main.buildDate=${BUILD_DATE}" -o /out/nodepass-exporter ./cmd/nodepass-exporter
 # The data directory, owned by distroless's nonroot user (65532).
 RUN mkdir -p /out/data && chown 65532:65532 /out/data
 

@@ -58,6 +58,15 @@ tidy-check:
 docker-check:
 	$(GO) test -count=1 -run TestDockerfileBuildStage ./e2e/
 
+## release: static, stamped binaries for RELEASE_PLATFORMS as dist/nodepass-exporter-VERSION.OS-ARCH.tar.gz
+## (binary, README, examples, dashboards) and dist/sha256sums.txt; builds with the LDFLAGS of make build
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 linux/arm/v7
+DIST ?= dist
+.PHONY: release
+release:
+	rm -f $(DIST)/nodepass-exporter-*.tar.gz $(DIST)/sha256sums.txt
+	GO='$(GO)' DIST='$(DIST)' VERSION='$(VERSION)' GO_LDFLAGS='$(LDFLAGS)' ./scripts/release.sh $(RELEASE_PLATFORMS)
+
 run-demo:
 	$(GO) run ./cmd/nodepass-exporter --demo
 

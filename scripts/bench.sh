@@ -32,8 +32,9 @@ once() {
 #    (package wire).
 run -cpu 1 -bench 'BenchmarkIngest' -benchtime 400000x ./collector/
 run -cpu 1 -bench 'BenchmarkDecode|BenchmarkFramer' -benchtime 400000x ./wire/
-# 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline.
-run -bench 'BenchmarkMetrics10k' -benchtime 10x ./collector/
+# 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline, and
+#    VictoriaMetrics/metrics writing the same per-tunnel families (#18.10).
+run -bench 'BenchmarkMetrics10k$|BenchmarkMetrics10kGzip|BenchmarkMetrics10kClientGolang|BenchmarkMetrics10kVictoriaMetrics' -benchtime 10x ./collector/
 # 5. Live state and window per tunnel at 1,000, 10,000 and 100,000 tunnels.
 run -bench 'BenchmarkHeapPerTunnel' -benchtime 1x ./collector/
 # The outbox under a backlog (the hour change of 100,000 tunnels).

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/nodepass-exporter/nodepass-exporter/promapi"
+	"github.com/nodepass-exporter/nodepass-exporter/tsdb/remotewrite"
 )
 
 // settings holds every flag.
@@ -67,6 +68,7 @@ type remoteWriteFlags struct {
 	basicAuthPassFile string
 	bearerTokenFile   string
 	headers           headerFlags
+	externalLabels    externalLabelFlags
 }
 
 // headerFlags collects repeated --remote-write.header Name=Value flags.
@@ -110,6 +112,30 @@ func (f formatFlag) String() string {
 }
 
 func (f formatFlag) Set(s string) error { return f.f.Set(s) }
+
+// externalLabelFlags collects repeated --remote-write.external-label
+// NAME=VALUE flags; each is checked by the rules of remotewrite.Options.
+type externalLabelFlags map[string]string
+
+func (l *externalLabelFlags) String() string { return "" }
+
+func (l *externalLabelFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok {
+		return fmt.Errorf("external label %q: want NAME=VALUE", s)
+	}
+	if _, dup := (*l)[name]; dup {
+		return fmt.Errorf("external label %q given twice", name)
+	}
+	if err := remotewrite.CheckExternalLabels(map[string]string{name: value}); err != nil {
+		return err
+	}
+	if *l == nil {
+		*l = externalLabelFlags{}
+	}
+	(*l)[name] = value
+	return nil
+}
 
 type durationFlag struct{ d *model.Duration }
 
@@ -162,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.StringVar(&s.remoteWrite.basicAuthPassFile, "remote-write.basic-auth.password-file", "", "File holding the basic auth password for remote write.")
 	fs.StringVar(&s.remoteWrite.bearerTokenFile, "remote-write.bearer-token-file", "", "File holding a bearer token for remote write.")
 	fs.Var(&s.remoteWrite.headers, "remote-write.header", "Extra remote write header Name=Value (repeatable).")
+	fs.Var(&s.remoteWrite.externalLabels, "remote-write.external-label", "Label NAME=VALUE added to every series pushed by remote write, e.g. replica=a (repeatable).")
 	fs.BoolVar(&s.demo, "demo", false, "Run a built-in simulated NodePass master and follow it (no NodePass needed).")
 	fs.IntVar(&s.demoTunnels, "demo.tunnels", 12, "Number of simulated tunnels with --demo.")
 	fs.Var(durationFlag{&s.demoHistory}, "demo.history", "With --demo, the simulated past written into an empty data dir before the start (0 for none), under endpoint \"demo\".")
@@ -211,6 +238,8 @@ func (s *settings) check() error {
 		return errors.New("--push.*-interval must be at least 100ms")
 	case time.Duration(s.retention) < time.Hour:
 		return errors.New("--storage.tsdb.retention.time must be at least 1h")
+	case len(s.remoteWrite.externalLabels) > 0 && s.remoteWrite.url == "":
+		return errors.New("--remote-write.external-label needs --remote-write.url")
 	case s.reportInterval <= 0 || s.infoInterval <= 0:
 		return errors.New("--nodepass.*-interval must be positive")
 	case s.query.timeout <= 0 || s.query.maxConcurrency <= 0 || s.query.maxSamples <= 0:

@@ -58,6 +58,7 @@ func openStorage(s *settings, logger *slog.Logger, reg prometheus.Registerer, ou
 			BasicAuth:       remotewrite.BasicAuth{Username: s.remoteWrite.basicAuthUser, PasswordFile: s.remoteWrite.basicAuthPassFile},
 			BearerTokenFile: s.remoteWrite.bearerTokenFile,
 			Headers:         s.remoteWrite.headers,
+			ExternalLabels:  s.remoteWrite.externalLabels,
 		}, logger.With("component", "remote_write"), reg)
 		if err != nil {
 			_ = db.Close()

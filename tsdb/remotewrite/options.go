@@ -85,9 +85,10 @@ type Options struct {
 	ShutdownGrace time.Duration
 
 	// ExternalLabels are added to every series, for example cluster or
-	// replica. They must not use the names the exporter's series already
-	// carry (__name__, endpoint, tunnel, protocol, direction) nor a reserved
-	// "__" prefix, and values must be non-empty.
+	// replica. They must not use the names the exporter's series carry
+	// (ReservedLabelNames) nor a reserved "__" prefix, names must be legacy
+	// Prometheus label names, and values must be non-empty. See
+	// CheckExternalLabels.
 	ExternalLabels map[string]string
 
 	// UserAgent is sent with every request.
@@ -144,7 +145,7 @@ func (o Options) withDefaults() (Options, *url.URL, error) {
 	if err := checkHeaders(o.Headers); err != nil {
 		return o, nil, err
 	}
-	if err := checkExternalLabels(o.ExternalLabels); err != nil {
+	if err := CheckExternalLabels(o.ExternalLabels); err != nil {
 		return o, nil, err
 	}
 	return o, u, nil
@@ -254,17 +255,32 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-func checkExternalLabels(ext map[string]string) error {
-	// The label names a history.Sample can produce.
-	own := []string{model.MetricNameLabel, "endpoint", "tunnel", "protocol", "direction"}
-	for name, value := range ext {
+// ReservedLabelNames are the label names of the exporter's own series, in
+// the TSDB and on /metrics (service and plan included: the service and plan
+// aggregates carry them). An external label with one of these names would
+// overwrite or shadow a series' own label, so it is refused.
+var ReservedLabelNames = []string{model.MetricNameLabel, "endpoint", "tunnel", "protocol", "direction", "service", "plan"}
+
+// CheckExternalLabels reports the first external label that Options would
+// refuse: a name that is not a legacy Prometheus label name
+// ([a-zA-Z_][a-zA-Z0-9_]*), one of ReservedLabelNames or "__"-prefixed,
+// or an empty or invalid UTF-8 value. The flag parser calls it to fail at
+// start-up with the flag's own name.
+func CheckExternalLabels(ext map[string]string) error {
+	names := make([]string, 0, len(ext))
+	for name := range ext {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same error for the same input
+	for _, name := range names {
 		if !model.LegacyValidation.IsValidLabelName(name) {
-			return fmt.Errorf("external label %q: invalid name", name)
+			return fmt.Errorf("external label %q: invalid name (want [a-zA-Z_][a-zA-Z0-9_]*)", name)
 		}
-		if strings.HasPrefix(name, "__") || slices.Contains(own, name) {
-			return fmt.Errorf("external label %q: name is reserved for the exporter's own labels", name)
+		if strings.HasPrefix(name, "__") || slices.Contains(ReservedLabelNames, name) {
+			return fmt.Errorf("external label %q: name is reserved for the exporter's own labels (%s, and any __ prefix)",
+				name, strings.Join(ReservedLabelNames, ", "))
 		}
-		if value == "" || !utf8.ValidString(value) {
+		if value := ext[name]; value == "" || !utf8.ValidString(value) {
 			return fmt.Errorf("external label %q: value must be non-empty UTF-8", name)
 		}
 	}

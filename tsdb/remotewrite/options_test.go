@@ -143,3 +143,48 @@ func TestRing(t *testing.T) {
 		t.Error(diff)
 	}
 }
+
+func TestCheckExternalLabels(t *testing.T) {
+	tests := []struct {
+		name    string
+		labels  map[string]string
+		wantErr string // empty: accepted
+	}{
+		{"none", nil, ""},
+		{"cluster and replica", map[string]string{"cluster": "eu-1", "replica": "a"}, ""},
+		{"underscore and digits", map[string]string{"_dc2": "x", "site_3": "édition"}, ""},
+		{"metric name", map[string]string{"__name__": "x"}, "reserved"},
+		{"endpoint", map[string]string{"endpoint": "x"}, "reserved"},
+		{"tunnel", map[string]string{"tunnel": "x"}, "reserved"},
+		{"protocol", map[string]string{"protocol": "x"}, "reserved"},
+		{"direction", map[string]string{"direction": "x"}, "reserved"},
+		{"service", map[string]string{"service": "x"}, "reserved"},
+		{"plan", map[string]string{"plan": "x"}, "reserved"},
+		{"double underscore", map[string]string{"__replica__": "x"}, "reserved"},
+		{"leading digit", map[string]string{"1dc": "x"}, "invalid name"},
+		{"dot", map[string]string{"k8s.cluster": "x"}, "invalid name"},
+		{"empty name", map[string]string{"": "x"}, "invalid name"},
+		{"empty value", map[string]string{"replica": ""}, "non-empty"},
+		{"invalid UTF-8 value", map[string]string{"replica": "\xff"}, "UTF-8"},
+		// The first refused name in sorted order is reported.
+		{"several bad", map[string]string{"plan": "x", "cluster": "", "zone": "a"}, `"cluster"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckExternalLabels(tt.labels)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("CheckExternalLabels(%v) = %v, want nil", tt.labels, err)
+			case tt.wantErr != "" && err == nil:
+				t.Fatalf("CheckExternalLabels(%v) = nil, want an error with %q", tt.labels, tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Fatalf("CheckExternalLabels(%v) = %v, want an error with %q", tt.labels, err, tt.wantErr)
+			}
+			if tt.wantErr == "" {
+				if _, err := New(Options{URL: "http://vm:8428/api/v1/write", ExternalLabels: tt.labels}, nil, nil); err != nil {
+					t.Errorf("New refuses labels CheckExternalLabels accepts: %v", err)
+				}
+			}
+		})
+	}
+}
