@@ -226,7 +226,9 @@ func (s *Store) addTunnelLocked(e *Endpoint, id []byte) *Tunnel {
 // open hour until the hour closes.
 func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample) []history.Sample {
 	out = t.Window.Flush(e.Name, t.ID, out)
-	if t.Hour.Open() {
+	if keepRetired(&t.Hour, e.hourlyThrough) {
+		// An open hour, or a closed one's share of the endpoint's
+		// aggregate (hourly_aggregate.go).
 		e.retired[t.ID] = t.Hour
 	}
 	// A live tunnel's next may still point here (lookup checks removed),
@@ -285,28 +287,46 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 	s.outbox.SetRoom(s.burstRoomLocked())
 	out := s.scratch[:0]
 	maxAge := s.opts.WindowMaxAge.Milliseconds()
+	agg := s.newHourAggregator(nowMs)
 	for _, name := range s.names {
 		e := s.endpoints[name]
 		for _, id := range e.ids {
 			t := e.tunnels[id]
 			out = t.Hour.Roll(nowMs, name, id, out)
+			agg.share(e, t, &t.Hour)
 			if allWindows || t.Window.Due(nowMs, s.opts.WindowPoints, maxAge) {
 				out = t.Window.Flush(name, id, out)
 			}
 		}
-		for id, h := range e.retired {
-			if h.Start < history.HourStart(nowMs) {
-				out = h.Flush(name, id, out)
-				delete(e.retired, id)
-			}
-		}
+		out = s.sweepRetiredLocked(e, agg, false, out)
+		out = agg.endpoint(e, out)
 	}
-	out = s.sweepRemovedLocked(nowMs, out)
+	out = s.sweepRemovedLocked(nowMs, agg, out)
+	out = agg.services(s, out)
 	if len(out) > 0 {
 		s.outbox.Write(out)
 		s.version++
 	}
 	s.keepScratch(out)
+}
+
+// sweepRetiredLocked closes the retired buckets of e (deleted tunnels)
+// whose hour ended, or all of them when all is set, adds their shares to
+// agg, and drops those no longer needed (keepRetired).
+func (s *Store) sweepRetiredLocked(e *Endpoint, agg *hourAggregator, all bool, out []history.Sample) []history.Sample {
+	through := e.hourlyThrough // before this sweep's aggregates
+	for id, h := range e.retired {
+		if h.Open() && (all || h.Start < agg.before) {
+			out = h.Flush(e.Name, id, out)
+		}
+		agg.share(e, nil, &h)
+		if keepRetired(&h, through) && !all {
+			e.retired[id] = h
+		} else {
+			delete(e.retired, id)
+		}
+	}
+	return out
 }
 
 // maxKeptScratch is the largest sample buffer the Store keeps between

@@ -217,7 +217,7 @@ func (s *Store) checkSelectionLocked(sel Selection) error {
 	case sel.Tunnel == "" || e.tunnels[sel.Tunnel] != nil:
 		return nil
 	}
-	if _, ok := e.retired[sel.Tunnel]; ok {
+	if b, ok := e.retired[sel.Tunnel]; ok && b.Open() {
 		return nil
 	}
 	return fmt.Errorf("%w %q on endpoint %q", ErrUnknownTunnel, sel.Tunnel, sel.Endpoint)

@@ -35,10 +35,13 @@ const stateFormat = 1
 // tunnel are one consistent cut (see snapshotWriter); different tunnels
 // may be cut a few milliseconds apart.
 type stateFile struct {
-	Format    int              `json:"format"`
-	SavedAt   time.Time        `json:"savedAt"`
-	Endpoints []stateEndpoint  `json:"endpoints"`
-	Outbox    []history.Sample `json:"outbox,omitempty"`
+	Format  int       `json:"format"`
+	SavedAt time.Time `json:"savedAt"`
+	// ServiceHourlyThrough is the start of the last hour whose service
+	// aggregates are written (hourly_aggregate.go).
+	ServiceHourlyThrough int64            `json:"serviceHourlyThrough,omitempty"`
+	Endpoints            []stateEndpoint  `json:"endpoints"`
+	Outbox               []history.Sample `json:"outbox,omitempty"`
 }
 
 type stateEndpoint struct {
@@ -51,21 +54,29 @@ type stateEndpoint struct {
 	LastContact time.Time `json:"lastContact,omitzero"`
 	// RemovedAt is set for a master removed from the configuration whose
 	// snapshot is kept for its return (removed.go).
-	RemovedAt time.Time               `json:"removedAt,omitzero"`
-	Tunnels   []stateTunnel           `json:"tunnels"`
-	Retired   map[string]history.Hour `json:"retired,omitempty"`
+	RemovedAt time.Time `json:"removedAt,omitzero"`
+	// HourlyThrough is the start of the last hour whose endpoint aggregate
+	// is written (hourly_aggregate.go). Files written before it load as
+	// "through the hour before savedAt" (see Restore).
+	HourlyThrough int64                   `json:"hourlyThrough,omitempty"`
+	Tunnels       []stateTunnel           `json:"tunnels"`
+	Retired       map[string]history.Hour `json:"retired,omitempty"`
 }
 
 type stateTunnel struct {
-	ID     string           `json:"id"`
-	Alias  string           `json:"alias,omitempty"`
-	Type   string           `json:"type,omitempty"`
-	Status string           `json:"status,omitempty"`
-	Mode   int64            `json:"mode,omitempty"`
-	Raw    history.Counters `json:"raw"`
-	Total  history.Counters `json:"total"`
-	Window history.Window   `json:"window"`
-	Hour   history.Hour     `json:"hour"`
+	ID    string `json:"id"`
+	Alias string `json:"alias,omitempty"`
+	Type  string `json:"type,omitempty"`
+	// PeerSID is the tunnel's service (meta.peer.sid), so that the hours
+	// closed at the first sweep after a restart count in their service's
+	// aggregate (hourly_aggregate.go).
+	PeerSID string           `json:"peerSid,omitempty"`
+	Status  string           `json:"status,omitempty"`
+	Mode    int64            `json:"mode,omitempty"`
+	Raw     history.Counters `json:"raw"`
+	Total   history.Counters `json:"total"`
+	Window  history.Window   `json:"window"`
+	Hour    history.Hour     `json:"hour"`
 }
 
 // Restore loads a snapshot written by a Persister. A missing file is a fresh
@@ -89,9 +100,11 @@ func (s *Store) Restore(path string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.serviceThrough = max(s.serviceThrough, restoredThrough(f.ServiceHourlyThrough, f.SavedAt))
 	for _, se := range f.Endpoints {
 		e := s.endpointLocked(se.Name)
 		e.known, e.lastContact = se.Known, se.LastContact
+		e.hourlyThrough = restoredThrough(se.HourlyThrough, f.SavedAt)
 		for id, h := range se.Retired {
 			e.retired[id] = h
 		}
@@ -100,7 +113,7 @@ func (s *Store) Restore(path string) error {
 				continue
 			}
 			t := s.addTunnelLocked(e, []byte(st.ID))
-			t.Alias, t.Type, t.Status, t.Mode = st.Alias, st.Type, st.Status, st.Mode
+			t.Alias, t.Type, t.PeerSID, t.Status, t.Mode = st.Alias, st.Type, st.PeerSID, st.Status, st.Mode
 			t.Raw, t.Total, t.Window, t.Hour = st.Raw, st.Total, st.Window, st.Hour
 			t.firstAfterConnect, t.stale = true, true
 		}
@@ -111,6 +124,18 @@ func (s *Store) Restore(path string) error {
 	}
 	s.outbox.Write(f.Outbox)
 	return nil
+}
+
+// restoredThrough returns the restored mark of the last aggregated hour. A
+// file without one (written before the aggregates existed, or before the
+// first hour closed) may come from a process that closed some buckets of
+// the hour before savedAt without keeping their shares: that hour is left
+// to the readers' fallback to the tunnel series rather than written short.
+func restoredThrough(through int64, savedAt time.Time) int64 {
+	if through != 0 || savedAt.IsZero() {
+		return through
+	}
+	return history.HourStart(savedAt.UnixMilli()) - msPerHour
 }
 
 // Persister writes the Store's snapshot to disk whenever it changed, at

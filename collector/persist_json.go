@@ -107,6 +107,15 @@ func appendHour(dst []byte, h *history.Hour) []byte {
 	dst = appendUint4(dst, h.Totals)
 	dst = append(dst, `,"points":`...)
 	dst = strconv.AppendUint(dst, h.Points, 10)
+	if h.Last != (history.HourRecord{}) {
+		dst = append(dst, `,"last":{"start":`...)
+		dst = strconv.AppendInt(dst, h.Last.Start, 10)
+		dst = append(dst, `,"traffic":`...)
+		dst = appendUint4(dst, h.Last.Traffic)
+		dst = append(dst, `,"points":`...)
+		dst = strconv.AppendUint(dst, h.Last.Points, 10)
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 
@@ -122,6 +131,10 @@ func appendTunnel(dst []byte, t *stateTunnel) []byte {
 	if t.Type != "" {
 		dst = append(dst, `,"type":`...)
 		dst = jsonenc.AppendString(dst, t.Type)
+	}
+	if t.PeerSID != "" {
+		dst = append(dst, `,"peerSid":`...)
+		dst = jsonenc.AppendString(dst, t.PeerSID)
 	}
 	if t.Status != "" {
 		dst = append(dst, `,"status":`...)

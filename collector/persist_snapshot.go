@@ -68,10 +68,14 @@ type snapshotWriter struct {
 	known     bool
 	contact   time.Time
 	removedAt time.Time
-	cuts      []snapshotCut // in (endpoint, from) order
-	outbox    []history.Sample
-	buf       []byte
-	seqEnd0   uint64 // the tail at the first hold
+	// through is the endpoint's hourlyThrough, copied with its first
+	// slice (as its aggregates in the outbox are cut); serviceThrough is
+	// the Store's, copied at the first hold (as service samples are).
+	through, serviceThrough int64
+	cuts                    []snapshotCut // in (endpoint, from) order
+	outbox                  []history.Sample
+	buf                     []byte
+	seqEnd0                 uint64 // the tail at the first hold
 
 	// sliceTunnels overrides the package's sliceTunnels (tests).
 	sliceTunnels int
@@ -99,6 +103,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 	s.mu.RLock()
 	sw.names = s.snapshotNamesLocked(sw.names[:0])
 	sw.seqEnd0 = outboxTail(s.outbox)
+	sw.serviceThrough = s.serviceThrough
 	s.mu.RUnlock()
 	sw.cuts = sw.cuts[:0]
 
@@ -106,6 +111,10 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 	b = strconv.AppendInt(b, stateFormat, 10)
 	b = append(b, `,"savedAt":`...)
 	b = appendJSONTime(b, savedAt)
+	if sw.serviceThrough != 0 {
+		b = append(b, `,"serviceHourlyThrough":`...)
+		b = strconv.AppendInt(b, sw.serviceThrough, 10)
+	}
 	b = append(b, `,"endpoints":[`...)
 	wroteEndpoint := false
 	for _, name := range sw.names {
@@ -135,6 +144,10 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 				if !sw.removedAt.IsZero() {
 					b = append(b, `,"removedAt":`...)
 					b = appendJSONTime(b, sw.removedAt)
+				}
+				if sw.through != 0 {
+					b = append(b, `,"hourlyThrough":`...)
+					b = strconv.AppendInt(b, sw.through, 10)
 				}
 				b = append(b, `,"tunnels":[`...)
 				opened, wroteEndpoint = true, true
@@ -238,7 +251,7 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 	e := s.endpointOrRemovedLocked(name)
 	if e != nil {
 		if from == "" {
-			sw.known, sw.contact, sw.removedAt = e.known, e.lastContact, e.removedAt
+			sw.known, sw.contact, sw.removedAt, sw.through = e.known, e.lastContact, e.removedAt, e.hourlyThrough
 		}
 		i := 0
 		if from != "" {
@@ -251,7 +264,7 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 		for _, id := range e.ids[i:j] {
 			t := e.tunnels[id]
 			sw.recs = append(sw.recs, stateTunnel{
-				ID: t.ID, Alias: t.Alias, Type: t.Type, Status: t.Status, Mode: t.Mode,
+				ID: t.ID, Alias: t.Alias, Type: t.Type, PeerSID: t.PeerSID, Status: t.Status, Mode: t.Mode,
 				Raw: t.Raw, Total: t.Total, Window: t.Window, Hour: t.Hour,
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -103,10 +104,10 @@ func TestAppendJSONFloatMatchesEncodingJSON(t *testing.T) {
 func referenceSnapshot(s *Store, savedAt time.Time) *stateFile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	f := &stateFile{Format: stateFormat, SavedAt: savedAt, Endpoints: make([]stateEndpoint, 0, len(s.names))}
+	f := &stateFile{Format: stateFormat, SavedAt: savedAt, ServiceHourlyThrough: s.serviceThrough, Endpoints: make([]stateEndpoint, 0, len(s.names))}
 	for _, name := range s.snapshotNamesLocked(nil) {
 		e := s.endpointOrRemovedLocked(name)
-		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, Tunnels: make([]stateTunnel, 0, len(e.ids))}
+		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, HourlyThrough: e.hourlyThrough, Tunnels: make([]stateTunnel, 0, len(e.ids))}
 		if len(e.retired) > 0 {
 			se.Retired = make(map[string]history.Hour, len(e.retired))
 			for id, h := range e.retired {
@@ -116,7 +117,7 @@ func referenceSnapshot(s *Store, savedAt time.Time) *stateFile {
 		for _, id := range e.ids {
 			t := e.tunnels[id]
 			se.Tunnels = append(se.Tunnels, stateTunnel{
-				ID: id, Alias: t.Alias, Type: t.Type, Status: t.Status, Mode: t.Mode,
+				ID: id, Alias: t.Alias, Type: t.Type, PeerSID: t.PeerSID, Status: t.Status, Mode: t.Mode,
 				Raw: t.Raw, Total: t.Total, Window: t.Window, Hour: t.Hour,
 			})
 		}
@@ -287,7 +288,15 @@ func TestRestoreOldFormatFile(t *testing.T) {
 	if err := newPersister(t, s, path).Save(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(path); !bytes.Equal(got, old) {
+	// The one difference: the file gains the marks of the aggregated
+	// hours, set to the hour before savedAt (restoredThrough).
+	got, _ := os.ReadFile(path)
+	mark := fmt.Sprint(history.HourStart(clock.now.UnixMilli()) - msPerHour)
+	if n := bytes.Count(got, []byte(`"hourlyThrough":`+mark)); n != 2 {
+		t.Errorf("saved again with %d endpoint marks %s, want 2", n, mark)
+	}
+	got = regexp.MustCompile(`,"(serviceH|h)ourlyThrough":`+mark).ReplaceAll(got, nil)
+	if !bytes.Equal(got, old) {
 		t.Errorf("saved again:\n%s\nold file:\n%s", got, old)
 	}
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -58,23 +59,30 @@ func (s *Store) returnEndpointLocked(e *Endpoint) {
 // sweepRemovedLocked closes the hours of removed endpoints that ended
 // before nowMs, and forgets an endpoint removed longer than the retention
 // time (writing its open hours first).
-func (s *Store) sweepRemovedLocked(nowMs int64, out []history.Sample) []history.Sample {
+//
+// Their hours' shares go into the endpoint aggregate as a configured
+// master's do; a forgotten endpoint writes the aggregate of its open hour
+// too, as it writes the tunnels' records.
+func (s *Store) sweepRemovedLocked(nowMs int64, agg *hourAggregator, out []history.Sample) []history.Sample {
 	for name, e := range s.removed {
 		expired := nowMs-e.removedAt.UnixMilli() > s.opts.RemovedRetention.Milliseconds()
+		before := agg.before
+		if expired {
+			agg.before = math.MaxInt64
+		}
 		for _, id := range e.ids {
 			t := e.tunnels[id]
 			if expired {
 				out = t.Hour.Flush(name, id, out)
+				agg.share(e, nil, &t.Hour) // no service share: its hour is open for others
 			} else {
 				out = t.Hour.Roll(nowMs, name, id, out)
+				agg.share(e, t, &t.Hour)
 			}
 		}
-		for id, h := range e.retired {
-			if expired || h.Start < history.HourStart(nowMs) {
-				out = h.Flush(name, id, out)
-				delete(e.retired, id)
-			}
-		}
+		out = s.sweepRetiredLocked(e, agg, expired, out)
+		out = agg.endpoint(e, out)
+		agg.before = before
 		if expired {
 			delete(s.removed, name)
 			s.version++

@@ -95,6 +95,9 @@ type Store struct {
 	generation atomic.Uint64
 	// services holds the services' mirror mismatch baselines (services.go).
 	services serviceBaselines
+	// serviceThrough is the start of the last hour whose service
+	// aggregates are written (persisted; see hourly_aggregate.go).
+	serviceThrough int64
 }
 
 // NewStore returns an empty Store.
@@ -165,6 +168,9 @@ type Endpoint struct {
 	retired map[string]history.Hour
 	// prev is the tunnel of the last event, for lookup.
 	prev *Tunnel
+	// hourlyThrough is the start of the last hour whose endpoint
+	// aggregate is written (persisted; see hourly_aggregate.go).
+	hourlyThrough int64
 }
 
 // ConnState is the state of an endpoint's SSE connection.

@@ -124,3 +124,15 @@ func hostSetter(metric string) func(*Host, float64) {
 // MetricServiceHourlyTraffic is a service's traffic of one closed UTC hour
 // (DESIGN.md, "History views"): the client side's deltas, counted once.
 const MetricServiceHourlyTraffic = "nodepass_service_hourly_traffic_bytes"
+
+// MetricEndpointHourlyTraffic is an endpoint's traffic of one closed UTC
+// hour (DESIGN.md, "History views"): the hour deltas of its tunnels summed,
+// deleted tunnels included, so long ranges read one series per endpoint
+// instead of every tunnel's.
+const MetricEndpointHourlyTraffic = "nodepass_endpoint_hourly_traffic_bytes"
+
+// MetricEndpointHourlyPoints is the number of data points of an endpoint's
+// tunnels in one closed UTC hour, summed: the points figure of the hourly
+// readers (history.HourTraffic.Points), written beside
+// MetricEndpointHourlyTraffic so that those readers need no tunnel series.
+const MetricEndpointHourlyPoints = "nodepass_endpoint_hourly_points"

@@ -17,6 +17,12 @@ type Hour struct {
 	Traffic Counters `json:"traffic"`
 	Totals  Counters `json:"totals"`
 	Points  uint64   `json:"points"`
+	// Last is the record this bucket wrote last, kept (and persisted)
+	// until the endpoint and service aggregates of its hour are written
+	// (collector's hourly aggregates): each tunnel carries its own share,
+	// so the aggregate of an hour is a sum over tunnels that a snapshot cut
+	// per tunnel keeps consistent.
+	Last HourRecord `json:"last,omitzero"`
 
 	// closed is the start of the last hour this bucket wrote (in memory
 	// only). An hour is written once: when the clock steps back across
@@ -71,6 +77,20 @@ func (h *Hour) Flush(endpoint, tunnel string, out []Sample) []Sample {
 				Protocol: CounterLabels[i].Protocol, Direction: CounterLabels[i].Direction, T: h.Start, V: float64(h.Totals[i])})
 	}
 	out = append(out, Sample{Metric: MetricHourlyPoints, Endpoint: endpoint, Tunnel: tunnel, T: h.Start, V: float64(h.Points)})
-	*h = Hour{closed: h.Start}
+	*h = Hour{closed: h.Start, Last: HourRecord{Start: h.Start, Traffic: h.Traffic, Points: h.Points}}
 	return out
+}
+
+// HourRecord is what a closed hour of one tunnel wrote: its start, its
+// traffic and its point count. The zero value is "none".
+type HourRecord struct {
+	Start   int64    `json:"start"` // Unix ms of the hour start
+	Traffic Counters `json:"traffic"`
+	Points  uint64   `json:"points"`
+}
+
+// Pending reports whether the record belongs to an hour in (after, before):
+// one whose aggregates are not written yet and that has ended.
+func (r *HourRecord) Pending(after, before int64) bool {
+	return r.Start != 0 && r.Start > after && r.Start < before
 }

@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -23,19 +24,142 @@ import (
 // It returns only the hours that have samples, oldest first: zero-filling
 // gaps and adding the open hour (which is not in the TSDB until it closes)
 // is the caller's job, as it knows the range and the live state.
+//
+// For one endpoint or all, an hour is read from the endpoint's
+// pre-aggregated series (nodepass_endpoint_hourly_traffic_bytes and
+// nodepass_endpoint_hourly_points, written at hour close) where it has a
+// sample, so a long range reads one series per endpoint, not every
+// tunnel's; the hours without one (before the aggregates existed, the
+// hour of the upgrade, an import of tunnel series only) are read from the
+// tunnel series, one query per run of such hours.
 func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.HourTraffic, error) {
 	mint, maxt := from.UnixMilli(), to.UnixMilli()-1
 	if maxt < mint {
 		return []history.HourTraffic{}, nil
 	}
+	if tunnel != "" {
+		return db.sumHourly(ctx, hourlyTunnelSeries, endpoint, tunnel, mint, maxt)
+	}
+	byHour, err := db.endpointHourly(ctx, endpoint, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return sortedHours(byHour), nil
+}
+
+// Metric selectors of the hourly sums.
+const (
+	hourlyTunnelSeries   = history.MetricHourlyTraffic + "|" + history.MetricHourlyPoints
+	hourlyEndpointSeries = history.MetricEndpointHourlyTraffic + "|" + history.MetricEndpointHourlyPoints
+)
+
+// endpointHourly sums the hours of one endpoint (or of each, for ""),
+// from its aggregates where it has them and from its tunnel series in the
+// other hours.
+func (db *DB) endpointHourly(ctx context.Context, endpoint string, mint, maxt int64) (map[int64]*history.HourTraffic, error) {
+	endpoints := []string{endpoint}
+	if endpoint == "" {
+		var err error
+		if endpoints, err = db.hourlyEndpoints(ctx, mint, maxt); err != nil {
+			return nil, err
+		}
+	}
+	total := map[int64]*history.HourTraffic{}
+	for _, ep := range endpoints {
+		agg, err := db.sumHourlyMap(ctx, hourlyEndpointSeries, ep, "", mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		// Runs of hours in [mint, maxt] without an aggregate.
+		first := mint - ((mint%msPerHour)+msPerHour)%msPerHour
+		lo := int64(-1)
+		flush := func(hi int64) error {
+			if lo < 0 {
+				return nil
+			}
+			tun, err := db.sumHourlyMap(ctx, hourlyTunnelSeries, ep, "", max(lo, mint), min(hi-1, maxt))
+			lo = -1
+			if err != nil {
+				return err
+			}
+			maps.Copy(agg, tun)
+			return nil
+		}
+		for h := first; h <= maxt; h += msPerHour {
+			if _, ok := agg[h]; ok {
+				if err := flush(h); err != nil {
+					return nil, err
+				}
+			} else if lo < 0 {
+				lo = h
+			}
+		}
+		if err := flush(maxt + 1); err != nil {
+			return nil, err
+		}
+		for h, v := range agg {
+			t := total[h]
+			if t == nil {
+				total[h] = v
+				continue
+			}
+			t.Traffic.Add(v.Traffic)
+			t.Points += v.Points
+		}
+	}
+	return total, nil
+}
+
+// hourlyEndpoints returns the endpoints with hourly series (tunnel or
+// aggregate) in [mint, maxt].
+func (db *DB) hourlyEndpoints(ctx context.Context, mint, maxt int64) ([]string, error) {
+	q, err := db.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("hourly endpoints querier: %w", err)
+	}
+	defer q.Close()
+	var out []string
+	for _, metric := range []string{history.MetricHourlyPoints, history.MetricEndpointHourlyPoints} {
+		vals, _, err := q.LabelValues(ctx, LabelEndpoint, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, metric))
+		if err != nil {
+			return nil, fmt.Errorf("hourly endpoints: %w", err)
+		}
+		out = append(out, vals...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// sortedHours returns the hours of byHour, oldest first.
+func sortedHours(byHour map[int64]*history.HourTraffic) []history.HourTraffic {
+	out := make([]history.HourTraffic, 0, len(byHour))
+	for _, h := range byHour {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b history.HourTraffic) int { return a.Hour.Compare(b.Hour) })
+	return out
+}
+
+// sumHourly is sumHourlyMap, sorted.
+func (db *DB) sumHourly(ctx context.Context, metrics, endpoint, tunnel string, mint, maxt int64) ([]history.HourTraffic, error) {
+	byHour, err := db.sumHourlyMap(ctx, metrics, endpoint, tunnel, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return sortedHours(byHour), nil
+}
+
+// sumHourlyMap sums the traffic series (by protocol and direction) and the
+// points series among metrics (a regexp of names) of the selection per
+// hour start in [mint, maxt].
+func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string, mint, maxt int64) (map[int64]*history.HourTraffic, error) {
 	q, err := db.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, fmt.Errorf("hourly traffic querier: %w", err)
 	}
 	defer q.Close()
 
-	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName,
-		history.MetricHourlyTraffic+"|"+history.MetricHourlyPoints)}
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, metrics)}
 	if endpoint != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint))
 	}
@@ -60,7 +184,7 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		s := set.At()
 		ls := s.Labels()
 		idx := -1 // points
-		if ls.Get(labels.MetricName) == history.MetricHourlyTraffic {
+		if name := ls.Get(labels.MetricName); name == history.MetricHourlyTraffic || name == history.MetricEndpointHourlyTraffic {
 			c, ok := history.CounterOf(ls.Get(LabelProtocol), ls.Get(LabelDirection))
 			if !ok {
 				continue // not one of the four counters; not ours
@@ -94,12 +218,7 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		return nil, fmt.Errorf("select hourly traffic: %w", err)
 	}
 
-	out := make([]history.HourTraffic, 0, len(byHour))
-	for _, h := range byHour {
-		out = append(out, *h)
-	}
-	slices.SortFunc(out, func(a, b history.HourTraffic) int { return a.Hour.Compare(b.Hour) })
-	return out, nil
+	return byHour, nil
 }
 
 const msPerHour = int64(time.Hour / time.Millisecond)
