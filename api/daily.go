@@ -83,7 +83,10 @@ type dailyJSON struct {
 
 // parseDays reads ?days=, 1 to the retention in days.
 func (m *memoryAPI) parseDays(r *http.Request) (int, error) {
-	maxDays := max(int(m.opts.Retention/(24*time.Hour)), 1)
+	// Up to the retention, and at least a month (31 days), so that "this
+	// month" can always be asked for; days older than the retention are
+	// zero.
+	maxDays := max(int(m.opts.Retention/(24*time.Hour)), 31)
 	bad := fmt.Errorf("invalid query parameter \"days\": must be one integer from 1 to %d", maxDays)
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	vals, ok := query["days"]
