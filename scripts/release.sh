@@ -4,7 +4,7 @@
 #   dist/nodepass-exporter-VERSION.linux-ARCH.tar.gz
 #     nodepass-exporter-VERSION.linux-ARCH/
 #       nodepass-exporter   static (CGO_ENABLED=0), -trimpath, stripped, stamped
-#       LICENSE NOTICE README.md  (those that exist)
+#       LICENSE NOTICE README.md README.zh-CN.md (those that exist)
 #       examples/           masters.yml, prometheus.yml, web-config.yml, systemd/, ...
 #       dashboards/         Grafana dashboards, provisioning, rules and their runbook
 #   dist/sha256sums.txt     `sha256sum -c sha256sums.txt` in dist/ checks them
@@ -40,7 +40,7 @@ trap 'rm -rf "$work"' EXIT
 # Files every archive carries. LICENSE is expected; say so when it is missing
 # rather than ship an archive that silently lacks it.
 docs=()
-for f in LICENSE NOTICE README.md; do
+for f in LICENSE NOTICE README.md README.zh-CN.md; do
 	if [ -f "$f" ]; then
 		docs+=("$f")
 	elif [ "$f" = LICENSE ]; then
