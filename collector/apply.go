@@ -120,6 +120,7 @@ func (s *Store) Apply(name string, ev *wire.Event) error {
 		s.outbox.Write(out)
 	}
 	s.scratch = out[:0]
+	s.markDirtyLocked(e, t)
 	s.version++
 	s.stats.events++
 	return nil
@@ -229,6 +230,7 @@ func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample)
 	if t.Hour.Open() {
 		e.retired[t.ID] = t.Hour
 	}
+	s.markDirtyLocked(e, t)
 	// A live tunnel's next may still point here (lookup checks removed),
 	// but a removed one holds on to nothing, so churn cannot chain up
 	// deleted tunnels in memory.
@@ -289,15 +291,20 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 		e := s.endpoints[name]
 		for _, id := range e.ids {
 			t := e.tunnels[id]
+			n := len(out)
 			out = t.Hour.Roll(nowMs, name, id, out)
 			if allWindows || t.Window.Due(nowMs, s.opts.WindowPoints, maxAge) {
 				out = t.Window.Flush(name, id, out)
+			}
+			if len(out) > n {
+				s.markDirtyLocked(e, t)
 			}
 		}
 		for id, h := range e.retired {
 			if h.Start < history.HourStart(nowMs) {
 				out = h.Flush(name, id, out)
 				delete(e.retired, id)
+				s.markRetiredDirtyLocked(e, id)
 			}
 		}
 	}

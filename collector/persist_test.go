@@ -401,9 +401,12 @@ func TestSaveReadOnlyDir(t *testing.T) {
 	}
 }
 
+// bumpVersion makes the next save write a whole snapshot (as a change
+// only a snapshot holds does), for the tests of the snapshot file.
 func bumpVersion(s *Store) {
 	s.mu.Lock()
 	s.version++
+	s.dirty.all = true
 	s.mu.Unlock()
 }
 

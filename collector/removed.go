@@ -36,6 +36,7 @@ func (s *Store) removeEndpointLocked(e *Endpoint) {
 	e.removedAt = s.opts.Now()
 	e.Conn = ConnStatus{State: StateDown, Since: e.removedAt, LastError: "removed from the configuration"}
 	s.removed[e.Name] = e
+	s.dirty.all = true // every window of the endpoint closed: a full snapshot
 	s.version++
 }
 
@@ -59,6 +60,7 @@ func (s *Store) returnEndpointLocked(e *Endpoint) {
 // before nowMs, and forgets an endpoint removed longer than the retention
 // time (writing its open hours first).
 func (s *Store) sweepRemovedLocked(nowMs int64, out []history.Sample) []history.Sample {
+	n := len(out)
 	for name, e := range s.removed {
 		expired := nowMs-e.removedAt.UnixMilli() > s.opts.RemovedRetention.Milliseconds()
 		for _, id := range e.ids {
@@ -79,6 +81,9 @@ func (s *Store) sweepRemovedLocked(nowMs int64, out []history.Sample) []history.
 			delete(s.removed, name)
 			s.version++
 		}
+	}
+	if len(out) > n {
+		s.dirty.all = true // hours of removed masters closed: a full snapshot
 	}
 	return out
 }

@@ -95,6 +95,9 @@ type Store struct {
 	generation atomic.Uint64
 	// services holds the services' mirror mismatch baselines (services.go).
 	services serviceBaselines
+	// dirty tracks the tunnels changed since the persister last took the
+	// list, for the state journal (journal_dirty.go).
+	dirty dirtySet
 }
 
 // NewStore returns an empty Store.
@@ -220,6 +223,10 @@ type Tunnel struct {
 	Restart bool
 	// saturated is set once a total reached 2^64-1 (logged once).
 	saturated bool
+	// dirty is set while the tunnel waits in the Store's dirty list for
+	// the state journal (journal_dirty.go); it sits in padding, so the
+	// hot fields keep their cache line.
+	dirty bool
 
 	// Raw is the snapshot: the last raw counters seen.
 	Raw history.Counters
