@@ -82,16 +82,22 @@ func readJournal(path string, snap []byte, f *stateFile) (replayed, torn int, er
 	if err != nil {
 		return 0, 0, fmt.Errorf("read state journal: %w", err)
 	}
+	return mergeJournal(journalPath(path), b, snap, f)
+}
+
+// mergeJournal applies the journal b (read from jpath) to f, the snapshot
+// whose bytes are snap (see readJournal).
+func mergeJournal(jpath string, b, snap []byte, f *stateFile) (replayed, torn int, err error) {
 	frames, torn := splitFrames(b)
 	if len(frames) == 0 {
 		return 0, torn, nil // a crash while its header was written
 	}
 	var h journalHeader
 	if err := json.Unmarshal(frames[0], &h); err != nil {
-		return 0, torn, fmt.Errorf("decode state journal %s header: %w", journalPath(path), err)
+		return 0, torn, fmt.Errorf("decode state journal %s header: %w", jpath, err)
 	}
 	if h.Journal != journalFormat {
-		return 0, torn, fmt.Errorf("state journal %s: unknown format %d", journalPath(path), h.Journal)
+		return 0, torn, fmt.Errorf("state journal %s: unknown format %d", jpath, h.Journal)
 	}
 	if h.Base.Size != int64(len(snap)) || h.Base.CRC32C != crc32.Checksum(snap, castagnoli) {
 		return 0, torn, nil // left from an older snapshot, which this one holds
@@ -100,7 +106,7 @@ func readJournal(path string, snap []byte, f *stateFile) (replayed, torn int, er
 	for i, fr := range frames[1:] {
 		var jf journalFrame
 		if err := json.Unmarshal(fr, &jf); err != nil {
-			return i, torn, fmt.Errorf("decode state journal %s frame %d: %w", journalPath(path), i+1, err)
+			return i, torn, fmt.Errorf("decode state journal %s frame %d: %w", jpath, i+1, err)
 		}
 		r.apply(&jf)
 	}
