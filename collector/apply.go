@@ -120,6 +120,7 @@ func (s *Store) Apply(name string, ev *wire.Event) error {
 		s.outbox.Write(out)
 	}
 	s.scratch = out[:0]
+	s.markDirtyLocked(e, t)
 	s.version++
 	s.stats.events++
 	return nil
@@ -231,6 +232,7 @@ func (s *Store) removeTunnelLocked(e *Endpoint, t *Tunnel, out []history.Sample)
 		// aggregate (hourly_aggregate.go).
 		e.retired[t.ID] = t.Hour
 	}
+	s.markDirtyLocked(e, t)
 	// A live tunnel's next may still point here (lookup checks removed),
 	// but a removed one holds on to nothing, so churn cannot chain up
 	// deleted tunnels in memory.
@@ -292,10 +294,14 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 		e := s.endpoints[name]
 		for _, id := range e.ids {
 			t := e.tunnels[id]
+			n := len(out)
 			out = t.Hour.Roll(nowMs, name, id, out)
 			agg.share(e, t, &t.Hour)
 			if allWindows || t.Window.Due(nowMs, s.opts.WindowPoints, maxAge) {
 				out = t.Window.Flush(name, id, out)
+			}
+			if len(out) > n {
+				s.markDirtyLocked(e, t)
 			}
 		}
 		out = s.sweepRetiredLocked(e, agg, false, out)
@@ -316,14 +322,19 @@ func (s *Store) sweepLocked(nowMs int64, allWindows bool) {
 func (s *Store) sweepRetiredLocked(e *Endpoint, agg *hourAggregator, all bool, out []history.Sample) []history.Sample {
 	through := e.hourlyThrough // before this sweep's aggregates
 	for id, h := range e.retired {
+		orig := h
 		if h.Open() && (all || h.Start < agg.before) {
 			out = h.Flush(e.Name, id, out)
 		}
 		agg.share(e, nil, &h)
 		if keepRetired(&h, through) && !all {
 			e.retired[id] = h
+			if h != orig {
+				s.markRetiredDirtyLocked(e, id)
+			}
 		} else {
 			delete(e.retired, id)
+			s.markRetiredDirtyLocked(e, id)
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -39,9 +40,12 @@ type stateFile struct {
 	SavedAt time.Time `json:"savedAt"`
 	// ServiceHourlyThrough is the start of the last hour whose service
 	// aggregates are written (hourly_aggregate.go).
-	ServiceHourlyThrough int64            `json:"serviceHourlyThrough,omitempty"`
-	Endpoints            []stateEndpoint  `json:"endpoints"`
-	Outbox               []history.Sample `json:"outbox,omitempty"`
+	ServiceHourlyThrough int64 `json:"serviceHourlyThrough,omitempty"`
+	// Aggregates is set by every version that keeps the aggregate marks:
+	// a file without it predates them (see restoredThrough).
+	Aggregates bool             `json:"aggregates,omitempty"`
+	Endpoints  []stateEndpoint  `json:"endpoints"`
+	Outbox     []history.Sample `json:"outbox,omitempty"`
 }
 
 type stateEndpoint struct {
@@ -79,8 +83,8 @@ type stateTunnel struct {
 	Hour    history.Hour     `json:"hour"`
 }
 
-// Restore loads a snapshot written by a Persister. A missing file is a fresh
-// start (nil error). Restored tunnels follow counter rule 2 at their first
+// Restore loads a snapshot written by a Persister and the changes its
+// journal holds (journal.go). A missing file is a fresh start (nil error). Restored tunnels follow counter rule 2 at their first
 // observation and are marked stale until a stream confirms them. Hours that
 // closed while the exporter was down are written by the next Sweep.
 func (s *Store) Restore(path string) error {
@@ -98,13 +102,22 @@ func (s *Store) Restore(path string) error {
 	if f.Format != stateFormat {
 		return fmt.Errorf("state %s: unknown format %d", path, f.Format)
 	}
+	frames, torn, err := readJournal(path, b, &f)
+	if err != nil {
+		return err
+	}
+	if torn > 0 {
+		s.opts.Logger.Warn("state journal ends in a partial frame (a crash during a save); using the state before it",
+			"path", journalPath(path), "frames", frames, "ignored_bytes", torn)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.serviceThrough = max(s.serviceThrough, restoredThrough(f.ServiceHourlyThrough, f.SavedAt))
+	s.serviceThrough = max(s.serviceThrough, restoredThrough(f.ServiceHourlyThrough, f.SavedAt, f.Aggregates))
+	s.dirty.all = true // the next save writes a full snapshot
 	for _, se := range f.Endpoints {
 		e := s.endpointLocked(se.Name)
 		e.known, e.lastContact = se.Known, se.LastContact
-		e.hourlyThrough = restoredThrough(se.HourlyThrough, f.SavedAt)
+		e.hourlyThrough = restoredThrough(se.HourlyThrough, f.SavedAt, f.Aggregates)
 		for id, h := range se.Retired {
 			e.retired[id] = h
 		}
@@ -131,31 +144,59 @@ func (s *Store) Restore(path string) error {
 // first hour closed) may come from a process that closed some buckets of
 // the hour before savedAt without keeping their shares: that hour is left
 // to the readers' fallback to the tunnel series rather than written short.
-func restoredThrough(through int64, savedAt time.Time) int64 {
-	if through != 0 || savedAt.IsZero() {
+func restoredThrough(through int64, savedAt time.Time, marked bool) int64 {
+	if marked || through != 0 || savedAt.IsZero() {
 		return through
 	}
 	return history.HourStart(savedAt.UnixMilli()) - msPerHour
 }
 
-// Persister writes the Store's snapshot to disk whenever it changed, at
-// most every Interval, and once more when stopped.
+// Persister writes the Store's state to disk whenever it changed, at most
+// every Interval, and once more when stopped: a frame of what changed
+// appended to the journal, or, at the first save, after a failed one and
+// when the journal would outgrow the snapshot, a new snapshot and an empty
+// journal (compaction; see journal.go).
 type Persister struct {
 	store    *Store
 	path     string
 	interval time.Duration
 	logger   *slog.Logger
 
-	// saveMu makes saves one at a time; it guards snap and create.
-	saveMu sync.Mutex
-	snap   snapshotWriter
-	create func(dir, pattern string) (tempFile, error)
+	// saveMu makes saves one at a time; it guards everything down to mu.
+	saveMu      sync.Mutex
+	snap        snapshotWriter
+	jw          journalWriter
+	create      func(dir, pattern string) (tempFile, error)
+	openJournal func(path string) (journalFile, error)
+	journal     journalFile // open for appends; nil: the next save compacts
+	names       []string    // reused by takeDirty
+	scanFrom    uint64      // the outbox sequence number the next frame scans from
+	snapSize    int64       // bytes of the snapshot
+	journalSize int64       // bytes of the journal
+	// compactRatio: compact when the journal would exceed the snapshot's
+	// size times this (default 1: a restore reads at most twice the
+	// snapshot's bytes).
+	compactRatio float64
 
-	mu       sync.Mutex
-	saved    uint64 // store version of the last successful save
-	lastErr  error
-	lastSave time.Time
-	failures uint64
+	mu          sync.Mutex
+	saved       uint64 // store version of the last successful save
+	lastErr     error
+	lastSave    time.Time
+	failures    uint64
+	written     uint64    // bytes written to the snapshot and journal
+	compactedAt time.Time // the last successful compaction
+}
+
+// journalFile is the journal open for appends (an *os.File; tests put a
+// failing one in its place).
+type journalFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+func openJournal(path string) (journalFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 }
 
 // NewPersister returns a Persister writing to path every interval, and
@@ -164,11 +205,14 @@ type Persister struct {
 //	nodepass_exporter_state_save_failures_total
 //	nodepass_exporter_state_last_save_successful
 //	nodepass_exporter_state_last_save_success_timestamp_seconds
+//	nodepass_exporter_state_written_bytes_total
+//	nodepass_exporter_state_last_compaction_timestamp_seconds
 //
 // so that a snapshot that cannot be written (disk full, read-only data
 // directory) is visible to alerting, not only in the log and /api/status.
 func NewPersister(store *Store, path string, interval time.Duration, logger *slog.Logger, reg prometheus.Registerer) (*Persister, error) {
-	p := &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp}
+	p := &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp,
+		openJournal: openJournal, compactRatio: 1}
 	if reg != nil {
 		if err := p.register(reg); err != nil {
 			return nil, err
@@ -177,21 +221,42 @@ func NewPersister(store *Store, path string, interval time.Duration, logger *slo
 	return p, nil
 }
 
-// Run saves until ctx ends, then saves a last time.
+// Run saves until ctx ends, then saves a last time and closes the journal.
 func (p *Persister) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return p.Save()
+			return errors.Join(p.Save(), p.Close())
 		case <-tick.C:
 			_ = p.Save()
 		}
 	}
 }
 
-// Save writes the snapshot now if the state changed since the last save.
+// Close closes the journal; a later Save starts with a compaction.
+func (p *Persister) Close() error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	return p.closeJournal()
+}
+
+func (p *Persister) closeJournal() error {
+	if p.journal == nil {
+		return nil
+	}
+	err := p.journal.Close()
+	p.journal = nil
+	if err != nil {
+		return fmt.Errorf("close state journal: %w", err)
+	}
+	return nil
+}
+
+// Save writes the changes since the last save now, if there are any: a
+// journal frame of the tunnels that changed, or a whole snapshot (see
+// Persister).
 //
 // The state is copied in slices of at most sliceTunnels tunnels, each
 // under its own short hold of the Store's read lock, and streamed into the
@@ -212,11 +277,28 @@ func (p *Persister) Save() error {
 	// A change after the version was read may or may not be in the file;
 	// either way the version differs next time, and the next save has it.
 	savedAt := p.store.opts.Now().UTC()
-	err := writeFileAtomic(p.path, p.create, func(w io.Writer) error {
-		return p.snap.write(w, p.store, savedAt)
-	})
+	take := p.store.takeDirty(p.names)
+	p.names = take.names
+	var (
+		err     error
+		written int64
+		full    = p.journal == nil || take.all || p.journalSize+p.frameGuess(take) > int64(p.compactRatio*float64(p.snapSize))
+	)
+	if full {
+		written, err = p.compact(take, savedAt)
+	} else {
+		written, err = p.append(take, savedAt)
+	}
+	p.store.giveDirty(take.list)
+	clear(p.names)
+	if err != nil {
+		// What the list held is lost: the next save writes it all.
+		p.store.forceFull()
+		_ = p.closeJournal()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.written += uint64(written)
 	if err != nil {
 		if p.lastErr == nil || p.lastErr.Error() != err.Error() {
 			p.logger.Error("cannot save state; retrying", "path", p.path, "err", err)
@@ -229,7 +311,83 @@ func (p *Persister) Save() error {
 		p.logger.Info("state saved again", "path", p.path)
 	}
 	p.lastErr, p.saved, p.lastSave = nil, version, time.Now()
+	if full {
+		p.compactedAt = p.lastSave
+	}
 	return nil
+}
+
+// frameGuess estimates the bytes of a frame for take: a snapshot's bytes
+// per tunnel for each listed one.
+func (p *Persister) frameGuess(take *dirtyTake) int64 {
+	return int64(len(take.list)) * p.snapSize / int64(max(take.tunnels, 1))
+}
+
+// compact writes a whole snapshot and starts an empty journal that
+// extends it. It returns the bytes written.
+func (p *Persister) compact(take *dirtyTake, savedAt time.Time) (int64, error) {
+	if err := p.closeJournal(); err != nil {
+		p.logger.Warn("cannot close the state journal", "err", err)
+	}
+	cw := checksumWriter{}
+	err := writeFileAtomic(p.path, p.create, func(w io.Writer) error {
+		cw.w = w
+		return p.snap.write(&cw, p.store, savedAt)
+	})
+	if err != nil {
+		return cw.n, err
+	}
+	jpath := journalPath(p.path)
+	header := headerFrame(cw.n, cw.crc, p.snap.outboxEnd)
+	err = writeFileAtomic(jpath, p.create, func(w io.Writer) error {
+		_, err := w.Write(header)
+		return err
+	})
+	written := cw.n + int64(len(header))
+	if err != nil {
+		return written, fmt.Errorf("state journal: %w", err)
+	}
+	if p.journal, err = p.openJournal(jpath); err != nil {
+		return written, fmt.Errorf("open state journal: %w", err)
+	}
+	p.scanFrom, p.snapSize, p.journalSize = take.tail, cw.n, int64(len(header))
+	return written, nil
+}
+
+// append appends a frame of the changes in take to the journal and syncs
+// it. It returns the bytes written.
+func (p *Persister) append(take *dirtyTake, savedAt time.Time) (int64, error) {
+	frame, err := p.jw.frame(p.store, take, p.scanFrom, &p.snap, savedAt)
+	if err != nil {
+		return 0, fmt.Errorf("encode state journal: %w", err)
+	}
+	n, err := p.journal.Write(frame)
+	if cap(p.jw.buf) > 4*flushBytes {
+		p.jw.buf = nil
+	}
+	if err != nil {
+		return int64(n), fmt.Errorf("append to state journal: %w", err)
+	}
+	if err := p.journal.Sync(); err != nil {
+		return int64(n), fmt.Errorf("sync state journal: %w", err)
+	}
+	p.scanFrom = take.tail
+	p.journalSize += int64(n)
+	return int64(n), nil
+}
+
+// checksumWriter counts and checksums (CRC-32C) what passes to w.
+type checksumWriter struct {
+	w   io.Writer
+	n   int64
+	crc uint32
+}
+
+func (c *checksumWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, castagnoli, b[:n])
+	return n, err
 }
 
 // register adds the persister's metrics to reg (see NewPersister).
@@ -250,6 +408,21 @@ func (p *Persister) register(reg prometheus.Registerer) error {
 				return 0
 			}
 			return 1
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nodepass_exporter_state_written_bytes_total",
+			Help: "Bytes written to the counter snapshot and its journal.",
+		}, func() float64 {
+			return float64(p.Written())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nodepass_exporter_state_last_compaction_timestamp_seconds",
+			Help: "Unix time of the last successful write of a whole counter snapshot (the journal restarts empty).",
+		}, func() float64 {
+			if at := p.LastCompaction(); !at.IsZero() {
+				return float64(at.UnixNano()) / 1e9
+			}
+			return 0
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nodepass_exporter_state_last_save_success_timestamp_seconds",
@@ -275,6 +448,20 @@ func (p *Persister) Status() (lastErr error, lastSave time.Time, failures uint64
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastErr, p.lastSave, p.failures
+}
+
+// Written returns the bytes written to the snapshot and its journal.
+func (p *Persister) Written() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.written
+}
+
+// LastCompaction returns the time of the last successful whole snapshot.
+func (p *Persister) LastCompaction() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.compactedAt
 }
 
 // tempFile is the file a snapshot is written to before it replaces the old

@@ -76,6 +76,9 @@ type snapshotWriter struct {
 	outbox                  []history.Sample
 	buf                     []byte
 	seqEnd0                 uint64 // the tail at the first hold
+	// outboxEnd is the sequence number after the last sample of the
+	// outbox copy of the last write (for the journal's header).
+	outboxEnd uint64
 
 	// sliceTunnels overrides the package's sliceTunnels (tests).
 	sliceTunnels int
@@ -115,6 +118,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 		b = append(b, `,"serviceHourlyThrough":`...)
 		b = strconv.AppendInt(b, sw.serviceThrough, 10)
 	}
+	b = append(b, `,"aggregates":true`...)
 	b = append(b, `,"endpoints":[`...)
 	wroteEndpoint := false
 	for _, name := range sw.names {
@@ -193,6 +197,7 @@ func (sw *snapshotWriter) write(w io.Writer, s *Store, savedAt time.Time) error 
 
 	var head uint64
 	sw.outbox, head = s.outbox.AppendPeek(sw.outbox[:0], math.MaxInt)
+	sw.outboxEnd = head + uint64(len(sw.outbox))
 	var last struct {
 		endpoint, tunnel string
 		seqEnd           uint64
@@ -263,6 +268,7 @@ func (sw *snapshotWriter) copySlice(s *Store, name, from string) (ok bool, next 
 		j := i + min(max(per, len(e.retired)), len(e.ids)-i)
 		for _, id := range e.ids[i:j] {
 			t := e.tunnels[id]
+			t.dirty = false // in the snapshot: a later change marks it again
 			sw.recs = append(sw.recs, stateTunnel{
 				ID: t.ID, Alias: t.Alias, Type: t.Type, PeerSID: t.PeerSID, Status: t.Status, Mode: t.Mode,
 				Raw: t.Raw, Total: t.Total, Window: t.Window, Hour: t.Hour,
@@ -296,11 +302,18 @@ func (sw *snapshotWriter) cutFor(endpoint, tunnel string) uint64 {
 	return sw.seqEnd0
 }
 
+// inSnapshot reports whether the last write wrote the outbox sample of
+// sequence number seq (or found it committed): it was in the outbox copy
+// and appended before its tunnel was copied.
+func (sw *snapshotWriter) inSnapshot(seq uint64, endpoint, tunnel string) bool {
+	return seq < sw.outboxEnd && seq < sw.cutFor(endpoint, tunnel)
+}
+
 // release drops what the buffers point to, and gives back large ones.
 func (sw *snapshotWriter) release() {
 	clear(sw.recs)
 	clear(sw.retired)
-	clear(sw.cuts)
+	// cuts are kept: the journal asks inSnapshot until the next write.
 	clear(sw.names)
 	clear(sw.outbox)
 	if cap(sw.outbox) > keepOutboxCopy {

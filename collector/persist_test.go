@@ -104,7 +104,7 @@ func TestAppendJSONFloatMatchesEncodingJSON(t *testing.T) {
 func referenceSnapshot(s *Store, savedAt time.Time) *stateFile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	f := &stateFile{Format: stateFormat, SavedAt: savedAt, ServiceHourlyThrough: s.serviceThrough, Endpoints: make([]stateEndpoint, 0, len(s.names))}
+	f := &stateFile{Format: stateFormat, SavedAt: savedAt, ServiceHourlyThrough: s.serviceThrough, Aggregates: true, Endpoints: make([]stateEndpoint, 0, len(s.names))}
 	for _, name := range s.snapshotNamesLocked(nil) {
 		e := s.endpointOrRemovedLocked(name)
 		se := stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, HourlyThrough: e.hourlyThrough, Tunnels: make([]stateTunnel, 0, len(e.ids))}
@@ -289,13 +289,14 @@ func TestRestoreOldFormatFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one difference: the file gains the marks of the aggregated
-	// hours, set to the hour before savedAt (restoredThrough).
+	// hours, set to the hour before savedAt (restoredThrough), and says
+	// that it keeps them.
 	got, _ := os.ReadFile(path)
 	mark := fmt.Sprint(history.HourStart(clock.now.UnixMilli()) - msPerHour)
 	if n := bytes.Count(got, []byte(`"hourlyThrough":`+mark)); n != 2 {
 		t.Errorf("saved again with %d endpoint marks %s, want 2", n, mark)
 	}
-	got = regexp.MustCompile(`,"(serviceH|h)ourlyThrough":`+mark).ReplaceAll(got, nil)
+	got = regexp.MustCompile(`,"(serviceH|h)ourlyThrough":`+mark+`|,"aggregates":true`).ReplaceAll(got, nil)
 	if !bytes.Equal(got, old) {
 		t.Errorf("saved again:\n%s\nold file:\n%s", got, old)
 	}
@@ -410,9 +411,12 @@ func TestSaveReadOnlyDir(t *testing.T) {
 	}
 }
 
+// bumpVersion makes the next save write a whole snapshot (as a change
+// only a snapshot holds does), for the tests of the snapshot file.
 func bumpVersion(s *Store) {
 	s.mu.Lock()
 	s.version++
+	s.dirty.all = true
 	s.mu.Unlock()
 }
 

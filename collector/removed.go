@@ -37,6 +37,7 @@ func (s *Store) removeEndpointLocked(e *Endpoint) {
 	e.removedAt = s.opts.Now()
 	e.Conn = ConnStatus{State: StateDown, Since: e.removedAt, LastError: "removed from the configuration"}
 	s.removed[e.Name] = e
+	s.dirty.all = true // every window of the endpoint closed: a full snapshot
 	s.version++
 }
 
@@ -64,6 +65,7 @@ func (s *Store) returnEndpointLocked(e *Endpoint) {
 // master's do; a forgotten endpoint writes the aggregate of its open hour
 // too, as it writes the tunnels' records.
 func (s *Store) sweepRemovedLocked(nowMs int64, agg *hourAggregator, out []history.Sample) []history.Sample {
+	n := len(out)
 	for name, e := range s.removed {
 		expired := nowMs-e.removedAt.UnixMilli() > s.opts.RemovedRetention.Milliseconds()
 		before := agg.before
@@ -87,6 +89,9 @@ func (s *Store) sweepRemovedLocked(nowMs int64, agg *hourAggregator, out []histo
 			delete(s.removed, name)
 			s.version++
 		}
+	}
+	if len(out) > n {
+		s.dirty.all = true // hours of removed masters closed: a full snapshot
 	}
 	return out
 }

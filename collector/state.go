@@ -98,6 +98,9 @@ type Store struct {
 	// serviceThrough is the start of the last hour whose service
 	// aggregates are written (persisted; see hourly_aggregate.go).
 	serviceThrough int64
+	// dirty tracks the tunnels changed since the persister last took the
+	// list, for the state journal (journal_dirty.go).
+	dirty dirtySet
 }
 
 // NewStore returns an empty Store.
@@ -226,6 +229,10 @@ type Tunnel struct {
 	Restart bool
 	// saturated is set once a total reached 2^64-1 (logged once).
 	saturated bool
+	// dirty is set while the tunnel waits in the Store's dirty list for
+	// the state journal (journal_dirty.go); it sits in padding, so the
+	// hot fields keep their cache line.
+	dirty bool
 
 	// Raw is the snapshot: the last raw counters seen.
 	Raw history.Counters

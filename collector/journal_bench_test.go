@@ -1,0 +1,122 @@
+package collector
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/wire"
+)
+
+// changeSecond applies one second of changes to benchStore's tunnels:
+// changing of them, from the sec-th block on.
+func changeSecond(tb testing.TB, s *Store, n, changing, sec int) {
+	var ev wire.Event
+	for i := range changing {
+		k := (sec*changing + i) % n
+		ev = wire.Event{Type: wire.EventUpdate, HasInstance: true, Instance: wire.Instance{
+			ID: fmt.Appendf(nil, "%08x", k*7919), Alias: fmt.Appendf(nil, "tunnel-%d <%d>", k, k%3),
+			Type: []byte("server"), Status: []byte("running"), Mode: 1, Pool: 64,
+			Counters: history.Counters{uint64(sec*k + 5*k), uint64(sec*k + 5000*k), uint64(sec + 5), 7},
+		}}
+		if err := s.Apply("bench", &ev); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStateWriteRate is one second of 100,000 tunnels of which 1 %
+// change, then a save: the bytes written per second (written-B/s, the
+// snapshot's compactions included) and the time of a save. mode=snapshot
+// writes the whole snapshot at every save, as the Persister did before
+// the journal. Run it long enough to include compactions, e.g.
+// -benchtime=300x.
+func BenchmarkStateWriteRate(b *testing.B) {
+	const tunnels, changing = 100_000, 1_000
+	for _, mode := range []string{"snapshot", "journal"} {
+		b.Run("mode="+mode, func(b *testing.B) {
+			s := benchStore(b, tunnels)
+			path := filepath.Join(b.TempDir(), StateFileName)
+			p := newPersister(b, s, path)
+			defer p.Close()
+			if err := p.Save(); err != nil {
+				b.Fatal(err)
+			}
+			w0, sec := p.Written(), 0
+			compactions := 0
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				changeSecond(b, s, tunnels, changing, sec)
+				sec++
+				if mode == "snapshot" {
+					bumpVersion(s)
+				}
+				at := p.LastCompaction()
+				b.StartTimer()
+				if err := p.Save(); err != nil {
+					b.Fatal(err)
+				}
+				if p.LastCompaction() != at {
+					compactions++
+				}
+			}
+			b.ReportMetric(float64(p.Written()-w0)/float64(sec), "written-B/s")
+			b.ReportMetric(float64(compactions), "compactions")
+		})
+	}
+}
+
+// BenchmarkRestoreJournal is the start-up at 100,000 tunnels: Restore of
+// the snapshot and a journal of frames of 1,000 changed tunnels each, up
+// to the largest journal before a compaction (as large as the snapshot).
+func BenchmarkRestoreJournal(b *testing.B) {
+	const tunnels, changing = 100_000, 1_000
+	for _, frames := range []int{0, 10, -1} {
+		name := fmt.Sprintf("frames=%d", frames)
+		if frames < 0 {
+			name = "frames=until-compaction"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchStore(b, tunnels)
+			path := filepath.Join(b.TempDir(), StateFileName)
+			p := newPersister(b, s, path)
+			defer p.Close()
+			if err := p.Save(); err != nil {
+				b.Fatal(err)
+			}
+			at := p.LastCompaction()
+			n := 0
+			for sec := 0; frames < 0 || sec < frames; sec++ {
+				changeSecond(b, s, tunnels, changing, sec)
+				// The last frame before the save that would compact.
+				if frames < 0 && p.journalSize+int64(changing)*p.snapSize/tunnels > p.snapSize {
+					break
+				}
+				if err := p.Save(); err != nil {
+					b.Fatal(err)
+				}
+				if p.LastCompaction() != at {
+					b.Fatal("compacted")
+				}
+				n++
+			}
+			snap, _ := os.Stat(path)
+			j, _ := os.Stat(journalPath(path))
+			b.ReportMetric(float64(snap.Size()), "snapshot-B")
+			b.ReportMetric(float64(j.Size()), "journal-B")
+			b.ReportMetric(float64(n), "frames")
+			b.ResetTimer()
+			for b.Loop() {
+				start := time.Now()
+				if err := NewStore(Options{}).Restore(path); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(time.Since(start).Seconds(), "restore-s")
+			}
+		})
+	}
+}
