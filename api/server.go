@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 )
 
 // HourSource answers "how much traffic in that hour" for a selection of
@@ -76,6 +77,9 @@ type Options struct {
 	// Limits, when set, is shown as "limits" in /api/status (the HTTP
 	// server's connection and timeout bounds).
 	Limits any
+	// Redactor hides the configured secrets in /api/status and in error
+	// answers; nil hides nothing (the sources quote no secret either).
+	Redactor *redact.Redactor
 }
 
 // Server is the HTTP surface.
@@ -209,7 +213,7 @@ func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if err := s.opts.Reload(); err != nil {
-		writeError(w, http.StatusInternalServerError, "reload failed: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "reload failed: "+s.opts.Redactor.Error(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})

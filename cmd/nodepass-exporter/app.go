@@ -26,6 +26,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 )
 
 // app is the running exporter: its components, wired in run (the start and
@@ -52,12 +53,19 @@ type app struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 	demo       *demo
+
+	// redactor hides every configured secret from the log and
+	// /api/status (secrets.go).
+	redactor  *redact.Redactor
+	secretsMu sync.Mutex
+	secrets   map[string]struct{}
 }
 
 // newApp checks what can be checked before the data directory is touched:
 // the masters' config and keys, the web config, the time zone.
 func newApp(s *settings, stderr io.Writer) (*app, error) {
-	logger := promslog.New(&promslog.Config{Level: s.logLevel, Format: s.logFormat, Writer: stderr})
+	red := redact.New()
+	logger := slog.New(red.Handler(promslog.New(&promslog.Config{Level: s.logLevel, Format: s.logFormat, Writer: stderr}).Handler()))
 	loc, err := time.LoadLocation(s.timezone)
 	if err != nil {
 		return nil, fmt.Errorf("--web.timezone: %w", err)
@@ -66,7 +74,7 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now}
+	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now, redactor: red}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -75,9 +83,11 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	a.registerReloadMetrics()
 	// A bad config, key or web config file stops the exporter here, before
 	// it touches the data directory.
-	if _, err := a.endpointConfigs(); err != nil {
+	cfgs, err := a.endpointConfigs()
+	if err != nil {
 		return nil, err
 	}
+	a.learnSecrets(cfgs)
 	if s.webConfigFile != "" {
 		if err := web.Validate(s.webConfigFile); err != nil {
 			return nil, fmt.Errorf("--web.config.file %s: %w", s.webConfigFile, err)
@@ -257,6 +267,7 @@ func (a *app) apiOptions() api.Options {
 		CORSOrigins:   splitList(a.s.corsOrigins),
 		TelemetryPath: a.s.telemetryPath,
 		Limits:        a.limits,
+		Redactor:      a.redactor,
 	}
 }
 

@@ -79,6 +79,7 @@ func (a *app) reload() error {
 	}
 	cfgs, err := a.endpointConfigs()
 	if err == nil {
+		a.learnSecrets(cfgs)
 		err = a.manager.Apply(cfgs)
 	}
 	if err != nil {
