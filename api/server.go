@@ -80,6 +80,14 @@ type Options struct {
 	// Redactor hides the configured secrets in /api/status and in error
 	// answers; nil hides nothing (the sources quote no secret either).
 	Redactor *redact.Redactor
+	// MaxHeavyRequests caps /metrics answers, and separately realtime
+	// lists, served at once (default DefaultMaxHeavyRequests); more answer
+	// 503 with Retry-After.
+	MaxHeavyRequests int
+	// WriteStallTimeout cuts a client that reads nothing of an answer for
+	// this long (default DefaultWriteStallTimeout); SSE streams have their
+	// own slow-client eviction.
+	WriteStallTimeout time.Duration
 }
 
 // Server is the HTTP surface.
@@ -89,6 +97,9 @@ type Server struct {
 	metrics *metricsHandler
 	memory  *memoryAPI // set by routes
 	started time.Time
+	// bound is the router under the per-request bounds (limits.go),
+	// built once so that the heavy caps are shared by every request.
+	bound http.Handler
 }
 
 // New builds the router.
@@ -111,6 +122,12 @@ func New(opts Options) *Server {
 	if opts.TelemetryPath == "" {
 		opts.TelemetryPath = "/metrics"
 	}
+	if opts.MaxHeavyRequests <= 0 {
+		opts.MaxHeavyRequests = DefaultMaxHeavyRequests
+	}
+	if opts.WriteStallTimeout <= 0 {
+		opts.WriteStallTimeout = DefaultWriteStallTimeout
+	}
 	s := &Server{opts: opts, router: mux.NewRouter(), started: time.Now()}
 	var g prometheus.Gatherer = opts.Gatherer
 	if g == nil && opts.Registry != nil {
@@ -132,12 +149,13 @@ func New(opts Options) *Server {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
+	s.bound = s.bounded(r)
 	return s
 }
 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler {
-	var h http.Handler = s.router
+	h := s.bound
 	if len(s.opts.CORSOrigins) > 0 {
 		h = cors(s.opts.CORSOrigins, h)
 	}
