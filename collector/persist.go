@@ -77,6 +77,9 @@ func (s *Store) Restore(path string) error {
 	if f.Format != stateFormat {
 		return fmt.Errorf("state %s: unknown format %d", path, f.Format)
 	}
+	if err := validateState(&f, path); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, se := range f.Endpoints {

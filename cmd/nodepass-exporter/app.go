@@ -177,15 +177,18 @@ func (a *app) stateStage(lc *lifecycle) stage {
 				return fmt.Errorf("create data dir: %w", err)
 			}
 			if err := a.store.Restore(statePath); err != nil {
-				return fmt.Errorf("restore counters (move %s aside to start from zero): %w", statePath, err)
+				return fmt.Errorf("restore counters: %w; %s", err, collector.RestoreHint(statePath))
 			}
 			if err := a.persist.Register(a.reg); err != nil {
 				return err
 			}
-			// Save once at once: a data dir that cannot be written is an
-			// error at start, not a surprise later.
+			// Save once at once, so that a data dir that cannot be written
+			// shows at start; but serve anyway: live serving needs no disk
+			// (a full disk after a crash must not take /metrics down). The
+			// saver retries every second; /api/status and
+			// nodepass_exporter_state_save_failures_total report it.
 			if err := a.persist.Save(); err != nil {
-				return err
+				a.logger.Warn("serving without a saved counter snapshot; the save is retried every second", "err", err)
 			}
 			return saver.start()
 		},
