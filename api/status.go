@@ -45,9 +45,9 @@ func (m *memoryAPI) status(w http.ResponseWriter, _ *http.Request) {
 				d.Version = clip(e.Info.Version, maxTextBytes)
 			}
 			out.Components = append(out.Components, ComponentStatus{
-				Name:      "endpoint/" + name,
-				Healthy:   e.Conn.State == collector.StateUp,
-				State:     string(e.Conn.State),
+				Name:    "endpoint/" + name,
+				Healthy: e.Conn.State == collector.StateUp,
+				State:   string(e.Conn.State),
 				// Redacted before the cut: a cut secret no longer matches.
 				LastError: clip(m.opts.Redactor.String(e.Conn.LastError), maxURLBytes),
 				Since:     utc(e.Conn.Since),
