@@ -13,7 +13,7 @@ func RestoreHint(path string) string {
 
 const restoreHint = "to recover, move the file aside (mv %[1]s %[1]s.bad) and start again: what is lost is the totals " +
 	"(each tunnel's first value after the start becomes its baseline, counter rule 3, so totals restart from zero) " +
-	"and the open hour; closed hours and windows in the TSDB are kept"
+	"the open hour and the samples waiting in the outbox; closed hours and windows in the TSDB are kept"
 
 // validateState refuses a state file whose content would make the Store
 // inconsistent: an endpoint listed twice, or a tunnel listed twice under
