@@ -170,3 +170,26 @@ func TestSlowReaderGetsItsAnswer(t *testing.T) {
 		t.Fatalf("got %d bytes, want about %d", got.Len(), len(whole))
 	}
 }
+
+func TestClassify(t *testing.T) {
+	s := New(Options{TelemetryPath: "/custom-metrics"})
+	tests := []struct {
+		path   string
+		class  heavyClass
+		stream bool
+	}{
+		{"/custom-metrics", heavyMetrics, false},
+		{"/metrics", notHeavy, false},
+		{"/api/memory/endpoints/realtime", heavyRealtime, false},
+		{"/api/memory/endpoints/tokyo-1/realtime", heavyRealtime, false},
+		{"/api/memory/endpoints/tokyo-1/tunnels/0a93e346/realtime", notHeavy, false},
+		{"/api/memory/sse/dashboard", notHeavy, true},
+		{"/api/memory/sse/tunnels/0a93e346", notHeavy, true},
+		{"/api/v1/query_range", notHeavy, false},
+	}
+	for _, tt := range tests {
+		if class, stream := s.classify(tt.path); class != tt.class || stream != tt.stream {
+			t.Errorf("classify(%s) = %d, %v; want %d, %v", tt.path, class, stream, tt.class, tt.stream)
+		}
+	}
+}
