@@ -81,7 +81,10 @@ func (s *Server) bounded(next http.Handler) http.Handler {
 			}
 		}
 		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: s.opts.WriteStallTimeout}
-		dw.extend()
+		// No deadline while the handler works (a query may take minutes
+		// before its first byte; a keep-alive connection may carry one
+		// from its last answer): each write sets its own.
+		_ = dw.rc.SetWriteDeadline(time.Time{})
 		// The last bytes go out after the handler returns: bound them too.
 		defer dw.extend()
 		next.ServeHTTP(dw, r)

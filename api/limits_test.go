@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
@@ -190,6 +192,41 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		if class, stream := s.classify(tt.path); class != tt.class || stream != tt.stream {
 			t.Errorf("classify(%s) = %d, %v; want %d, %v", tt.path, class, stream, tt.class, tt.stream)
+		}
+	}
+}
+
+// TestSlowHandlerIsNotCut: the stall timeout bounds waiting for a client,
+// not the handler's own work (it is no absolute WriteTimeout): an answer
+// computed for longer than the timeout (a long query), with a body or
+// without (written by net/http after the handler), is still delivered,
+// also on a keep-alive connection whose previous answer set a deadline.
+func TestSlowHandlerIsNotCut(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	f := newFixture(t, Options{WriteStallTimeout: stall, Mount: func(r *mux.Router) {
+		r.HandleFunc("/slow", func(w http.ResponseWriter, _ *http.Request) {
+			<-time.After(3 * stall) // the work, longer than the stall timeout
+			_, _ = io.WriteString(w, "done")
+		})
+		r.HandleFunc("/slow-empty", func(w http.ResponseWriter, _ *http.Request) {
+			<-time.After(3 * stall)
+			w.WriteHeader(http.StatusNoContent) // written by net/http after the handler
+		})
+	}})
+	base := serveBounded(t, f)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for _, path := range []string{"/api/health", "/slow", "/slow-empty", "/slow"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode >= 300 {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		if path == "/slow" && string(body) != "done" {
+			t.Fatalf("GET /slow: %q", body)
 		}
 	}
 }
