@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 )
 
 // HourSource answers "how much traffic in that hour" for a selection of
@@ -79,6 +80,17 @@ type Options struct {
 	// Limits, when set, is shown as "limits" in /api/status (the HTTP
 	// server's connection and timeout bounds).
 	Limits any
+	// Redactor hides the configured secrets in /api/status and in error
+	// answers; nil hides nothing (the sources quote no secret either).
+	Redactor *redact.Redactor
+	// MaxHeavyRequests caps /metrics answers, and separately realtime
+	// lists, served at once (default DefaultMaxHeavyRequests); more answer
+	// 503 with Retry-After.
+	MaxHeavyRequests int
+	// WriteStallTimeout cuts a client that reads nothing of an answer for
+	// this long (default DefaultWriteStallTimeout); SSE streams have their
+	// own slow-client eviction.
+	WriteStallTimeout time.Duration
 }
 
 // Server is the HTTP surface.
@@ -88,6 +100,9 @@ type Server struct {
 	metrics *metricsHandler
 	memory  *memoryAPI // set by routes
 	started time.Time
+	// bound is the router under the per-request bounds (limits.go),
+	// built once so that the heavy caps are shared by every request.
+	bound http.Handler
 }
 
 // New builds the router.
@@ -110,6 +125,12 @@ func New(opts Options) *Server {
 	if opts.TelemetryPath == "" {
 		opts.TelemetryPath = "/metrics"
 	}
+	if opts.MaxHeavyRequests <= 0 {
+		opts.MaxHeavyRequests = DefaultMaxHeavyRequests
+	}
+	if opts.WriteStallTimeout <= 0 {
+		opts.WriteStallTimeout = DefaultWriteStallTimeout
+	}
 	s := &Server{opts: opts, router: mux.NewRouter(), started: time.Now()}
 	var g prometheus.Gatherer = opts.Gatherer
 	if g == nil && opts.Registry != nil {
@@ -131,12 +152,13 @@ func New(opts Options) *Server {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
+	s.bound = s.bounded(r)
 	return s
 }
 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler {
-	var h http.Handler = s.router
+	h := s.bound
 	if len(s.opts.CORSOrigins) > 0 {
 		h = cors(s.opts.CORSOrigins, h)
 	}
@@ -212,7 +234,7 @@ func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if err := s.opts.Reload(); err != nil {
-		writeError(w, http.StatusInternalServerError, "reload failed: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "reload failed: "+s.opts.Redactor.Error(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})

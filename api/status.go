@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 )
 
 // healthTTL is how long /api/health reuses one runtime.ReadMemStats: it
@@ -42,10 +45,11 @@ func (m *memoryAPI) status(w http.ResponseWriter, _ *http.Request) {
 				d.Version = clip(e.Info.Version, maxTextBytes)
 			}
 			out.Components = append(out.Components, ComponentStatus{
-				Name:      "endpoint/" + name,
-				Healthy:   e.Conn.State == collector.StateUp,
-				State:     string(e.Conn.State),
-				LastError: clip(e.Conn.LastError, maxURLBytes),
+				Name:    "endpoint/" + name,
+				Healthy: e.Conn.State == collector.StateUp,
+				State:   string(e.Conn.State),
+				// Redacted before the cut: a cut secret no longer matches.
+				LastError: clip(m.opts.Redactor.String(e.Conn.LastError), maxURLBytes),
 				Since:     utc(e.Conn.Since),
 				Detail:    d,
 			})
@@ -58,10 +62,50 @@ func (m *memoryAPI) status(w http.ResponseWriter, _ *http.Request) {
 		Name: "sse", Healthy: true, State: "up",
 		Detail: map[string]int{"clients": m.hub.clients()},
 	})
-	for _, c := range out.Components {
+	for i := range out.Components {
+		c := &out.Components[i]
 		out.Healthy = out.Healthy && c.Healthy
+		c.LastError = m.opts.Redactor.String(c.LastError)
+		c.Detail = redactDetail(m.opts.Redactor, c.Detail)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// redactDetail returns a component's detail with the secrets in its
+// strings hidden. Details are small structs of another package (remote
+// write's status holds its last error again), so they are redacted in
+// their JSON form: decoded, every string redacted, kept as decoded.
+func redactDetail(r *redact.Redactor, d any) any {
+	if d == nil || !r.Active() {
+		return d
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return d // writeJSON reports the same failure
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // counters above 2^53 stay exact
+	if err := dec.Decode(&v); err != nil {
+		return d
+	}
+	return redactValue(r, v)
+}
+
+func redactValue(r *redact.Redactor, v any) any {
+	switch x := v.(type) {
+	case string:
+		return r.String(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = redactValue(r, e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = redactValue(r, e)
+		}
+	}
+	return v
 }
 
 // healthJSON answers GET /api/health.

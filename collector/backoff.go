@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -19,10 +18,10 @@ var ErrHTTPStatus = errors.New("unexpected HTTP status")
 // ErrHTTPStatus for errors.Is.
 type statusError struct {
 	code int
-	body string // the start of the body, API key removed (bodySnippet)
+	body string // the status line only (redact.StatusLine): never the body
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.code, e.body) }
+func (e *statusError) Error() string { return e.body }
 
 // Is makes a statusError match ErrHTTPStatus.
 func (e *statusError) Is(target error) bool { return target == ErrHTTPStatus }

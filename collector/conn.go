@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/config"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -372,8 +373,9 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 		return nil, fmt.Errorf("GET %s: HTTP %d: %w", path, resp.StatusCode, ErrAuth)
 	}
 	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %w", path, &statusError{code: resp.StatusCode, body: bodySnippet(resp.Body, c.cfg.APIKey)})
+		resp.Body.Close()
+		// Never the body: an error page may echo the key in any encoding.
+		return nil, fmt.Errorf("GET %s: %w", path, &statusError{code: resp.StatusCode, body: redact.StatusLine(resp)})
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
 		resp.Body.Close()

@@ -110,6 +110,9 @@ func (s *Store) Restore(path string) error {
 		s.opts.Logger.Warn("state journal ends in a partial frame (a crash during a save); using the state before it",
 			"path", journalPath(path), "frames", frames, "ignored_bytes", torn)
 	}
+	if err := validateState(&f, path); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.serviceThrough = max(s.serviceThrough, restoredThrough(f.ServiceHourlyThrough, f.SavedAt, f.Aggregates))

@@ -159,9 +159,9 @@ func CheckURL(raw string) error {
 	if raw == "" {
 		return errors.New("url is required (the master's API base, e.g. http://10.0.0.1:9090/api)")
 	}
-	u, err := url.Parse(raw)
+	u, err := ParseURL(raw)
 	if err != nil {
-		return fmt.Errorf("url: %w", err)
+		return err
 	}
 	if u.Scheme == "master" {
 		return errors.New("url: give the API base over http or https (for master://HOST:PORT/api use http://HOST:PORT/api)")

@@ -27,6 +27,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/redact"
 	"github.com/nodepass-exporter/nodepass-exporter/plans"
 )
 
@@ -58,12 +59,19 @@ type app struct {
 	plans    *plans.Manager    // plansStage
 	alerting *alerting.Manager // rulesStage
 	rules    lateRules         // what /api/v1/rules and /api/v1/alerts read
+
+	// redactor hides every configured secret from the log and
+	// /api/status (secrets.go).
+	redactor  *redact.Redactor
+	secretsMu sync.Mutex
+	secrets   map[string]struct{}
 }
 
 // newApp checks what can be checked before the data directory is touched:
 // the masters' config and keys, the web config, the time zone.
 func newApp(s *settings, stderr io.Writer) (*app, error) {
-	logger := promslog.New(&promslog.Config{Level: s.logLevel, Format: s.logFormat, Writer: stderr})
+	red := redact.New()
+	logger := slog.New(red.Handler(promslog.New(&promslog.Config{Level: s.logLevel, Format: s.logFormat, Writer: stderr}).Handler()))
 	loc, err := time.LoadLocation(s.timezone)
 	if err != nil {
 		return nil, fmt.Errorf("--web.timezone: %w", err)
@@ -72,7 +80,7 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now}
+	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now, redactor: red}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -81,9 +89,11 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	a.registerReloadMetrics()
 	// A bad config, key or web config file stops the exporter here, before
 	// it touches the data directory.
-	if _, err := a.endpointConfigs(); err != nil {
+	cfgs, err := a.endpointConfigs()
+	if err != nil {
 		return nil, err
 	}
+	a.learnSecrets(cfgs)
 	if s.webConfigFile != "" {
 		if err := web.Validate(s.webConfigFile); err != nil {
 			return nil, fmt.Errorf("--web.config.file %s: %w", s.webConfigFile, err)
@@ -189,17 +199,20 @@ func (a *app) stateStage(lc *lifecycle) stage {
 				return fmt.Errorf("create data dir: %w", err)
 			}
 			if err := a.store.Restore(statePath); err != nil {
-				return fmt.Errorf("restore counters (move %s aside to start from zero): %w", statePath, err)
+				return fmt.Errorf("restore counters: %w; %s", err, collector.RestoreHint(statePath))
 			}
 			p, err := collector.NewPersister(a.store, statePath, time.Second, a.logger.With("component", "state"), a.reg)
 			if err != nil {
 				return err
 			}
 			a.persist = p
-			// Save once at once: a data dir that cannot be written is an
-			// error at start, not a surprise later.
+			// Save once at once, so that a data dir that cannot be written
+			// shows at start; but serve anyway: live serving needs no disk
+			// (a full disk after a crash must not take /metrics down). The
+			// saver retries every second; /api/status and
+			// nodepass_exporter_state_save_failures_total report it.
 			if err := a.persist.Save(); err != nil {
-				return err
+				a.logger.Warn("serving without a saved counter snapshot; the save is retried every second", "err", err)
 			}
 			return saver.start()
 		},
@@ -282,6 +295,7 @@ func (a *app) apiOptions() api.Options {
 		CORSOrigins:   splitList(a.s.corsOrigins),
 		TelemetryPath: a.s.telemetryPath,
 		Limits:        a.limits,
+		Redactor:      a.redactor,
 	}
 }
 

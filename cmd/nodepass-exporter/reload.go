@@ -96,6 +96,7 @@ func (a *app) reload() error {
 		err = a.alerting.Reload(a.s.rules.files)
 	}
 	if err == nil {
+		a.learnSecrets(cfgs)
 		err = a.manager.Apply(cfgs)
 	}
 	if err == nil && a.plans != nil {

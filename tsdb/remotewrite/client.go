@@ -370,7 +370,7 @@ func (c *Client) reject(kind string, err error, samples int) {
 
 // setError records err for Status and returns its bounded message.
 func (c *Client) setError(err error) string {
-	msg := err.Error()
+	msg := c.auth.redactor.Error(err)
 	if len(msg) > maxErrorLen {
 		msg = strings.ToValidUTF8(msg[:maxErrorLen], "") + "..."
 	}

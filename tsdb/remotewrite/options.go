@@ -164,10 +164,9 @@ func parseURL(raw string) (*url.URL, error) {
 		if strings.Contains(raw, "@") {
 			return nil, errors.New("remote write URL: cannot be parsed (and user info in the URL is not allowed; use the basic auth options)")
 		}
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
+		// Its causes quote the offending part (a password typed into the
+		// port): config.ParseURL words it without.
+		_, err = config.ParseURL(raw)
 		return nil, fmt.Errorf("remote write URL: %w", err)
 	}
 	if u.User != nil {
