@@ -25,21 +25,9 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/api"
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
-
-// chromiumPath finds Debian's headless-capable chromium.
-func chromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	return ""
-}
 
 // artifactDir is where screenshots go: $TEST_ARTIFACTS, else the temp dir.
 func artifactDir(t *testing.T) string {
@@ -117,13 +105,8 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	chromium := chromiumPath()
-	if chromium == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed (apt-get install -y chromium); CI must run the browser test")
-		}
-		t.Skip("chromium is not installed; CI installs it and runs this test")
-	}
+	// Debian's headless-capable chromium; skipped under -short, required in CI.
+	chromium := testutil.NeedTool(t, "chromium", "chromium-browser", "google-chrome", "/usr/bin/chromium")
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Flag("headless", true),

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -28,7 +29,7 @@ func TestDemo(t *testing.T) {
 	waitUntil(t, 20*time.Second, "the traffic totals to move", func() bool {
 		return trafficLines(e.get("/metrics")) != trafficLines(first)
 	})
-	promtool := needTool(t, "promtool")
+	promtool := testutil.NeedTool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(e.get("/metrics"))
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {

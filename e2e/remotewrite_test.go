@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -27,7 +28,7 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	vmBin := needTool(t, "victoria-metrics")
+	vmBin := testutil.NeedTool(t, "victoria-metrics")
 	port := freePort(t)
 	vm := exec.Command(vmBin, fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", port), "-storageDataPath="+t.TempDir(),
 		"-retentionPeriod=100y", "-search.disableCache", "-search.latencyOffset=0")
