@@ -317,17 +317,26 @@ func TestBrowserDashboard(t *testing.T) {
 	sorted := func(desc bool) {
 		t.Helper()
 		b.waitFor("sorted", `document.querySelector('#tunnels th[data-col="tunnel"]').getAttribute("aria-sort") === "`+map[bool]string{false: "ascending", true: "descending"}[desc]+`"`, 5*time.Second)
-		time.Sleep(500 * time.Millisecond) // the sorted page replaces the old one
+		// The sorted page replaces the old one a moment after the header
+		// changes: poll the rows until they are in order or 5 s pass.
 		var got []string
-		for _, k := range b.rowKeys("tunnels") {
-			got = append(got, aliases[k])
+		inOrder := func() bool {
+			got = got[:0]
+			for _, k := range b.rowKeys("tunnels") {
+				got = append(got, aliases[k])
+			}
+			want := slices.Clone(got)
+			slices.Sort(want)
+			if desc {
+				slices.Reverse(want)
+			}
+			return slices.Equal(got, want) && len(got) == 25
 		}
-		want := slices.Clone(got)
-		slices.Sort(want)
-		if desc {
-			slices.Reverse(want)
+		ok := inOrder()
+		for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); ok = inOrder() {
+			time.Sleep(100 * time.Millisecond)
 		}
-		if !slices.Equal(got, want) || len(got) != 25 {
+		if !ok {
 			t.Errorf("sorted by alias (desc %v): %q", desc, got)
 		}
 	}

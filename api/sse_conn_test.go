@@ -188,10 +188,10 @@ func TestSSETakenOverNoGoroutinePerClient(t *testing.T) {
 		s.event(t, 2*time.Second) // retry
 		s.event(t, 2*time.Second) // a frame
 	}
-	time.Sleep(50 * time.Millisecond) // net/http's connection goroutines end
-	if n := runtime.NumGoroutine(); n > before+10 {
-		t.Errorf("%d goroutines with 100 more streams, %d before", n, before)
-	}
+	// net/http's connection goroutines end once each stream is taken over.
+	testutil.WaitForWithin(t, 2*time.Second, fmt.Sprintf("at most %d goroutines with 100 more streams", before+10), func() bool {
+		return runtime.NumGoroutine() <= before+10
+	})
 	for _, s := range streams {
 		s.event(t, 2*time.Second) // still served by the ticks
 	}
