@@ -49,10 +49,11 @@ type WriterOptions struct {
 	// to commit with them, unless BatchSize samples are waiting. The TSDB
 	// writes one WAL record per commit, and its Snappy compression finds
 	// what samples have in common (the same values, timestamps and series
-	// references close together) only within a record: committed as they
-	// come, one window (11 samples) at a time, samples took 10.6 bytes
-	// each in the WAL; in a second's batch 7.3 (BenchmarkWALBytes, 2,000
-	// tunnels; longer batches are no smaller). What waits is in the
+	// references close together) only within a record: a second's batch
+	// takes a third less WAL per sample than one window (11 samples) at a
+	// time, and longer batches are no smaller (BenchmarkWALBytes;
+	// docs/measurements.md, "WAL size per sample and per tunnel"). What
+	// waits is in the
 	// outbox, which the state file saves every second and the history
 	// APIs read. Zero means DefaultLinger (1 s); negative, no waiting.
 	Linger time.Duration
