@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -283,7 +283,7 @@ func (db *DB) Stats() Stats {
 // limit largest entries per metric name, label name and label pair. It walks
 // the head's postings, so it costs time in proportion to the series held.
 func (db *DB) HeadStats(limit int) *promtsdb.Stats {
-	return db.db.Head().Stats(labels.MetricName, limit)
+	return db.db.Head().Stats(model.MetricNameLabel, limit)
 }
 
 // Compact runs the TSDB's compaction now: it persists whatever the head

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -34,7 +35,7 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 	}
 	defer q.Close()
 
-	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName,
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel,
 		history.MetricHourlyTraffic+"|"+history.MetricHourlyPoints)}
 	if endpoint != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint))
@@ -60,7 +61,7 @@ func (db *DB) HourlyTraffic(ctx context.Context, endpoint, tunnel string, from, 
 		s := set.At()
 		ls := s.Labels()
 		idx := -1 // points
-		if ls.Get(labels.MetricName) == history.MetricHourlyTraffic {
+		if ls.Get(model.MetricNameLabel) == history.MetricHourlyTraffic {
 			c, ok := history.CounterOf(ls.Get(LabelProtocol), ls.Get(LabelDirection))
 			if !ok {
 				continue // not one of the four counters; not ours
