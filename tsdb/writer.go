@@ -199,13 +199,13 @@ func NewWriter(app Appender, outbox *history.Outbox, reg prometheus.Registerer, 
 	return w, nil
 }
 
-// LastError returns the most recent append error and when it happened, or
-// (nil, zero time) if there was none. The error stays after a later
-// success, for a status page; use Healthy for the current state.
-func (w *Writer) LastError() (error, time.Time) { //nolint:staticcheck // ST1008: reads as "the error, and when"
+// LastError returns when the most recent append error happened and the
+// error, or (zero time, nil) if there was none. The error stays after a
+// later success, for a status page; use Healthy for the current state.
+func (w *Writer) LastError() (at time.Time, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.lastErr, w.lastErrT
+	return w.lastErrT, w.lastErr
 }
 
 // Appended returns the number of samples committed to the TSDB so far
