@@ -60,7 +60,7 @@ func promtoolCheck(t *testing.T, page []byte) {
 	cmd := exec.Command(path, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(page)
 	out, _ := cmd.CombinedOutput()
-	// DESIGN.md fixes this name (the anomalies of NodePass's counters, not
+	// docs/design.md fixes this name (the anomalies of NodePass's counters, not
 	// a counter of counters): the one lint finding accepted.
 	const accepted = "nodepass_exporter_counter_anomalies_total metric name should not include type 'counter'"
 	var findings []string

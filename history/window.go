@@ -2,7 +2,7 @@ package history
 
 import "math"
 
-// Metric names written for windows and hours (DESIGN.md, "Names").
+// Metric names written for windows and hours (docs/design.md, "Names").
 const (
 	MetricWindowTraffic     = "nodepass_tunnel_window_traffic_bytes"
 	MetricWindowPing        = "nodepass_tunnel_window_ping_seconds"

@@ -20,7 +20,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// Metric and label names written by the import (DESIGN.md, "Names").
+// Metric and label names written by the import (docs/design.md, "Names").
 const (
 	MetricTunnelHourly   = history.MetricHourlyTraffic
 	MetricTunnelTotal    = history.MetricHourlyTotal
