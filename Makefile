@@ -40,9 +40,14 @@ bench: deps
 soak:
 	SOAK=1 $(GO) test -count=1 -timeout 30m -run Soak -v ./e2e/
 
-## lint: go vet, gofmt, go mod tidy check, and govulncheck (when its database is reachable)
+## lint: go vet, gofmt, go mod tidy check, staticcheck, deadcode, and govulncheck (when its
+## database is reachable); any finding fails it (the lint tools are installed when missing)
 lint: fmt tidy-check
 	$(GO) vet $(PKGS)
+	@bin=$$(./scripts/install-lint-tools.sh) && \
+	  $$bin/staticcheck $(PKGS) && \
+	  out=$$($$bin/deadcode -test $(PKGS)) && \
+	  if [ -n "$$out" ]; then echo "deadcode: unreachable functions:"; echo "$$out"; exit 1; fi
 	./scripts/govulncheck.sh
 
 fmt:
