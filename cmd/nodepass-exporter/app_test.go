@@ -91,7 +91,7 @@ func TestAppStandardFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--demo", "--demo.tunnels=2", "--web.listen-address=127.0.0.1:0",
+			args := append([]string{"--demo", "--demo.tunnels=2", "--demo.history=0", "--web.listen-address=127.0.0.1:0",
 				"--storage.tsdb.path=" + t.TempDir(), "--log.level=debug"}, tc.flags...)
 			s, err := parseFlags(args, io.Discard)
 			if err != nil {
