@@ -40,9 +40,15 @@ bench: deps
 soak:
 	SOAK=1 $(GO) test -count=1 -timeout 30m -run Soak -v ./e2e/
 
-## lint: go vet, gofmt, go mod tidy check, and govulncheck (when its database is reachable)
+## lint: go vet, gofmt, go mod tidy check, staticcheck, deadcode, and govulncheck (when its
+## database is reachable); any finding fails it (the lint tools are installed when missing).
+## deadcode counts a compiled-only Example (no Output comment) as unreachable: those are kept.
 lint: fmt tidy-check
 	$(GO) vet $(PKGS)
+	@bin=$$(./scripts/install-lint-tools.sh) && $$bin/staticcheck $(PKGS)
+	@bin=$$(./scripts/install-lint-tools.sh) && out=$$($$bin/deadcode -test $(PKGS)) || exit 1; \
+	  out=$$(echo "$$out" | grep -v '_test.go:.*: unreachable func: Example'); \
+	  if [ -n "$$out" ]; then echo "deadcode: unreachable functions:"; echo "$$out"; exit 1; fi
 	./scripts/govulncheck.sh
 
 fmt:

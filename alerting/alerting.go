@@ -1,6 +1,6 @@
 // Package alerting evaluates Prometheus rule files in the process with
 // Prometheus's own rules manager and sends firing alerts to Alertmanager
-// with Prometheus's own notifier (DESIGN.md, "Rules and alerts").
+// with Prometheus's own notifier (docs/design.md, "Rules and alerts").
 //
 // Rules read the embedded TSDB (hourly and window history, and their own
 // ALERTS, ALERTS_FOR_STATE and recording results, which are written back

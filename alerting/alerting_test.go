@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
@@ -233,7 +234,7 @@ func TestRulesFireIntoAlertmanager(t *testing.T) {
 		}
 		defer q.Close()
 		set := q.Select(context.Background(), false, nil,
-			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "ALERTS"),
+			labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "ALERTS"),
 			labels.MustNewMatcher(labels.MatchEqual, "alertname", "NodePassPlanQuotaNearlyUsed"))
 		return set.Next()
 	})

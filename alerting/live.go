@@ -175,7 +175,7 @@ func (h *liveHistory) add(s *liveSeries, t int64, v float64) {
 	if !value.IsStaleNaN(v) {
 		s.seen = t
 	}
-	if h.allRanged || h.ranged[s.lset.Get(labels.MetricName)] {
+	if h.allRanged || h.ranged[s.lset.Get(model.MetricNameLabel)] {
 		s.ts, s.vs = append(s.ts, t), append(s.vs, v)
 		return
 	}
@@ -197,7 +197,7 @@ func forEachSample(mf *dto.MetricFamily, lb *labels.ScratchBuilder, fn func(labe
 	name := mf.GetName()
 	emit := func(m *dto.Metric, suffix string, v float64, extra ...string) {
 		lb.Reset()
-		lb.Add(labels.MetricName, name+suffix)
+		lb.Add(model.MetricNameLabel, name+suffix)
 		for _, lp := range m.GetLabel() {
 			lb.Add(lp.GetName(), lp.GetValue())
 		}

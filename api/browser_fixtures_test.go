@@ -18,7 +18,7 @@ const hostileSID = "sid-\"<img src=x onerror=alert(1)>&amp;'"
 
 // mountPageFixtures serves, for the browser test, the routes that cmd
 // mounts beside the API (plans, alerts) and the services routes, in the
-// shapes of plans/http.go, Prometheus's /api/v1/alerts and DESIGN.md.
+// shapes of plans/http.go, Prometheus's /api/v1/alerts and docs/design.md.
 // Routes the API itself registers are matched first, so once the real
 // services routes are merged these fixtures are never reached and the
 // page is tested against the real answers.

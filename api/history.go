@@ -22,7 +22,7 @@ type HistoryReader interface {
 	Host(ctx context.Context, endpoint string, from, to time.Time) ([]history.Host, error)
 }
 
-// sourceTSDB marks the history answers (DESIGN.md, "History views").
+// sourceTSDB marks the history answers (docs/design.md, "History views").
 const sourceTSDB = "tsdb"
 
 // historyRange is one accepted ?range= value.
@@ -71,7 +71,7 @@ func parseRange(r *http.Request) (historyRange, error) {
 }
 
 // historyItemJSON is one item of a tunnel's history: a window record, or
-// an hour. Its fields are fixed by DESIGN.md.
+// an hour. Its fields are fixed by docs/design.md.
 type historyItemJSON struct {
 	Time    time.Time `json:"time"`
 	TCPRx   uint64    `json:"tcpRx"`

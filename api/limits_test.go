@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -104,7 +105,7 @@ func TestHeavyRequestsAreCapped(t *testing.T) {
 	populate(f, 10_000)
 	base := serveBounded(t, f)
 	a, b := stalledClient(t, base, "/metrics"), stalledClient(t, base, "/metrics")
-	waitFor(t, "a 503 while two answers stall", func() bool {
+	testutil.WaitFor(t, "a 503 while two answers stall", func() bool {
 		code, retry := status(t, base+"/metrics")
 		return code == http.StatusServiceUnavailable && retry == "1"
 	})
@@ -115,7 +116,7 @@ func TestHeavyRequestsAreCapped(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
-	waitFor(t, "/metrics to answer after the clients went", func() bool {
+	testutil.WaitFor(t, "/metrics to answer after the clients went", func() bool {
 		code, _ := status(t, base+"/metrics")
 		return code == http.StatusOK
 	})
@@ -130,7 +131,7 @@ func TestStalledWriterIsCut(t *testing.T) {
 	base := serveBounded(t, f)
 	c := stalledClient(t, base, "/metrics")
 	start := time.Now()
-	waitFor(t, "the stalled client to be cut and /metrics to answer", func() bool {
+	testutil.WaitFor(t, "the stalled client to be cut and /metrics to answer", func() bool {
 		code, _ := status(t, base+"/metrics")
 		return code == http.StatusOK
 	})

@@ -11,10 +11,11 @@ import (
 	"unicode/utf8"
 )
 
-// Paging of the realtime lists (DESIGN.md, "History views"): ?limit=,
+// Paging of the realtime lists (docs/design.md, "History views"): ?limit=,
 // ?offset=, ?sort= and ?q=, with the number of matching rows in "total".
-// At 100,000 tunnels the whole list is 33 MB, so a list is paged by
-// default; limit=all (or 0) asks for the whole list, for tools.
+// At 100,000 tunnels the whole list is tens of MB (docs/measurements.md,
+// "Realtime list size"), so a list is paged by default; limit=all (or 0)
+// asks for the whole list, for tools.
 const (
 	defaultPageLimit = 500
 	maxPageLimit     = 10_000

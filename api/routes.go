@@ -44,7 +44,7 @@ type memoryAPI struct {
 }
 
 // routes registers the memory REST API, SSE push, status pages and the web
-// page (DESIGN.md, "HTTP surface"). Every route answers GET and HEAD; any
+// page (docs/design.md, "HTTP surface"). Every route answers GET and HEAD; any
 // other method gets the router's 405.
 func (s *Server) routes(r *mux.Router) {
 	logger := s.opts.Logger

@@ -186,8 +186,9 @@ func (d dashboardPayloads) Latest(ctx context.Context) []byte {
 // Fresh renders the dashboard of a tick: the body the REST answer caches
 // when it was rendered for this tick, else its own. The cache serves a
 // body for up to 20 times its rendering time (see memory_cache.go), so one
-// slow rendering (250 ms while thousands of clients connect) would push a
-// dashboard seconds old on the next ticks. Today's closed hours are read
+// slow rendering (while thousands of clients connect; docs/measurements.md,
+// "Dashboard rendering under a connection storm") would push a dashboard
+// seconds old on the next ticks. Today's closed hours are read
 // from storage (every todayTTL) before the clock reading the frame
 // carries, so that the read does not delay it.
 func (d dashboardPayloads) Fresh(ctx context.Context) []byte {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // rawStream is a push stream read over a plain TCP connection, as a
@@ -181,15 +183,15 @@ func TestSSETakenOverNoGoroutinePerClient(t *testing.T) {
 		}
 		streams = append(streams, dialRaw(t, addr, path, 0))
 	}
-	waitFor(t, "101 clients", func() bool { return p.srv.memory.hub.clients() == 101 })
+	testutil.WaitFor(t, "101 clients", func() bool { return p.srv.memory.hub.clients() == 101 })
 	for _, s := range streams {
 		s.event(t, 2*time.Second) // retry
 		s.event(t, 2*time.Second) // a frame
 	}
-	time.Sleep(50 * time.Millisecond) // net/http's connection goroutines end
-	if n := runtime.NumGoroutine(); n > before+10 {
-		t.Errorf("%d goroutines with 100 more streams, %d before", n, before)
-	}
+	// net/http's connection goroutines end once each stream is taken over.
+	testutil.WaitForWithin(t, 2*time.Second, fmt.Sprintf("at most %d goroutines with 100 more streams", before+10), func() bool {
+		return runtime.NumGoroutine() <= before+10
+	})
 	for _, s := range streams {
 		s.event(t, 2*time.Second) // still served by the ticks
 	}
@@ -215,7 +217,7 @@ func TestSSEServedByNetHTTPOverTLSAndHTTP2(t *testing.T) {
 			if want := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != want {
 				t.Fatalf("protocol %s", resp.Proto)
 			}
-			waitFor(t, "no client", func() bool { return p.srv.memory.hub.clients() == 0 })
+			testutil.WaitFor(t, "no client", func() bool { return p.srv.memory.hub.clients() == 0 })
 			s := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
 			s.next(t, time.Second, named("tunnel"))
 			s.next(t, time.Second, named("log"))
@@ -243,8 +245,8 @@ func TestSSEServedByNetHTTPOverTLSAndHTTP2(t *testing.T) {
 		if got := resp.TransferEncoding; len(got) != 1 || got[0] != "chunked" {
 			t.Errorf("transfer encoding %v, want net/http's chunked", got)
 		}
-		waitFor(t, "the client", func() bool { return f.srv.memory.hub.clients() == 1 })
+		testutil.WaitFor(t, "the client", func() bool { return f.srv.memory.hub.clients() == 1 })
 		cancel()
-		waitFor(t, "no client", func() bool { return f.srv.memory.hub.clients() == 0 })
+		testutil.WaitFor(t, "no client", func() bool { return f.srv.memory.hub.clients() == 0 })
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -70,7 +71,7 @@ func newPushServerWith(t *testing.T, opts Options, tune func(c *push.Config), st
 	}()
 	t.Cleanup(p.stop)
 	// Streams are taken over from net/http only while Run runs.
-	waitFor(t, "Run to start", f.srv.memory.hub.Serving)
+	testutil.WaitFor(t, "Run to start", f.srv.memory.hub.Serving)
 	return p
 }
 
@@ -161,17 +162,6 @@ func (s *sseStream) next(t *testing.T, timeout time.Duration, keep func(sseEvent
 
 func named(name string) func(sseEvent) bool {
 	return func(ev sseEvent) bool { return ev.name == name }
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestSSEDashboard(t *testing.T) {
@@ -281,7 +271,7 @@ func TestSSESharedFrames(t *testing.T) {
 	for range 3 {
 		streams = append(streams, p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1"))
 	}
-	waitFor(t, "3 clients", func() bool { return p.srv.memory.hub.clients() == 3 })
+	testutil.WaitFor(t, "3 clients", func() bool { return p.srv.memory.hub.clients() == 3 })
 	seen := make([]map[string]string, len(streams))
 	for i, s := range streams {
 		seen[i] = map[string]string{}
@@ -306,9 +296,9 @@ func TestSSEDisconnectEndsStream(t *testing.T) {
 	hub := p.srv.memory.hub
 	s := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
 	s.next(t, time.Second, named("tunnel"))
-	waitFor(t, "one client", func() bool { return hub.clients() == 1 })
+	testutil.WaitFor(t, "one client", func() bool { return hub.clients() == 1 })
 	s.close()
-	waitFor(t, "no client", func() bool { return hub.clients() == 0 })
+	testutil.WaitFor(t, "no client", func() bool { return hub.clients() == 0 })
 }
 
 func TestSSERunStopsClients(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 const maxRateGap = 10 * time.Minute
 
 // systemItemJSON is one point of a master's host history. Its fields are
-// fixed by DESIGN.md; a rate is null where it cannot be known (the first
+// fixed by docs/design.md; a rate is null where it cannot be known (the first
 // reading, or after a gap).
 type systemItemJSON struct {
 	Time          time.Time `json:"time"`

@@ -21,7 +21,7 @@ const (
 	defaultTrendHours = 24
 )
 
-// trendItemJSON is one hour of a trend. Its fields are fixed by DESIGN.md.
+// trendItemJSON is one hour of a trend. Its fields are fixed by docs/design.md.
 type trendItemJSON struct {
 	HourTime time.Time `json:"hourTime"`
 	TCPRx    uint64    `json:"tcpRx"`

@@ -35,7 +35,7 @@ func TestTrendZeroFilledWithOpenHour(t *testing.T) {
 	if open != want {
 		t.Errorf("open hour %+v, want %+v", open, want)
 	}
-	// The shape is fixed by DESIGN.md, key order included.
+	// The shape is fixed by docs/design.md, key order included.
 	body := f.get("/api/memory/traffic/trend?hours=1").Body.String()
 	wantBody := `{"source":"memory","hours":1,"items":[{"hourTime":"2026-11-21T23:00:00Z","tcpRx":1015,"tcpTx":2025,"udpRx":305,"udpTx":405,"total":3750,"points":6}]}` + "\n"
 	if body != wantBody {

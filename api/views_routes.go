@@ -7,7 +7,7 @@ import (
 )
 
 // viewRoutes registers the history, daily traffic and services routes
-// (DESIGN.md, "Services" and "History views").
+// (docs/design.md, "Services" and "History views").
 func (m *memoryAPI) viewRoutes(get func(path string, h http.HandlerFunc) *mux.Route) {
 	get("/api/memory/endpoints/{id}/tunnels/{instanceId}/history", m.tunnelHistory)
 	get("/api/memory/endpoints/{id}/system", m.endpointSystem)

@@ -26,7 +26,7 @@ func (e *statusError) Error() string { return e.body }
 // Is makes a statusError match ErrHTTPStatus.
 func (e *statusError) Is(target error) bool { return target == ErrHTTPStatus }
 
-// The reconnect policy (DESIGN.md, "Counter rules, amended"): after a
+// The reconnect policy (docs/design.md, "Counter rules, amended"): after a
 // master crash NodePass restores older counters, so every second between
 // the master listening again and the exporter's reconnect is traffic that
 // counter rule 2 cannot recover.

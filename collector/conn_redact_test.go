@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
@@ -34,7 +35,7 @@ func TestConnErrorNeverQuotesTheBody(t *testing.T) {
 			s := NewStore(Options{})
 			runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: key}, discardLogger())
 			var lastErr string
-			waitFor(t, "the error to show", func() bool {
+			testutil.WaitFor(t, "the error to show", func() bool {
 				endpointView(s, "m", func(e *Endpoint) { lastErr = e.Conn.LastError })
 				return strings.Contains(lastErr, "HTTP 502")
 			})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
@@ -146,18 +147,6 @@ func runConn(t *testing.T, s *Store, cfg EndpointConfig, logger *slog.Logger) {
 	})
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func endpointView(s *Store, name string, fn func(e *Endpoint)) {
 	s.View(func(v StoreView) {
 		if e := v.Endpoint(name); e != nil {
@@ -174,7 +163,7 @@ func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 	s := NewStore(Options{})
 	runConn(t, s, EndpointConfig{Name: "tokyo-1", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey}, logger)
 
-	waitFor(t, "both streams applied", func() bool {
+	testutil.WaitFor(t, "both streams applied", func() bool {
 		var reconnects uint64
 		endpointView(s, "tokyo-1", func(e *Endpoint) { reconnects = e.Reconnects })
 		return reconnects >= 2
@@ -187,7 +176,7 @@ func TestConnReplaysRecordingsOverHTTP(t *testing.T) {
 			t.Errorf("events: shutdown %d update %d, want 2 and 78", e.Events[wire.EventShutdown], e.Events[wire.EventUpdate])
 		}
 	})
-	waitFor(t, "info", func() bool {
+	testutil.WaitFor(t, "info", func() bool {
 		ok := false
 		endpointView(s, "tokyo-1", func(e *Endpoint) { ok = e.Info.Valid && e.Info.Version == "v1.14.0" })
 		return ok
@@ -228,9 +217,9 @@ func TestConnAuthFailedThenFixed(t *testing.T) {
 		endpointView(s, "m", func(e *Endpoint) { st = e.Conn.State })
 		return st
 	}
-	waitFor(t, "auth_failed", func() bool { return state() == StateAuthFailed })
+	testutil.WaitFor(t, "auth_failed", func() bool { return state() == StateAuthFailed })
 	refuse.Store(false)
-	waitFor(t, "up", func() bool { return state() == StateUp })
+	testutil.WaitFor(t, "up", func() bool { return state() == StateUp })
 }
 
 func TestConnReconnectsStalledStream(t *testing.T) {
@@ -249,7 +238,7 @@ data: {"type":"initial","time":"2026-11-21T23:55:01Z","instance":{"id":"0a93e346
 	// The stream stays open and silent after the burst, and so does every
 	// later one (the tunnel is still known to run): each must end as
 	// stalled, and the Conn must come back every time.
-	waitFor(t, "two reconnects after silence", func() bool { return r.Connections() >= 3 })
+	testutil.WaitFor(t, "two reconnects after silence", func() bool { return r.Connections() >= 3 })
 	// Each stream ended before the next connect, logged when it ended.
 	if n := strings.Count(sw.String(), ErrStalled.Error()); n < 2 {
 		t.Errorf("%d streams ended as stalled before the third connect, want 2 or more; log:\n%s", n, sw.String())
@@ -295,7 +284,7 @@ func TestConnBadStreams(t *testing.T) {
 			t.Cleanup(srv.Close)
 			s := NewStore(Options{})
 			runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey, MaxLine: 1024}, discardLogger())
-			waitFor(t, "the fault to show", func() bool {
+			testutil.WaitFor(t, "the fault to show", func() bool {
 				ok := false
 				endpointView(s, "m", func(e *Endpoint) {
 					ok = (tc.reason == "" || e.Invalid[tc.reason] > 0) &&
@@ -350,7 +339,7 @@ func TestConnTLS(t *testing.T) {
 			cfg := tc.cfg(caFile)
 			cfg.Name, cfg.BaseURL, cfg.APIKey = "m", srv.URL+"/api", wiretest.APIKey
 			runConn(t, s, cfg, discardLogger())
-			waitFor(t, "the connection outcome", func() bool {
+			testutil.WaitFor(t, "the connection outcome", func() bool {
 				ok := false
 				endpointView(s, "m", func(e *Endpoint) {
 					if tc.wantUp {

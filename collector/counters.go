@@ -6,7 +6,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// Deltas applies the counter rules of DESIGN.md to one observation of a
+// Deltas applies the counter rules of docs/design.md to one observation of a
 // tunnel's raw cumulative counters and returns the non-negative deltas to add
 // to its monotonic totals.
 //

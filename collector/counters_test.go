@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
@@ -31,7 +32,7 @@ func TestTotalsSaturate(t *testing.T) {
 	sm := newScriptedMaster(t, simulator.Options{})
 	s := NewStore(Options{Outbox: history.NewOutbox(100000), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	startConn(t, s, sm.cfg("m"))
-	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 	id := sm.CreateTunnel(simulator.TunnelSpec{})
 	if err := sm.AddTraffic(id, math.MaxUint64, 0, 0, 0); err != nil {
 		t.Fatal(err)
@@ -156,7 +157,7 @@ func TestWindowSumsEqualTotalsUnderBursts(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 21, 12, 0, 0, 500_000_000, time.UTC)}
 	s := NewStore(Options{Now: clock.Now, Outbox: history.NewOutbox(100000)})
 	startConn(t, s, sm.cfg("m"))
-	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 	id := sm.CreateTunnel(simulator.TunnelSpec{})
 	var want history.Counters
 	for i := range 90 {

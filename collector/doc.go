@@ -11,7 +11,7 @@
 //	    hourly buckets (package history) -> history.Outbox -> TSDB
 //	Readers (/metrics writer, REST API, SSE push) take a read lock.
 //
-// The counter rules of DESIGN.md live in counters.go; persistence of the
+// The counter rules of docs/design.md live in counters.go; persistence of the
 // snapshot and totals in persist.go.
 //
 // # Where a metric goes

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
@@ -89,7 +90,7 @@ func tunnelTotal(s *Store, endpoint, id string) (history.Counters, bool) {
 
 func waitTotal(t *testing.T, s *Store, endpoint, id string, want history.Counters) {
 	t.Helper()
-	waitFor(t, "total of "+id, func() bool {
+	testutil.WaitFor(t, "total of "+id, func() bool {
 		got, _ := tunnelTotal(s, endpoint, id)
 		return got == want
 	})
@@ -118,7 +119,7 @@ func TestTunnelCreatedWhileAwayCountsFromCreation(t *testing.T) {
 	sm := newScriptedMaster(t, simulator.Options{})
 	s := NewStore(Options{Outbox: history.NewOutbox(100000)})
 	stop := startConn(t, s, sm.cfg("m"))
-	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 	a := sm.CreateTunnel(simulator.TunnelSpec{})
 	if err := sm.AddTraffic(a, 1000, 2000, 30, 40); err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestFirstContactBaselines(t *testing.T) {
 	}
 	s := NewStore(Options{Outbox: history.NewOutbox(100000)})
 	startConn(t, s, sm.cfg("m"))
-	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 	if err := sm.AddTraffic(a, 1, 2, 3, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestResetWhileAway(t *testing.T) {
 			sm.advance(time.Hour)
 			s := NewStore(Options{Outbox: history.NewOutbox(100000)})
 			stop := startConn(t, s, sm.cfg("m"))
-			waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+			testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 			id := sm.CreateTunnel(simulator.TunnelSpec{})
 			if err := sm.AddTraffic(id, 1000000, 1000, 0, 0); err != nil {
 				t.Fatal(err)
@@ -211,7 +212,7 @@ func TestResetWhileAway(t *testing.T) {
 				t.Fatal(err)
 			}
 			startConn(t, s2, sm.cfg("m"))
-			waitFor(t, "the tunnel seen again", func() bool {
+			testutil.WaitFor(t, "the tunnel seen again", func() bool {
 				ok := false
 				s2.View(func(v StoreView) { ok = !v.Endpoint("m").Tunnel(id).firstAfterConnect })
 				return ok
@@ -239,7 +240,7 @@ func TestResyncPausedBurstKeepsTotals(t *testing.T) {
 	m.pause, m.pauseConn, m.pauseAt = 2*time.Second, 1, len(burst)
 	s := NewStore(Options{Outbox: history.NewOutbox(100000)})
 	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: wiretest.APIKey}, discardLogger())
-	waitFor(t, "the second burst applied", func() bool {
+	testutil.WaitFor(t, "the second burst applied", func() bool {
 		done := false
 		endpointView(s, "m", func(e *Endpoint) {
 			done = e.Reconnects >= 1 && len(e.ids) == 2
@@ -263,10 +264,10 @@ func TestResyncRemovesUnlistedTunnels(t *testing.T) {
 	sm := newScriptedMaster(t, simulator.Options{})
 	s := NewStore(Options{Outbox: history.NewOutbox(100000)})
 	stop := startConn(t, s, sm.cfg("m"))
-	waitFor(t, "the master's list read", func() bool { return s.Known("m") })
+	testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("m") })
 	a := sm.CreateTunnel(simulator.TunnelSpec{})
 	b := sm.CreateTunnel(simulator.TunnelSpec{})
-	waitFor(t, "both tunnels", func() bool {
+	testutil.WaitFor(t, "both tunnels", func() bool {
 		_, okA := tunnelTotal(s, "m", a)
 		_, okB := tunnelTotal(s, "m", b)
 		return okA && okB
@@ -276,7 +277,7 @@ func TestResyncRemovesUnlistedTunnels(t *testing.T) {
 		t.Fatal(err)
 	}
 	startConn(t, s2, sm.cfg("m"))
-	waitFor(t, "the unlisted tunnel removed", func() bool {
+	testutil.WaitFor(t, "the unlisted tunnel removed", func() bool {
 		_, okA := tunnelTotal(s2, "m", a)
 		_, okB := tunnelTotal(s2, "m", b)
 		return okA && !okB

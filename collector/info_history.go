@@ -4,7 +4,7 @@ import "github.com/nodepass-exporter/nodepass-exporter/history"
 
 // RecordHost writes the endpoint's current /info figures into the outbox as
 // one host reading (history.Host): the TSDB keeps every host figure under
-// its /metrics name, one sample per /info poll (DESIGN.md, "History
+// its /metrics name, one sample per /info poll (docs/design.md, "History
 // views"). Call it after SetInfo; an endpoint whose /info has not been read
 // writes nothing. The samples carry no tunnel label, so the hourly and
 // window readers never see them.

@@ -273,7 +273,7 @@ func TestJournalAppendFailure(t *testing.T) {
 			if err := p.Save(); err == nil {
 				t.Fatal("the failed append was not reported")
 			}
-			if _, _, failures := p.Status(); failures != 1 {
+			if _, failures, _ := p.Status(); failures != 1 {
 				t.Fatalf("%d failures", failures)
 			}
 			fail.writeErr, fail.syncErr = nil, nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
 
@@ -37,7 +38,7 @@ func TestManagerApplyKeepsUntouchedEndpoints(t *testing.T) {
 	ref.Connected("ref", false)
 	feed(t, ref, "ref", wiretest.Capture(t, wiretest.CaptureAfterRestart), clock, nil)
 	final := totals(t, ref, "ref")
-	waitFor(t, "both endpoints' whole recording", func() bool {
+	testutil.WaitFor(t, "both endpoints' whole recording", func() bool {
 		return equalTotals(totals(t, s, "a"), final) && equalTotals(totals(t, s, "b"), final)
 	})
 	before := totals(t, s, "a")

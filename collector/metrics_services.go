@@ -2,7 +2,7 @@ package collector
 
 import "github.com/nodepass-exporter/nodepass-exporter/history"
 
-// The service families (DESIGN.md, "Services"). Tunnels without a sid are
+// The service families (docs/design.md, "Services"). Tunnels without a sid are
 // not services; their traffic is on the tunnel series already.
 var (
 	famServiceInfo     = family{name: "nodepass_service_info", typ: "gauge", help: "A service: the instances sharing a meta.peer.sid, with its name and type as NodePassDash set them; always 1."}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
@@ -55,20 +56,11 @@ func TestMetricsGolden(t *testing.T) {
 // and types) over page and fails on any finding.
 func promtoolCheck(t *testing.T, page []byte) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("promtool is an external program; -short runs none")
-	}
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing (make deps installs Debian's prometheus package)")
-		}
-		t.Skip("promtool not installed; run make deps")
-	}
+	path := testutil.NeedTool(t, "promtool")
 	cmd := exec.Command(path, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(page)
 	out, _ := cmd.CombinedOutput()
-	// DESIGN.md fixes this name (the anomalies of NodePass's counters, not
+	// docs/design.md fixes this name (the anomalies of NodePass's counters, not
 	// a counter of counters): the one lint finding accepted.
 	const accepted = "nodepass_exporter_counter_anomalies_total metric name should not include type 'counter'"
 	var findings []string

@@ -400,14 +400,14 @@ func (p *Persister) register(reg prometheus.Registerer) error {
 			Name: "nodepass_exporter_state_save_failures_total",
 			Help: "Failed writes of the counter snapshot (nodepass-state.json); each is retried.",
 		}, func() float64 {
-			_, _, n := p.Status()
+			_, n, _ := p.Status()
 			return float64(n)
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nodepass_exporter_state_last_save_successful",
 			Help: "Whether the last write of the counter snapshot worked (1) or not (0).",
 		}, func() float64 {
-			if err, _, _ := p.Status(); err != nil {
+			if _, _, err := p.Status(); err != nil {
 				return 0
 			}
 			return 1
@@ -431,7 +431,7 @@ func (p *Persister) register(reg prometheus.Registerer) error {
 			Name: "nodepass_exporter_state_last_save_success_timestamp_seconds",
 			Help: "Unix time of the last successful write of the counter snapshot.",
 		}, func() float64 {
-			_, at, _ := p.Status()
+			at, _, _ := p.Status()
 			if at.IsZero() {
 				return 0
 			}
@@ -447,10 +447,10 @@ func (p *Persister) register(reg prometheus.Registerer) error {
 
 // Status returns the last save error (nil when the last save worked), the
 // time of the last successful save, and the number of failed saves.
-func (p *Persister) Status() (lastErr error, lastSave time.Time, failures uint64) {
+func (p *Persister) Status() (lastSave time.Time, failures uint64, lastErr error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lastErr, p.lastSave, p.failures
+	return p.lastSave, p.failures, p.lastErr
 }
 
 // Written returns the bytes written to the snapshot and its journal.

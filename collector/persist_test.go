@@ -358,7 +358,7 @@ func TestSaveFailureKeepsTheOldFile(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp-*")); len(left) > 0 {
 			t.Fatalf("case %d: temp files left: %v", i, left)
 		}
-		lastErr, _, failures := p.Status()
+		_, failures, lastErr := p.Status()
 		if lastErr == nil || failures != uint64(2*i+1) {
 			t.Fatalf("case %d: status %v, %d failures", i, lastErr, failures)
 		}
@@ -367,7 +367,7 @@ func TestSaveFailureKeepsTheOldFile(t *testing.T) {
 		if err := p.Save(); err == nil {
 			t.Fatalf("case %d: the retry did not try to write", i)
 		}
-		if _, _, failures := p.Status(); failures != uint64(2*i+2) {
+		if _, failures, _ := p.Status(); failures != uint64(2*i+2) {
 			t.Fatalf("case %d: %d failures after the retry", i, failures)
 		}
 	}
@@ -375,7 +375,7 @@ func TestSaveFailureKeepsTheOldFile(t *testing.T) {
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if lastErr, _, _ := p.Status(); lastErr != nil {
+	if _, _, lastErr := p.Status(); lastErr != nil {
 		t.Fatal(lastErr)
 	}
 	s2 := NewStore(Options{})

@@ -9,7 +9,7 @@ import (
 )
 
 // A master taken out of the configuration (a reload, a restart with a new
-// file) keeps its snapshot for the retention time (DESIGN.md, "Counter
+// file) keeps its snapshot for the retention time (docs/design.md, "Counter
 // rules, amended"): its raw counters, totals, open hours and retired hours
 // stay in the Store, out of every view, and a master of the same name that
 // returns continues from them as after a reconnect (rule 2 at each

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
@@ -71,7 +72,7 @@ func TestRemovedMasterKeepsItsHistory(t *testing.T) {
 			if err := m.Apply([]EndpointConfig{cfg}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the master's list read", func() bool { return s.Known("tokyo-1") })
+			testutil.WaitFor(t, "the master's list read", func() bool { return s.Known("tokyo-1") })
 			id := sm.CreateTunnel(simulator.TunnelSpec{})
 			clock.at(12, 10)
 			if err := sm.AddTraffic(id, 100, 0, 0, 0); err != nil {
@@ -110,7 +111,7 @@ func TestRemovedMasterKeepsItsHistory(t *testing.T) {
 			if err := m.Apply([]EndpointConfig{cfg}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the tunnel seen again", func() bool {
+			testutil.WaitFor(t, "the tunnel seen again", func() bool {
 				ok := false
 				s.View(func(v StoreView) {
 					tn := v.Endpoint("tokyo-1").Tunnel(id)

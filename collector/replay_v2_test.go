@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // NodePass v2.0.0-b10 recordings (testdata/v2, issue 14 item 8) and the
@@ -93,7 +94,7 @@ func TestReplayV2OverHTTP(t *testing.T) {
 	m.uptimes = []int{0, 0, 0, 1}
 	s := NewStore(Options{Outbox: history.NewOutbox(100000), Logger: logger})
 	runConn(t, s, EndpointConfig{Name: "m", BaseURL: srv.URL + "/api", APIKey: v2Key}, logger)
-	waitFor(t, "the three streams applied", func() bool {
+	testutil.WaitFor(t, "the three streams applied", func() bool {
 		var reconnects uint64
 		endpointView(s, "m", func(e *Endpoint) { reconnects = e.Reconnects })
 		return reconnects >= 3

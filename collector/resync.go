@@ -12,7 +12,7 @@ import (
 )
 
 // What the exporter learns from the master at every connect, and the
-// counter rules that depend on it (DESIGN.md, "Counter rules, amended"):
+// counter rules that depend on it (docs/design.md, "Counter rules, amended"):
 //
 //   - Resync: the set of a master's tunnels comes from its GET /instances
 //     list, read after the stream is open, not from the timing of the

@@ -8,7 +8,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// A service (DESIGN.md, "Services") is the set of instances, on any
+// A service (docs/design.md, "Services") is the set of instances, on any
 // masters, that share a non-empty meta.peer.sid: one client and, for
 // dual-end types, one server. Its traffic is counted once, from the client
 // side; the server side mirrors it (server rx = client tx), and how far the

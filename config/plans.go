@@ -14,7 +14,7 @@ import (
 
 // Plan is one billing plan of the config file's `plans:` list: a reset day,
 // a time zone, a quota and which direction counts, for one master, one
-// service or one tunnel (DESIGN.md, "Plans").
+// service or one tunnel (docs/design.md, "Plans").
 type Plan struct {
 	// Name is the `plan` label and the REST {name}.
 	Name string `yaml:"name"`

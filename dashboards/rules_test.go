@@ -68,10 +68,6 @@ type ruleTestFile struct {
 	} `yaml:"tests"`
 }
 
-// needTool returns the path of a Debian tool; without it the test is
-// skipped, or fails when CI is set (make deps installs it).
-func needTool(t *testing.T, name string) string { return testutil.NeedTool(t, name) }
-
 // recordName is level:metric:operations.
 var recordName = regexp.MustCompile(`^[a-z_]+:nodepass_[a-z_]+:[a-z0-9_]+$`)
 
@@ -210,7 +206,7 @@ func TestPromtool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool")
 	}
-	promtool := needTool(t, "promtool")
+	promtool := testutil.NeedTool(t, "promtool")
 	out, err := exec.Command(promtool, append([]string{"check", "rules"}, ruleFiles(t)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules %s: %v\n%s", ruleGlob, err, out)
@@ -228,7 +224,7 @@ func TestPromtoolCatchesAWrongExpectation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool")
 	}
-	promtool := needTool(t, "promtool")
+	promtool := testutil.NeedTool(t, "promtool")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "tests"), 0o755); err != nil {
 		t.Fatal(err)

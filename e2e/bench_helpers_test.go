@@ -42,13 +42,6 @@ func startBenchExporter(tb testing.TB, env []string, args ...string) *benchProc 
 
 func (p *benchProc) url(path string) string { return "http://" + p.addr + path }
 
-func (p *benchProc) kill() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
-}
-
 // rssBytes returns the process's resident set size.
 func (p *benchProc) rssBytes(tb testing.TB) float64 {
 	tb.Helper()

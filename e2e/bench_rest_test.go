@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // restBenchDuration is how long wrk loads each route.
@@ -36,10 +38,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 // It reports requests/s and wrk's latency percentiles, and the ingest rate
 // the exporter kept up meanwhile.
 func BenchmarkRESTLoopback(b *testing.B) {
-	wrk, err := exec.LookPath("wrk")
-	if err != nil {
-		b.Skip("wrk not installed; run make deps")
-	}
+	wrk := testutil.NeedTool(b, "wrk")
 	sim, p := startBenchStack(b, time.Second)
 	routes := []struct{ name, path string }{
 		{"dashboard", "/api/memory/dashboard"},

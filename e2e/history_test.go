@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -147,7 +148,7 @@ func TestKill9MidHourKeepsTheHourExact(t *testing.T) {
 		t.Fatalf("hour H, which closed while B was down, has %d series, want %d", n, 4*running)
 	}
 	b.stop()
-	promtool := needTool(t, "promtool")
+	promtool := testutil.NeedTool(t, "promtool")
 	out, err := exec.Command(promtool, "tsdb", "analyze", dirB).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool tsdb analyze: %v\n%s", err, out)
@@ -155,7 +156,7 @@ func TestKill9MidHourKeepsTheHourExact(t *testing.T) {
 	if !bytes.Contains(out, []byte("nodepass_tunnel_hourly_traffic_bytes")) {
 		t.Fatalf("promtool tsdb analyze does not show our series:\n%s", out)
 	}
-	prom := needTool(t, "prometheus")
+	prom := testutil.NeedTool(t, "prometheus")
 	copyDir := filepath.Join(t.TempDir(), "data")
 	if out, err := exec.Command("cp", "-a", dirB, copyDir).CombinedOutput(); err != nil {
 		t.Fatalf("copy data dir: %v %s", err, out)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -28,7 +29,7 @@ func TestDemo(t *testing.T) {
 	waitUntil(t, 20*time.Second, "the traffic totals to move", func() bool {
 		return trafficLines(e.get("/metrics")) != trafficLines(first)
 	})
-	promtool := needTool(t, "promtool")
+	promtool := testutil.NeedTool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(e.get("/metrics"))
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -75,7 +76,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 20*time.Second, "up again after the reload", up("up"))
-	time.Sleep(2 * time.Second) // windows of 3 points reach the TSDB
+	// The TSDB files are searched too: wait until windows of 3 points are in.
+	waitUntil(t, 20*time.Second, "window records in the TSDB", func() bool {
+		return bytes.Contains(e.get("/api/v1/series?match[]=nodepass_tunnel_window_points"), []byte(`"endpoint":"sim"`))
+	})
 
 	var outputs [][]byte
 	outputs = append(outputs, e.get("/metrics"))

@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -56,10 +55,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// needTool returns the path of a Debian tool; without it the test is
-// skipped, or fails when CI is set (make deps installs it).
-func needTool(t *testing.T, name string) string { return testutil.NeedTool(t, name) }
 
 // exporter is a running exporter process.
 type exporter struct {

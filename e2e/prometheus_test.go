@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodepass-exporter/nodepass-exporter/dashboards"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -78,8 +79,8 @@ func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMi
 // config passes on the result first. It returns the API base URL.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
-	prom := needTool(t, "prometheus")
-	promtool := needTool(t, "promtool")
+	prom := testutil.NeedTool(t, "prometheus")
+	promtool := testutil.NeedTool(t, "promtool")
 	raw, err := os.ReadFile("../examples/prometheus.yml")
 	if err != nil {
 		t.Fatal(err)

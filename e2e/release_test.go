@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // hostRelease returns the release platform (buildx spelling) and the
@@ -40,7 +42,7 @@ func TestMakeRelease(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("release archives are for linux")
 	}
-	makeBin := needTool(t, "make")
+	makeBin := testutil.NeedTool(t, "make")
 	platform, suffix := hostRelease()
 	dist := t.TempDir()
 	const version, revision = "e2e-7.7.7", "feedbee"

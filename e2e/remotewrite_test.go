@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -230,7 +231,7 @@ func floats(m map[string]string) map[string]float64 {
 // returns its base URL once it is healthy; it is killed when the test ends.
 func startVM(t *testing.T, extra ...string) string {
 	t.Helper()
-	vmBin := needTool(t, "victoria-metrics")
+	vmBin := testutil.NeedTool(t, "victoria-metrics")
 	port := freePort(t)
 	args := append([]string{fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", port), "-storageDataPath=" + t.TempDir(),
 		"-retentionPeriod=100y", "-search.disableCache", "-search.latencyOffset=0"}, extra...)

@@ -1,5 +1,5 @@
 // Package history turns a tunnel's data points into 30-point window records
-// and hourly buckets, as described in DESIGN.md ("Aggregation").
+// and hourly buckets, as described in docs/design.md ("Aggregation").
 //
 // It is pure data: no goroutines, no I/O, no Prometheus imports. The
 // collector owns one Window and one Hour per tunnel under its own lock, and

@@ -1,7 +1,7 @@
 package history
 
 // Metric names of a master's host figures (its /info), in the TSDB under
-// the same names as on /metrics (DESIGN.md, "History views"). Their samples
+// the same names as on /metrics (docs/design.md, "History views"). Their samples
 // carry an endpoint label and no tunnel label, one sample per /info poll.
 const (
 	MetricHostUptime      = "nodepass_endpoint_uptime_seconds"
@@ -122,7 +122,7 @@ func hostSetter(metric string) func(*Host, float64) {
 }
 
 // MetricServiceHourlyTraffic is a service's traffic of one closed UTC hour
-// (DESIGN.md, "History views"): the client side's deltas, counted once.
+// (docs/design.md, "History views"): the client side's deltas, counted once.
 const MetricServiceHourlyTraffic = "nodepass_service_hourly_traffic_bytes"
 
 // MetricEndpointHourlyTraffic is an endpoint's traffic of one closed UTC

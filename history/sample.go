@@ -13,7 +13,7 @@ type Sample struct {
 	Direction string
 	T         int64 // Unix milliseconds
 	V         float64
-	// Service is the meta.peer.sid of a service series (DESIGN.md,
+	// Service is the meta.peer.sid of a service series (docs/design.md,
 	// "Services"); empty for every other series.
 	Service string `json:",omitempty"`
 }

@@ -2,7 +2,7 @@ package history
 
 import "math"
 
-// Metric names written for windows and hours (DESIGN.md, "Names").
+// Metric names written for windows and hours (docs/design.md, "Names").
 const (
 	MetricWindowTraffic     = "nodepass_tunnel_window_traffic_bytes"
 	MetricWindowPing        = "nodepass_tunnel_window_ping_seconds"
@@ -166,9 +166,9 @@ func (w *Window) Flush(endpoint, tunnel string, out []Sample) []Sample {
 // whole numbers is a fraction like 64.0333… whose float64 fills all 52 bits
 // of the mantissa, and the TSDB's XOR encoding stores the bits in which two
 // consecutive values differ: nearly all of them. Exact, the four averages
-// were 58 % of the chunk bytes of a simulated day (5.3 to 6.5 bytes per
-// sample, against 2 for the traffic sums). On a binary grid their low bits
-// are zero, and they cost 1.1 to 2.9 bytes.
+// were most of the chunk bytes of a simulated day; on a binary grid their
+// low bits are zero, and they cost a fraction of that
+// (docs/measurements.md, "Window averages on a binary grid").
 //
 // Ping is rounded to 2^-20 s (0.95 µs; NodePass reports whole
 // milliseconds, so an average over 30 points moves in steps of 33 µs), pool,

@@ -1,5 +1,5 @@
 // Package plans computes billing cycles, quota use and forecasts of the
-// plans in the config file (DESIGN.md, "Plans"): traffic as operators bill
+// plans in the config file (docs/design.md, "Plans"): traffic as operators bill
 // it, from a reset day in a time zone, exact across restarts.
 //
 // A plan's cycle traffic is the sum of its UTC hours, read through [Hours]
@@ -74,7 +74,7 @@ type Options struct {
 	// exporter knows. Nil treats every selection as known.
 	Known func(Selection) bool
 	// Service resolves a service sid to its client instance, whose counters
-	// are the service's traffic (DESIGN.md, "Services"). Nil, or false,
+	// are the service's traffic (docs/design.md, "Services"). Nil, or false,
 	// leaves a plan on that service unmatched.
 	Service func(sid string) (Selection, bool)
 	// Retention is how far back storage reaches; past cycles that began

@@ -13,8 +13,9 @@ import (
 // scan: its length, the nesting of ( and [ and the number of operators
 // outside label matchers. Prometheus' parser takes time quadratic in the
 // nesting and in the length of operator chains, and cannot be stopped: a
-// 1 MB query of parentheses kept a core busy for minutes. The scan skips
-// string literals and comments, so text inside them costs nothing.
+// long query of parentheses keeps a core busy for minutes
+// (docs/measurements.md, "Query limits"). The scan skips string literals
+// and comments, so text inside them costs nothing.
 func (a *API) checkQueryText(q string) error {
 	if q == "" {
 		return errors.New("query must not be empty")

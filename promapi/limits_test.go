@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // TestErrors: every failure under /api/v1 answers in Prometheus' error
@@ -269,18 +271,8 @@ func TestClientGone(t *testing.T) {
 		t.Errorf("storage saw %v, want the cancel", err)
 	}
 	// The handler gives its slot back right after the engine returns.
-	waitFor(t, "the slot to be free", func() bool { return len(a.slots) == 0 })
+	testutil.WaitFor(t, "the slot to be free", func() bool { return len(a.slots) == 0 })
 	if r := call(t, srv, http.MethodGet, "/api/v1/query", url.Values{"query": {"vector(1)"}}); r.code != http.StatusOK {
 		t.Errorf("after the client left: %d %s", r.code, r.raw)
-	}
-}
-
-// waitFor polls cond until it holds, failing after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

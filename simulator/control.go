@@ -91,7 +91,9 @@ func writeValue(w http.ResponseWriter, code int, v any) {
 	writeJSON(w, code, append(body, '\n'))
 }
 
-// createRequest is the body of POST /sim/tunnels.
+// createRequest is the body of POST /sim/tunnels. It has exactly the
+// fields of TunnelSpec, so that it converts to one; a field added to
+// TunnelSpec must be added here too.
 type createRequest struct {
 	ID      string            `json:"id"`
 	Alias   string            `json:"alias"`
@@ -108,10 +110,7 @@ func (m *Master) ctlCreate(w http.ResponseWriter, r *http.Request) {
 		httpError(w, "bad body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := m.CreateTunnel(TunnelSpec{
-		ID: req.ID, Alias: req.Alias, Type: req.Type, Mode: req.Mode,
-		Tags: req.Tags, Stopped: req.Stopped, Traffic: req.Traffic,
-	})
+	id := m.CreateTunnel(TunnelSpec(req))
 	if id == "" {
 		httpError(w, "Instance ID already exists", http.StatusConflict)
 		return

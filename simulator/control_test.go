@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 func TestControlMethodEvents(t *testing.T) {
@@ -234,7 +236,7 @@ func TestStreamEndingEvents(t *testing.T) {
 				t.Fatalf("want shutdown, got %s", e.Raw)
 			}
 			s.expectEnd()
-			waitFor(t, "no subscribers", func() bool { return m.Subscribers() == 0 })
+			testutil.WaitFor(t, "no subscribers", func() bool { return m.Subscribers() == 0 })
 			if c.keyChange {
 				get(t, srv.URL+"/api/v1/info", old, http.StatusUnauthorized)
 			}

@@ -133,7 +133,7 @@ type TunnelTruth struct {
 	// Generated is all traffic the tunnel carried since then (ticks and
 	// AddTraffic), including what a reset or a stale restart later took
 	// out of Raw. A reader that saw every update from the start and
-	// applies DESIGN.md's counter rules ends with totals equal to
+	// applies docs/design.md's counter rules ends with totals equal to
 	// Generated.
 	Generated Counters `json:"generated"`
 	// RolledBack is what stale master restarts took back from Raw.

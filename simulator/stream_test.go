@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 func TestDropsAreCountedPerSubscriber(t *testing.T) {
@@ -77,7 +79,7 @@ func TestSlowSubscriberNeverBlocksOthers(t *testing.T) {
 
 	stuck := stuckClient(t, srv.Listener.Addr().String(), m.APIKey())
 	defer stuck.Close()
-	waitFor(t, "stuck subscriber", func() bool { return m.Subscribers() == 1 })
+	testutil.WaitFor(t, "stuck subscriber", func() bool { return m.Subscribers() == 1 })
 	fast := openStream(t, srv.URL, "/api", m.APIKey())
 	fast.skipInitial(20)
 
@@ -108,13 +110,13 @@ func TestStreamsEndWhenClientsLeave(t *testing.T) {
 	b := openStream(t, srv.URL, "/api", m.APIKey())
 	a.skipInitial(3)
 	b.skipInitial(3)
-	waitFor(t, "2 subscribers", func() bool { return m.Subscribers() == 2 })
+	testutil.WaitFor(t, "2 subscribers", func() bool { return m.Subscribers() == 2 })
 	a.close()
-	waitFor(t, "1 subscriber", func() bool { return m.Subscribers() == 1 })
+	testutil.WaitFor(t, "1 subscriber", func() bool { return m.Subscribers() == 1 })
 	m.Tick()
 	b.next() // the other stream goes on
 	b.close()
-	waitFor(t, "no subscriber", func() bool { return m.Subscribers() == 0 })
+	testutil.WaitFor(t, "no subscriber", func() bool { return m.Subscribers() == 0 })
 }
 
 func TestCloseEndsEverything(t *testing.T) {
@@ -124,7 +126,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	s := openStream(t, srv.URL, "/api", m.APIKey())
 	stuck := stuckClient(t, srv.Listener.Addr().String(), m.APIKey())
 	defer stuck.Close()
-	waitFor(t, "2 subscribers", func() bool { return m.Subscribers() == 2 })
+	testutil.WaitFor(t, "2 subscribers", func() bool { return m.Subscribers() == 2 })
 	for range 50 { // enough to block the writer to the stuck client
 		m.Tick()
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -199,7 +200,7 @@ func sameValue(a, b float64) bool { return math.Float64bits(a) == math.Float64bi
 // sampleLabels builds the series labels of s; empty values are left out.
 func sampleLabels(b *labels.ScratchBuilder, s *history.Sample) labels.Labels {
 	b.Reset()
-	b.Add(labels.MetricName, s.Metric)
+	b.Add(model.MetricNameLabel, s.Metric)
 	if s.Endpoint != "" {
 		b.Add(LabelEndpoint, s.Endpoint)
 	}

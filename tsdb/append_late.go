@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -169,7 +170,7 @@ func lookupBulk(ctx context.Context, q storage.Querier, name string, gs []*lateG
 		mint, maxt = min(mint, g.mint), max(maxt, g.maxt)
 	}
 	set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt},
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name))
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name))
 	var it chunkenc.Iterator
 	for set.Next() {
 		s := set.At()

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -28,12 +28,11 @@ const (
 	// file. After a head compaction the TSDB deletes the older two thirds
 	// of the segments written since the last one, whole segments only, so
 	// the WAL holds what the head holds (1 to 3 hours) only when a
-	// compaction cycle spans many segments. A tunnel writes about 2 KB of
-	// WAL an hour (275 samples at about 7 bytes in the writer's batches).
-	// With Prometheus' 128 MiB, segments were cut only at compactions up
-	// to about 30,000 tunnels, and the WAL held 2 to 6 hours; with 2 MiB a
-	// cycle of 2 hours spans about 16 segments at 10,000 tunnels (160 at
-	// 100,000, 3 at 2,000, one below about 600).
+	// compaction cycle spans many segments. With Prometheus' 128 MiB,
+	// segments were cut only at compactions below tens of thousands of
+	// tunnels, and the WAL held up to twice the head; with 2 MiB a
+	// compaction cycle spans many segments at thousands of tunnels
+	// (docs/measurements.md, "WAL size per sample and per tunnel").
 	walSegmentSize = 2 << 20
 	// MetricsPrefix goes before the names of the Prometheus TSDB's own
 	// metrics (prometheus_tsdb_* becomes nodepass_exporter_prometheus_tsdb_*),
@@ -284,7 +283,7 @@ func (db *DB) Stats() Stats {
 // limit largest entries per metric name, label name and label pair. It walks
 // the head's postings, so it costs time in proportion to the series held.
 func (db *DB) HeadStats(limit int) *promtsdb.Stats {
-	return db.db.Head().Stats(labels.MetricName, limit)
+	return db.db.Head().Stats(model.MetricNameLabel, limit)
 }
 
 // Compact runs the TSDB's compaction now: it persists whatever the head

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -390,7 +390,7 @@ func TestWALTruncatedToTheHead(t *testing.T) {
 	}
 	db = openTestDB(t, dir, testNow, opts)
 	got := 0
-	for _, pts := range readSeries(t, db, eqMatcher(labels.MetricName, history.MetricWindowPoints)) {
+	for _, pts := range readSeries(t, db, eqMatcher(model.MetricNameLabel, history.MetricWindowPoints)) {
 		got += len(pts)
 	}
 	if got != want {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -124,7 +125,7 @@ func readOne(t testing.TB, db *DB, s history.Sample) []storedPoint {
 	t.Helper()
 	var b labels.ScratchBuilder
 	want := sampleLabels(&b, &s)
-	all := readSeries(t, db, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, s.Metric))
+	all := readSeries(t, db, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, s.Metric))
 	return all[want.String()]
 }
 

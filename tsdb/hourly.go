@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -120,7 +121,7 @@ func (db *DB) hourlyEndpoints(ctx context.Context, mint, maxt int64) ([]string, 
 	defer q.Close()
 	var out []string
 	for _, metric := range []string{history.MetricHourlyPoints, history.MetricEndpointHourlyPoints} {
-		vals, _, err := q.LabelValues(ctx, LabelEndpoint, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, metric))
+		vals, _, err := q.LabelValues(ctx, LabelEndpoint, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, metric))
 		if err != nil {
 			return nil, fmt.Errorf("hourly endpoints: %w", err)
 		}
@@ -159,7 +160,7 @@ func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string
 	}
 	defer q.Close()
 
-	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, metrics)}
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, metrics)}
 	if endpoint != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint))
 	}
@@ -184,7 +185,7 @@ func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string
 		s := set.At()
 		ls := s.Labels()
 		idx := -1 // points
-		if name := ls.Get(labels.MetricName); name == history.MetricHourlyTraffic || name == history.MetricEndpointHourlyTraffic {
+		if name := ls.Get(model.MetricNameLabel); name == history.MetricHourlyTraffic || name == history.MetricEndpointHourlyTraffic {
 			c, ok := history.CounterOf(ls.Get(LabelProtocol), ls.Get(LabelDirection))
 			if !ok {
 				continue // not one of the four counters; not ours

@@ -2,7 +2,7 @@ package tsdb
 
 import "github.com/nodepass-exporter/nodepass-exporter/history"
 
-// Label names of every series the exporter writes (DESIGN.md, "Names").
+// Label names of every series the exporter writes (docs/design.md, "Names").
 const (
 	LabelEndpoint  = "endpoint"
 	LabelTunnel    = "tunnel"

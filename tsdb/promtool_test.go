@@ -3,13 +3,13 @@ package tsdb
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // TestPromtoolReadsDataDir checks that a data dir written and closed by DB
@@ -17,15 +17,10 @@ import (
 // prometheus package): blocks for `tsdb analyze` and `tsdb list` (merged
 // ones too, whose chunks are joined: rechunk.go), and the Snappy WAL plus
 // the out-of-order WBL for `tsdb dump`, which replays them.
-// Without promtool it is skipped, unless CI is set: then it fails.
+// Skipped under -short and without promtool, unless CI is set: then a
+// missing promtool fails.
 func TestPromtoolReadsDataDir(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("promtool is required when CI is set (apt-get install prometheus): %v", err)
-		}
-		t.Skip("promtool not installed (apt-get install prometheus); set CI to make this a failure")
-	}
+	promtool := testutil.NeedTool(t, "promtool")
 
 	dir := t.TempDir()
 	db, err := Open(dir, nil, nil, Options{Now: func() time.Time { return testNow }})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -196,7 +197,7 @@ func TestMergedBlocksJoinChunks(t *testing.T) {
 		t.Fatalf("no merged block among %d blocks; the test needs one", len(db.db.Blocks()))
 	}
 
-	got := readSeries(t, db, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	got := readSeries(t, db, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	if len(got) != len(want) {
 		t.Errorf("%d series read back, want %d", len(got), len(want))
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -21,7 +22,7 @@ import (
 func (db *DB) Windows(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.WindowRecord, error) {
 	ws := make(history.WindowSet)
 	err := db.selectSamples(ctx, from, to, func(s history.Sample) { ws.Add(s) },
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, windowNames),
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, windowNames),
 		labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint),
 		labels.MustNewMatcher(labels.MatchEqual, LabelTunnel, tunnel))
 	if err != nil {
@@ -35,7 +36,7 @@ func (db *DB) Windows(ctx context.Context, endpoint, tunnel string, from, to tim
 func (db *DB) Host(ctx context.Context, endpoint string, from, to time.Time) ([]history.Host, error) {
 	hs := make(history.HostSet)
 	err := db.selectSamples(ctx, from, to, func(s history.Sample) { hs.Add(s) },
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, hostNames),
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, hostNames),
 		labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint),
 		labels.MustNewMatcher(labels.MatchEqual, LabelTunnel, ""))
 	if err != nil {
@@ -79,7 +80,7 @@ func (db *DB) selectSamples(ctx context.Context, from, to time.Time, fn func(his
 		series := set.At()
 		ls := series.Labels()
 		base := history.Sample{
-			Metric: ls.Get(labels.MetricName), Endpoint: ls.Get(LabelEndpoint), Tunnel: ls.Get(LabelTunnel),
+			Metric: ls.Get(model.MetricNameLabel), Endpoint: ls.Get(LabelEndpoint), Tunnel: ls.Get(LabelTunnel),
 			Service: ls.Get(LabelService), Protocol: ls.Get(LabelProtocol), Direction: ls.Get(LabelDirection),
 		}
 		it = series.Iterator(it)

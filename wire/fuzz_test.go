@@ -72,7 +72,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("Decode modified its input")
 		}
 		var de *DecodeError
-		if err != nil && (!errors.As(err, &de) || !slices.Contains(DecodeReasons(), de.Reason)) {
+		if err != nil && (!errors.As(err, &de) || !slices.Contains(decodeReasons(), de.Reason)) {
 			t.Fatalf("error %#v is not a DecodeError with a known reason", err)
 		}
 		if err != nil && ev.Type != EventUnknown {

@@ -210,7 +210,9 @@ func TestParseRetry(t *testing.T) {
 		if !ok || got != want {
 			t.Errorf("parseRetry(%.20q) = %d, %v; want %d", in, got, ok, want)
 		}
-		if d := time.Duration(got) * time.Millisecond; d < 0 || d > math.MaxInt64 {
+		// got milliseconds fit a Duration (int64 nanoseconds) only up to
+		// MaxInt64/1e6; beyond it the multiplication would wrap.
+		if got < 0 || got > int64(math.MaxInt64/time.Millisecond) {
 			t.Errorf("parseRetry(%.20q) overflows a Duration", in)
 		}
 	}

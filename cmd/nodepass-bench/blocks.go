@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -82,7 +83,7 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err := ir.Series(p.At(), &builder, &metas); err != nil {
 				return err
 			}
-			metric := builder.Labels().Get(labels.MetricName)
+			metric := builder.Labels().Get(model.MetricNameLabel)
 			u := total[metric]
 			if u == nil {
 				u = &usage{}

@@ -316,7 +316,7 @@ func (a *app) sweep(ctx context.Context) error {
 
 // components reports the non-collector parts for /api/status.
 func (a *app) components() []api.ComponentStatus {
-	lastErr, lastSave, failures := a.persist.Status()
+	lastSave, failures, lastErr := a.persist.Status()
 	st := api.ComponentStatus{Name: "state", Healthy: lastErr == nil, State: "ok", Since: lastSave,
 		Detail: map[string]any{"failures": failures, "path": filepath.Join(a.s.tsdbPath, collector.StateFileName)}}
 	if lastErr != nil {

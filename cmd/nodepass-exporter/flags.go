@@ -43,7 +43,7 @@ type settings struct {
 	logLevel       *promslog.Level
 	logFormat      *promslog.Format
 	showVersion    bool
-	// Standard exporter flags (DESIGN.md "Limits and standard flags").
+	// Standard exporter flags (docs/design.md "Limits and standard flags").
 	telemetryPath          string
 	disableExporterMetrics bool
 	enableLifecycle        bool

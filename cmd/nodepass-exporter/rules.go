@@ -65,7 +65,7 @@ func (a *app) plansStage() stage {
 }
 
 // serviceClient resolves a service to the tunnel whose counters are its
-// traffic: its client side (DESIGN.md, "Services").
+// traffic: its client side (docs/design.md, "Services").
 func (a *app) serviceClient(sid string) (plans.Selection, bool) {
 	svc, ok := a.store.Service(sid)
 	if !ok || len(svc.Clients) == 0 {

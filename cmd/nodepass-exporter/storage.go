@@ -118,7 +118,7 @@ func (st *storage) mount(r *mux.Router) { st.query.Register(r) }
 
 // status reports the TSDB writer and remote write for /api/status.
 func (st *storage) status() []api.ComponentStatus {
-	lastErr, at := st.writer.LastError()
+	at, lastErr := st.writer.LastError()
 	w := api.ComponentStatus{Name: "tsdb", Healthy: st.writer.Healthy(), State: "ok", Detail: st.db.Stats()}
 	if !w.Healthy {
 		w.State = "failing"

@@ -1,6 +1,6 @@
 // Package nodepassdash imports the traffic history of a NodePassDash 3.x/4.x
 // SQLite database into the exporter's TSDB as blocks, under the exporter's
-// hourly series (DESIGN.md, "Names"):
+// hourly series (docs/design.md, "Names"):
 //
 //	nodepass_tunnel_hourly_traffic_bytes{endpoint,tunnel,protocol,direction}
 //	nodepass_tunnel_hourly_traffic_total_bytes{endpoint,tunnel,protocol,direction}

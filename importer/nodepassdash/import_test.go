@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
@@ -38,7 +39,7 @@ func readAll(t *testing.T, dir, metric string) map[string]map[int64]float64 {
 	}
 	defer q.Close()
 	out := map[string]map[int64]float64{}
-	set := q.Select(t.Context(), false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, metric))
+	set := q.Select(t.Context(), false, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, metric))
 	for set.Next() {
 		s := set.At()
 		l := s.Labels()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
@@ -19,7 +20,7 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// Metric and label names written by the import (DESIGN.md, "Names").
+// Metric and label names written by the import (docs/design.md, "Names").
 const (
 	MetricTunnelHourly   = history.MetricHourlyTraffic
 	MetricTunnelTotal    = history.MetricHourlyTotal
@@ -54,7 +55,7 @@ func (p *Plan) samples() []sample {
 		t := h.Hour.UnixMilli()
 		for j := range 4 {
 			out = append(out, sample{labels.FromStrings(
-				labels.MetricName, MetricEndpointHourly, labelEndpoint, h.Endpoint,
+				model.MetricNameLabel, MetricEndpointHourly, labelEndpoint, h.Endpoint,
 				labelProtocol, history.CounterLabels[j].Protocol, labelDirection, history.CounterLabels[j].Direction), t, float64(h.Delta[j])})
 		}
 	}
@@ -62,7 +63,7 @@ func (p *Plan) samples() []sample {
 }
 
 func tunnelLabels(name, endpoint, tunnel string, j int) labels.Labels {
-	return labels.FromStrings(labels.MetricName, name, labelEndpoint, endpoint, labelTunnel, tunnel,
+	return labels.FromStrings(model.MetricNameLabel, name, labelEndpoint, endpoint, labelTunnel, tunnel,
 		labelProtocol, history.CounterLabels[j].Protocol, labelDirection, history.CounterLabels[j].Direction)
 }
 
@@ -148,7 +149,7 @@ func readExisting(ctx context.Context, dir string, mint, maxt int64, logger *slo
 // readQuerier adds the timestamps of the import's series in q to out.
 func readQuerier(ctx context.Context, q storage.Querier, out existing) error {
 	for _, name := range []string{MetricTunnelHourly, MetricTunnelTotal, MetricEndpointHourly} {
-		set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name))
+		set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name))
 		for set.Next() {
 			s := set.At()
 			ts := map[int64]struct{}{}

@@ -158,8 +158,8 @@ func (s Settings) String() string {
 // every two hours: without it the runtime keeps up to 1.1 times its heap
 // goal resident, and the goal stays inflated by the compaction's garbage
 // until later collections. It returns how many bytes went back and how
-// long it took (a full collection: about 0.1 s per 100 MB of live heap on
-// one core).
+// long it took: a full collection, whose cost grows with the live heap
+// (docs/measurements.md, "A full garbage collection").
 func Release() (released int64, took time.Duration) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

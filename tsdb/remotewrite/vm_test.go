@@ -38,6 +38,9 @@ type victoriaMetrics struct {
 // Without the binary the test is skipped, unless CI is set: then it fails.
 func startVictoriaMetrics(t *testing.T) *victoriaMetrics {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short runs no external program")
+	}
 	bin := vmBinary
 	if _, err := os.Stat(bin); err != nil {
 		if found, lerr := exec.LookPath("victoria-metrics"); lerr == nil {

@@ -70,7 +70,7 @@ func Capture(t testing.TB, name string) []byte {
 }
 
 // The totals of the fixture README: what a reader that applies the counter
-// rules of DESIGN.md must hold after replaying the recordings. Each call
+// rules of docs/design.md must hold after replaying the recordings. Each call
 // returns a new map.
 
 // TotalsOneStream returns the totals by tunnel after CaptureOne as one

@@ -15,8 +15,9 @@ import (
 // the handler writes the response head itself, hands the socket to the hub
 // and returns. Kept by net/http, every stream would hold its connection
 // state (read and write buffers, the handler's goroutine with its stack,
-// the background reader) for as long as it lasts: 35-65 KiB of memory per
-// client. A taken-over stream holds the socket and a short queue, and no
+// the background reader) for as long as it lasts: tens of KiB of memory
+// per client (docs/measurements.md, "SSE streams: memory per client and
+// the send buffer"). A taken-over stream holds the socket and a short queue, and no
 // goroutine: the ticks write each frame to every socket with a
 // non-blocking write. Only a client whose socket is full at that moment
 // gets a goroutine, which writes its backlog with a deadline as net/http
@@ -33,10 +34,10 @@ import (
 // tick would serve them) stay with net/http (Hub.serveHTTP).
 //
 // The kernel's send buffer of a taken-over socket is bounded
-// (Config.SendBuffer): left to itself, Linux grows it to 4 MiB, which a
-// client that stopped reading fills at the pace of the ticks, about 30
-// minutes for a tunnel stream, before a write would block and the hub
-// could see it fall behind.
+// (Config.SendBuffer): left to itself, Linux grows it to megabytes, which
+// a client that stopped reading fills at the pace of the ticks only after
+// many minutes, before a write would block and the hub could see it fall
+// behind (docs/measurements.md has the figures).
 
 // errWouldBlock reports a socket that takes no more bytes now.
 var errWouldBlock = errors.New("the socket is full")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
 // The takeover over real loopback sockets: these tests run on real time,
@@ -50,19 +52,8 @@ func newSocketServer(t *testing.T, s *fakeState, tune func(*Config), listen func
 		srv.run()
 		ts.Close()
 	})
-	waitFor(t, "Run to start", h.Serving)
+	testutil.WaitFor(t, "Run to start", h.Serving)
 	return srv
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // rawStream is a push stream read over a plain TCP connection.
@@ -142,7 +133,7 @@ func (h *Hub) allClients() []*client {
 func clientOf(t *testing.T, h *Hub, c net.Conn) *client {
 	t.Helper()
 	var found *client
-	waitFor(t, "the stream in the hub", func() bool {
+	testutil.WaitFor(t, "the stream in the hub", func() bool {
 		for _, k := range h.allClients() {
 			if k.conn == nil {
 				continue
@@ -200,7 +191,7 @@ func TestTakenOverSlowClientDropped(t *testing.T) {
 	if n := hub.Dropped(); n != 1 {
 		t.Errorf("%d clients dropped, want the slow one", n)
 	}
-	waitFor(t, "one client", func() bool { return hub.Clients() == 1 })
+	testutil.WaitFor(t, "one client", func() bool { return hub.Clients() == 1 })
 	if !c.isDead() {
 		t.Error("the dropped client's connection is open")
 	}
@@ -228,7 +219,7 @@ func TestTakenOverWriteTimeout(t *testing.T) {
 	if ok, kept := hub.push(c, bigFrame(8<<20)); !ok || !kept {
 		t.Fatal("push refused a frame within the buffer")
 	}
-	waitFor(t, "the stalled client dropped", func() bool { return hub.Clients() == 0 })
+	testutil.WaitFor(t, "the stalled client dropped", func() bool { return hub.Clients() == 0 })
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("dropped after %v, before its write timeout", d)
 	}
@@ -291,7 +282,7 @@ func TestTakenOverRunStops(t *testing.T) {
 		streams = append(streams, dialRaw(t, addr, path, 0))
 	}
 	stalled := dialRaw(t, addr, "/dashboard", 4096)
-	waitFor(t, "four clients", func() bool { return hub.Clients() == 4 })
+	testutil.WaitFor(t, "four clients", func() bool { return hub.Clients() == 4 })
 	c := clientOf(t, hub, stalled.conn)
 	hub.push(c, bigFrame(8<<20))
 	c.conn.mu.Lock()
@@ -328,7 +319,7 @@ func TestTakenOverClientLeaves(t *testing.T) {
 	hub := srv.hub
 	s := dialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 0)
 	s.event(t, time.Second)
-	waitFor(t, "one client", func() bool { return hub.Clients() == 1 })
+	testutil.WaitFor(t, "one client", func() bool { return hub.Clients() == 1 })
 	s.conn.Close()
 	deadline := time.Now().Add(liveness + 2*time.Second)
 	for hub.Clients() != 0 {
@@ -408,8 +399,8 @@ func TestTakenOverKeptFramesIntact(t *testing.T) {
 		defer c.conn.mu.Unlock()
 		return len(c.conn.queue)
 	}
-	waitFor(t, "frames queued behind the stalled write", func() bool { return queued() >= 50 })
-	waitFor(t, "the ticks to reuse their buffers a while", func() bool { return queued() >= 150 })
+	testutil.WaitFor(t, "frames queued behind the stalled write", func() bool { return queued() >= 50 })
+	testutil.WaitFor(t, "the ticks to reuse their buffers a while", func() bool { return queued() >= 150 })
 	tunnels := 0
 	for tunnels < 100 {
 		// Through the bounded send buffer a loaded machine moves a few

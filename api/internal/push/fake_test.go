@@ -225,16 +225,6 @@ func (s *stream) add(ev event) {
 	s.mu.Unlock()
 }
 
-// isEnded reports whether the stream ended.
-func (s *stream) isEnded() bool {
-	select {
-	case <-s.ended:
-		return true
-	default:
-		return false
-	}
-}
-
 // hijackWriter is a ResponseWriter whose connection is taken over: one end
 // of a net.Pipe, which has no descriptor, so the hub writes it from its
 // waiting writer.

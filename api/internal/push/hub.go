@@ -423,9 +423,9 @@ func (h *Hub) Run(ctx context.Context) error {
 // streams, finds their clients that went away, and collects garbage once
 // after a storm of new streams.
 //
-// Each new stream leaves about 16 KiB of garbage from its handshake (8 KiB
-// of it net/http's connection buffers, which the hijack hands over), ten
-// times what the stream then keeps. When thousands of clients connect at
+// Each new stream leaves garbage from its handshake (net/http's connection
+// buffers among it, which the hijack hands over), many times what the
+// stream then keeps. When thousands of clients connect at
 // once (a restart of the exporter or of a proxy in front of it), a
 // collection that runs during the storm counts the handshakes under way as
 // live and sets the heap goal, which the resident memory follows, from
@@ -434,8 +434,8 @@ func (h *Hub) Run(ctx context.Context) error {
 // slowly. So after at least Config.Storm new streams since the last time,
 // at the first upkeep period without a new stream, the hub runs a
 // collection and returns the free pages at once (Config.Release, as after
-// a TSDB compaction: 10-25 ms at 10,000 tunnels). docs/benchmarks-notes.md
-// has the figures.
+// a TSDB compaction). docs/measurements.md ("SSE streams") and
+// docs/benchmarks-notes.md have the figures.
 func (h *Hub) upkeep() func(context.Context) {
 	nextBeat := time.Now().Add(h.cfg.Heartbeat)
 	buf := make([]byte, 512)

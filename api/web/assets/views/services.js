@@ -12,7 +12,7 @@ const sum = (c) => (c === null || c === undefined ? null : typeof c === "number"
   : c.total !== undefined ? c.total : (c.tcpRx || 0) + (c.tcpTx || 0) + (c.udpRx || 0) + (c.udpTx || 0));
 
 // member and service read the REST answer tolerantly: the names in
-// DESIGN.md are fixed, the inner shape of a member is not.
+// docs/design.md are fixed, the inner shape of a member is not.
 function member(m, side) {
   return {
     side: m.side || side || m.type || "",
