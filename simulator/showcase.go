@@ -47,3 +47,16 @@ func (m *Master) showcase() {
 func (c Counters) mirrored() Counters {
 	return Counters{TCPRx: c.TCPTx, TCPTx: c.TCPRx, UDPRx: c.UDPTx, UDPTx: c.UDPRx}
 }
+
+// ServicePair returns the service of the showcase (Options.Showcase): its
+// sid and the id of its client side, whose counters are the service's
+// traffic. ok is false without a showcase pair.
+func (m *Master) ServicePair() (sid, clientID string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.opts.Showcase || len(m.tunnels) < 4 {
+		return "", "", false
+	}
+	cli := m.tunnels[1]
+	return cli.peerSID, cli.id, cli.peerSID != ""
+}

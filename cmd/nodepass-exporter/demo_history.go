@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
@@ -65,6 +67,29 @@ func writeDemoHistory(ctx context.Context, dir string, span time.Duration, opts 
 	}
 	tunnels := map[string]*state{}
 	var batch []history.Sample
+	// The endpoint's and the service pair's hourly aggregates, as the
+	// collector writes them at hour close (hourly_aggregate.go).
+	type hourSum struct {
+		traffic history.Counters
+		points  uint64
+	}
+	endpointHours, serviceHours := map[int64]*hourSum{}, map[int64]*hourSum{}
+	sid, clientID, pair := simulator.New(opts).ServicePair()
+	sum := func(hours map[int64]*hourSum, smp history.Sample) {
+		h := hours[smp.T]
+		if h == nil {
+			h = &hourSum{}
+			hours[smp.T] = h
+		}
+		switch smp.Metric {
+		case history.MetricHourlyTraffic:
+			if c, ok := history.CounterOf(smp.Protocol, smp.Direction); ok {
+				h.traffic[c] += uint64(smp.V)
+			}
+		case history.MetricHourlyPoints:
+			h.points += uint64(smp.V)
+		}
+	}
 	var addErr error
 	flush := func(min int) {
 		if addErr == nil && len(batch) >= min {
@@ -83,7 +108,14 @@ func writeDemoHistory(ctx context.Context, dir string, span time.Duration, opts 
 			ms := p.T.UnixMilli()
 			delta := history.Counters{p.Traffic.TCPRx, p.Traffic.TCPTx, p.Traffic.UDPRx, p.Traffic.UDPTx}
 			st.totals.Add(delta)
+			n := len(batch)
 			batch = st.h.Roll(ms, demoEndpoint, id, batch)
+			for _, smp := range batch[n:] {
+				sum(endpointHours, smp)
+				if pair && id == clientID {
+					sum(serviceHours, smp)
+				}
+			}
 			st.w.AddTraffic(delta)
 			st.w.AddPoint(history.Point{T: ms, Ping: p.Ping, Pool: p.Pool, TCPs: p.TCPs, UDPs: p.UDPs, Up: p.Up})
 			st.h.Add(ms, delta, st.totals, true)
@@ -99,6 +131,20 @@ func writeDemoHistory(ctx context.Context, dir string, span time.Duration, opts 
 		})
 	// The open hour and the partial windows are left out: the live demo
 	// goes on from here, and its first hour must be its own.
+	for _, hour := range slices.Sorted(maps.Keys(endpointHours)) {
+		h := endpointHours[hour]
+		for i, l := range history.CounterLabels {
+			batch = append(batch, history.Sample{Metric: history.MetricEndpointHourlyTraffic, Endpoint: demoEndpoint,
+				Protocol: l.Protocol, Direction: l.Direction, T: hour, V: float64(h.traffic[i])})
+		}
+		batch = append(batch, history.Sample{Metric: history.MetricEndpointHourlyPoints, Endpoint: demoEndpoint, T: hour, V: float64(h.points)})
+		if sh := serviceHours[hour]; sh != nil {
+			for i, l := range history.CounterLabels {
+				batch = append(batch, history.Sample{Metric: history.MetricServiceHourlyTraffic, Service: sid,
+					Protocol: l.Protocol, Direction: l.Direction, T: hour, V: float64(sh.traffic[i])})
+			}
+		}
+	}
 	flush(1)
 	if addErr != nil {
 		_ = bf.Close()

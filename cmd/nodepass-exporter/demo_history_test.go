@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/tsdb"
@@ -81,6 +85,38 @@ func TestDemoHistoryFillsEmptyDir(t *testing.T) {
 	if srv.Sum() == 0 || srv[history.TCPRx] != cli[history.TCPTx] || srv[history.TCPTx] != cli[history.TCPRx] || srv[history.UDPRx] != cli[history.UDPTx] {
 		t.Errorf("pair does not mirror: server %v, client %v", srv, cli)
 	}
+	// The aggregates the collector writes at hour close are in the past
+	// too: the endpoint's hour equals its tunnels' hours, and the service's
+	// its client side's, hour by hour.
+	tunnelHours := map[int64]history.Counters{}
+	for _, id := range ids {
+		hours, err := db.HourlyTraffic(ctx, "demo", id, from, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hours {
+			tunnelHours[h.Hour.UnixMilli()] = addCounters(tunnelHours[h.Hour.UnixMilli()], h.Traffic)
+		}
+	}
+	clientHours, err := db.HourlyTraffic(ctx, "demo", ids[1], from, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggregates := readAggregates(t, db, from, now)
+	if len(aggregates[history.MetricEndpointHourlyTraffic]) != 6 || len(aggregates[history.MetricServiceHourlyTraffic]) != 6 {
+		t.Errorf("aggregate hours: endpoint %d, service %d, want 6 each",
+			len(aggregates[history.MetricEndpointHourlyTraffic]), len(aggregates[history.MetricServiceHourlyTraffic]))
+	}
+	for hour, c := range aggregates[history.MetricEndpointHourlyTraffic] {
+		if c != tunnelHours[hour] {
+			t.Errorf("endpoint hour %d: %v, tunnels %v", hour, c, tunnelHours[hour])
+		}
+	}
+	for _, h := range clientHours {
+		if got := aggregates[history.MetricServiceHourlyTraffic][h.Hour.UnixMilli()]; got != h.Traffic {
+			t.Errorf("service hour %s: %v, client %v", h.Hour, got, h.Traffic)
+		}
+	}
 	host, err := db.Host(ctx, "demo", from, now.Add(time.Second))
 	if err != nil || len(host) != 6*3600/30 {
 		t.Errorf("host readings %d (err %v), want %d", len(host), err, 6*3600/30)
@@ -116,4 +152,40 @@ func TestDemoHistoryLeavesDataAlone(t *testing.T) {
 func addCounters(a, b history.Counters) history.Counters {
 	a.Add(b)
 	return a
+}
+
+// readAggregates reads the endpoint and service hourly traffic series, by
+// metric name and hour start.
+func readAggregates(t *testing.T, db *tsdb.DB, from, to time.Time) map[string]map[int64]history.Counters {
+	t.Helper()
+	q, err := db.Querier(from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := map[string]map[int64]history.Counters{}
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel,
+		history.MetricEndpointHourlyTraffic+"|"+history.MetricServiceHourlyTraffic))
+	for set.Next() {
+		ls := set.At().Labels()
+		name := ls.Get(model.MetricNameLabel)
+		c, ok := history.CounterOf(ls.Get("protocol"), ls.Get("direction"))
+		if !ok {
+			t.Fatalf("series %s", ls)
+		}
+		if out[name] == nil {
+			out[name] = map[int64]history.Counters{}
+		}
+		it := set.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			ts, v := it.At()
+			h := out[name][ts]
+			h[c] += uint64(v)
+			out[name][ts] = h
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
