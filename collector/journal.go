@@ -97,11 +97,19 @@ type dirtyTake struct {
 	tail    uint64
 	tunnels int
 	names   []string
+	// known holds the endpoints known at the take. A frame says an
+	// endpoint is known only if it was at the take: it is made known after
+	// all its listed tunnels were applied, so they are all in this frame or
+	// an earlier one. (Known later, a tunnel applied after the take would
+	// be missing from the frame, and after a crash it would count as new
+	// traffic on a known master.)
+	known map[string]bool
 }
 
 // journalWriter encodes one frame of the journal. Its buffers are reused
 // from save to save; it is used by one save at a time.
 type journalWriter struct {
+	known  map[string]bool // the take's (dirtyTake.known)
 	buf    []byte
 	cutOf  []uint64 // the outbox tail at the copy of list[i]
 	recs   []stateTunnel
@@ -126,6 +134,7 @@ type journalWriter struct {
 // slice has both.
 func (jw *journalWriter) frame(s *Store, take *dirtyTake, scanFrom uint64, snap *snapshotWriter, savedAt time.Time) ([]byte, error) {
 	list := take.list
+	jw.known = take.known
 	jw.cutOf = slices.Grow(jw.cutOf[:0], len(list))[:len(list)]
 	b := append(jw.buf[:0], make([]byte, frameHeader)...)
 	b = append(b, `{"savedAt":`...)
@@ -241,7 +250,7 @@ func (jw *journalWriter) endpoint(b []byte, s *Store, name string, list []dirtyI
 		e := s.endpointOrRemovedLocked(name)
 		if e != nil {
 			if first {
-				meta = stateEndpoint{Name: name, Known: e.known, LastContact: e.lastContact, RemovedAt: e.removedAt, HourlyThrough: e.hourlyThrough}
+				meta = stateEndpoint{Name: name, Known: e.known && jw.known[name], LastContact: e.lastContact, RemovedAt: e.removedAt, HourlyThrough: e.hourlyThrough}
 			}
 			for _, d := range list[i:j] {
 				if t := e.tunnels[d.id]; t != nil {

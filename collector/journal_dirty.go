@@ -69,11 +69,14 @@ func (s *Store) takeDirty(names []string) *dirtyTake {
 	d.on = true
 	take := &dirtyTake{list: d.list, all: d.all, tail: outboxTail(s.outbox), names: s.snapshotNamesLocked(names[:0])}
 	d.list, d.spare, d.all = d.spare[:0], nil, false
-	for _, e := range s.endpoints {
+	take.known = make(map[string]bool, len(s.endpoints)+len(s.removed))
+	for name, e := range s.endpoints {
 		take.tunnels += len(e.ids)
+		take.known[name] = e.known
 	}
-	for _, e := range s.removed {
+	for name, e := range s.removed {
 		take.tunnels += len(e.ids)
+		take.known[name] = e.known
 	}
 	s.mu.Unlock()
 	slices.SortFunc(take.list, compareDirty)
