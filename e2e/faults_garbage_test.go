@@ -355,13 +355,17 @@ func TestFaultMasterGarbage(t *testing.T) {
 	})
 	elapsed := time.Since(start)
 	t.Run("retry", func(t *testing.T) {
-		// retry: 0 is raised to the 1 s floor (±20 %): no hot loop.
-		if n, most := masters["retry0"].requests.Load(), int64(elapsed/(800*time.Millisecond))+2; n < 2 || n > most {
-			t.Errorf("retry: 0 master got %d connects in %s, want 2..%d", n, elapsed.Round(time.Millisecond), most)
-		}
-		// retry: 10^12 ms is capped at the 60 s ceiling: one connect only.
-		if n := masters["retryhuge"].requests.Load(); n != 1 {
-			t.Errorf("retry: 10^12 master got %d connects in %s, want 1", n, elapsed.Round(time.Millisecond))
+		// Both masters send one good event and end the stream: a stream
+		// that ended is retried at least once a second (DESIGN.md, round
+		// 2: every second of delay after a master restart is traffic
+		// lost), between half a second and a second after it ended,
+		// whatever the master's retry: asks. retry: 0 makes no hot loop,
+		// and retry: 10^12 ms does not keep the exporter away.
+		for _, name := range []string{"retry0", "retryhuge"} {
+			least, most := int64(elapsed/(2*time.Second)), int64(elapsed/(500*time.Millisecond))+2
+			if n := masters[name].requests.Load(); n < least || n > most {
+				t.Errorf("%s master got %d connects in %s, want %d..%d", name, n, elapsed.Round(time.Millisecond), least, most)
+			}
 		}
 		// A redirect is never followed: one request per connect attempt,
 		// and attempts back off.
