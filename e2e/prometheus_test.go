@@ -158,6 +158,40 @@ func startPrometheus(t *testing.T, target string) string {
 	return base
 }
 
+// exampleTargetLabels returns the labels examples/prometheus.yml gives the
+// exporter's target in its static_configs entry (Prometheus stores them on
+// every series it scrapes, beside instance and job).
+func exampleTargetLabels(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../examples/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("examples/prometheus.yml: %v", err)
+	}
+	out := map[string]string{}
+	for _, sc := range cfg.ScrapeConfigs {
+		if sc.JobName != "nodepass-exporter" {
+			continue
+		}
+		for _, st := range sc.StaticConfigs {
+			for k, v := range st.Labels {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
 // TestPrometheusScrapesExporter has Debian's Prometheus 2.42 scrape the
 // exporter with examples/prometheus.yml and the rules of dashboards/rules:
 // once the simulated traffic stops, every traffic total Prometheus stored
@@ -178,6 +212,7 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startPrometheus(t, e.addr)
+	targetLabels := exampleTargetLabels(t)
 	waitUntil(t, 30*time.Second, "the first scrape", func() bool {
 		return len(instantQuery(t, base, `up{job="nodepass-exporter"} == 1`, time.Now())) == 1
 	})
@@ -198,12 +233,27 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 	for {
 		stored = map[string]float64{}
 		for k, v := range instantQuery(t, base, "nodepass_tunnel_traffic_bytes_total", time.Now()) {
+			// Prometheus adds the target's labels (instance, job and the
+			// config's static labels, which the down alert selects by):
+			// each must be there with the config's value, and the rest
+			// must be exactly what the exporter serves.
 			labels := map[string]string{}
+			seen := 0
 			for _, kv := range strings.Split(k, ",") {
 				name, value, _ := strings.Cut(kv, "=")
+				if want, ok := targetLabels[name]; ok {
+					if value != want {
+						t.Fatalf("Prometheus stored %s with %s=%q, the config gives %q", k, name, value, want)
+					}
+					seen++
+					continue
+				}
 				if name != "__name__" && name != "instance" && name != "job" {
 					labels[name] = value
 				}
+			}
+			if seen != len(targetLabels) {
+				t.Fatalf("Prometheus stored %s without the config's target labels %v", k, targetLabels)
 			}
 			stored[seriesKey("nodepass_tunnel_traffic_bytes_total", labels)], _ = strconv.ParseFloat(v, 64)
 		}
