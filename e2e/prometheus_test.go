@@ -450,10 +450,18 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	hourStart := time.Now().UTC().Truncate(time.Hour)
 	clock := virtualClock{anchor: time.Now(), start: hourStart.Add(-4 * time.Minute), speed: 60}
+	// Showcase: the first two tunnels are a service pair, for the service
+	// panels.
 	sim := startSim(t, simulator.Options{Tunnels: 6, Seed: 31, ReportInterval: 200 * time.Millisecond,
-		IdleFraction: -1, LogRate: -1, MeanBytes: 100_000, SubscriberBuffer: 100_000, Clock: clock.now})
-	e := startExporter(t, []string{clock.env()}, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile,
-		"--nodepass.name=sim", "--storage.tsdb.path="+t.TempDir(), "--nodepass.report-interval=1m", "--history.window-points=5")
+		IdleFraction: -1, LogRate: -1, MeanBytes: 100_000, SubscriberBuffer: 100_000, Clock: clock.now, Showcase: true})
+	// One plan on the simulated master, for the plans dashboard (plans
+	// come from the configuration file only).
+	const plan = "sim-monthly"
+	cfgFile := filepath.Join(t.TempDir(), "masters.yml")
+	mustWrite(t, cfgFile, fmt.Sprintf("endpoints:\n  - {name: sim, url: %q, api_key_file: %q, report_interval: 1m}\n"+
+		"plans:\n  - {name: %s, match: {endpoint: sim}, cycle_start_day: 1, quota: 1TiB, count: sum}\n", sim.baseURL(), sim.keyFile, plan))
+	e := startExporter(t, []string{clock.env()}, "--config.file="+cfgFile,
+		"--storage.tsdb.path="+t.TempDir(), "--nodepass.report-interval=1m", "--history.window-points=5")
 	prom := startPrometheus(t, e.addr)
 
 	var tunnel, alias string
@@ -467,9 +475,14 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	hist := e.url("")
 	sel := fmt.Sprintf(`{endpoint="sim",tunnel=%q}`, tunnel)
-	waitUntil(t, 60*time.Second, "a closed hour and windows of the tunnel in the TSDB, and 10 scrapes with rules", func() bool {
+	// The tunnel's hour is written at its first event after the hour
+	// closes, the endpoint's and the service's aggregates at the next
+	// sweep (every 5 s of real time): wait for all three.
+	waitUntil(t, 60*time.Second, "a closed hour (tunnel, endpoint and service) and windows of the tunnel in the TSDB, and 10 scrapes with rules", func() bool {
 		now := clock.now()
 		return len(instantQuery(t, hist, "last_over_time(nodepass_tunnel_hourly_traffic_bytes"+sel+"[2h])", now)) == 4 &&
+			len(instantQuery(t, hist, `last_over_time(nodepass_endpoint_hourly_traffic_bytes{endpoint="sim"}[2h])`, now)) == 4 &&
+			len(instantQuery(t, hist, "last_over_time(nodepass_service_hourly_traffic_bytes[2h])", now)) > 0 &&
 			len(instantQuery(t, hist, "nodepass_tunnel_window_points"+sel, now)) == 1 &&
 			len(instantQuery(t, prom, `count_over_time(up{job="nodepass-exporter"}[1m]) >= 10`, time.Now())) == 1 &&
 			len(instantQuery(t, prom, "endpoint:nodepass_tunnel_traffic_bytes:rate5m", time.Now())) == 1
@@ -514,7 +527,21 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			"$__rate_interval", promDuration(rateInterval), "$__interval", promDuration(step), "$__range", promDuration(window),
 		).Replace(q.Expr)
 		if q.Variable {
-			checkVariable(t, q, base, expr, now, tunnel, alias)
+			// The option each variable must offer: job and instance are
+			// the labels Prometheus gives the target (the example's job
+			// name, the scraped address), the others the exporter's own.
+			want := map[string]string{
+				"variable job":      "nodepass-exporter\x00nodepass-exporter",
+				"variable instance": e.addr + "\x00" + e.addr,
+				"variable endpoint": "sim\x00sim",
+				"variable tunnel":   tunnel + "\x00" + alias,
+				"variable plan":     plan + "\x00" + plan,
+			}[q.Panel]
+			if want == "" {
+				t.Errorf("%s: a variable this test does not know: add the option it must offer", q)
+				continue
+			}
+			checkVariable(t, q, base, expr, now, want)
 			ran[q.File]++
 			continue
 		}
@@ -568,9 +595,8 @@ func hasFiniteValue(series []promSeries) bool {
 }
 
 // checkVariable runs a template variable's query as Grafana does and
-// checks that the options it yields hold the simulated master or the
-// chosen tunnel.
-func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time.Time, tunnel, alias string) {
+// checks that the options it yields hold want ("value\x00text").
+func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time.Time, want string) {
 	t.Helper()
 	var options []string // "value\x00text"
 	switch {
@@ -625,7 +651,6 @@ func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time
 		t.Errorf("%s: not a label_values or query_result query", q)
 		return
 	}
-	want := map[string]string{"variable endpoint": "sim\x00sim", "variable tunnel": tunnel + "\x00" + alias}[q.Panel]
 	for _, o := range options {
 		if o == want {
 			return
