@@ -384,6 +384,22 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	return resp, nil
 }
 
+// maxDrain bounds what drainClose reads of an answer's unread rest.
+const maxDrain = 64 << 10
+
+// drainClose reads the rest of an answer that was decoded (the JSON
+// decoder stops at the end of the value, before the body's EOF), up to
+// maxDrain, and closes it. A body closed before its EOF closes the
+// connection; drained, it goes back to the pool, and the next /info or
+// /instances request reuses it instead of dialing again. Without it,
+// whether a master keeps an idle connection depended on how the last
+// read happened to end, so the exporter's connections and goroutines
+// stepped up at the first /info poll after a connect.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	_ = body.Close()
+}
+
 // maxSnippet bounds the part of an error body kept for logs and status.
 const maxSnippet = 200
 
