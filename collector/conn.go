@@ -225,6 +225,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 	)
 	defer watchdog.Stop()
 	silence := 3 * c.cfg.ReportInterval
+	progressed, appliedAtTick := time.Now(), 0 // see the watchdog below
 	finish := func(err error) (bool, error) {
 		cancel(err)
 		resp.Body.Close()
@@ -260,8 +261,22 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 		case ids := <-listed:
 			c.store.Resync(c.cfg.Name, ids)
 		case <-watchdog.C:
+			// Silence is measured from the later of the last frame read
+			// and the last tick that saw events applied, and never while
+			// events wait in the queue: those prove the stream alive, the
+			// exporter is behind, not the master silent. Measured from the
+			// last frame read alone, a Store busy for longer than the
+			// silence (a loaded machine) filled the queue, the reader
+			// waited for a buffer and stopped stamping frames, and every
+			// master was reconnected at once when the Store was free.
+			if events != appliedAtTick {
+				appliedAtTick, progressed = events, time.Now()
+			}
 			last := time.Unix(0, c.lastFrame.Load())
-			if time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
+			if progressed.After(last) {
+				last = progressed
+			}
+			if c.queued.Load() == 0 && time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
 				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
 			}
 		}
