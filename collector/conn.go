@@ -225,6 +225,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 	)
 	defer watchdog.Stop()
 	silence := 3 * c.cfg.ReportInterval
+	progressed, appliedAtTick := time.Now(), 0 // see the watchdog below
 	finish := func(err error) (bool, error) {
 		cancel(err)
 		resp.Body.Close()
@@ -260,8 +261,22 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 		case ids := <-listed:
 			c.store.Resync(c.cfg.Name, ids)
 		case <-watchdog.C:
+			// Silence is measured from the later of the last frame read
+			// and the last tick that saw events applied, and never while
+			// events wait in the queue: those prove the stream alive, the
+			// exporter is behind, not the master silent. Measured from the
+			// last frame read alone, a Store busy for longer than the
+			// silence (a loaded machine) filled the queue, the reader
+			// waited for a buffer and stopped stamping frames, and every
+			// master was reconnected at once when the Store was free.
+			if events != appliedAtTick {
+				appliedAtTick, progressed = events, time.Now()
+			}
 			last := time.Unix(0, c.lastFrame.Load())
-			if time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
+			if progressed.After(last) {
+				last = progressed
+			}
+			if c.queued.Load() == 0 && time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
 				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
 			}
 		}
@@ -382,6 +397,22 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 		return nil, fmt.Errorf("GET %s: content type %q: %w", path, ct, ErrNotSSE)
 	}
 	return resp, nil
+}
+
+// maxDrain bounds what drainClose reads of an answer's unread rest.
+const maxDrain = 64 << 10
+
+// drainClose reads the rest of an answer that was decoded (the JSON
+// decoder stops at the end of the value, before the body's EOF), up to
+// maxDrain, and closes it. A body closed before its EOF closes the
+// connection; drained, it goes back to the pool, and the next /info or
+// /instances request reuses it instead of dialing again. Without it,
+// whether a master keeps an idle connection depended on how the last
+// read happened to end, so the exporter's connections and goroutines
+// stepped up at the first /info poll after a connect.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	_ = body.Close()
 }
 
 // maxSnippet bounds the part of an error body kept for logs and status.

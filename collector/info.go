@@ -39,7 +39,7 @@ func (c *Conn) fetchInfo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	info, err := wire.DecodeInfo(resp.Body)
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func (c *Conn) fetchInstanceIDs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	return decodeInstanceIDs(io.LimitReader(resp.Body, maxInstancesBytes))
 }
 
@@ -93,7 +93,7 @@ func (c *Conn) connectInfo(ctx context.Context) {
 		c.logger.Warn("cannot read master info at connect; a backwards counter counts as restored", "err", err)
 		return
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	in, err := wire.DecodeInfo(resp.Body)
 	if err != nil {
 		c.logger.Warn("cannot read master info at connect; a backwards counter counts as restored", "err", err)

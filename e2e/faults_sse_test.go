@@ -106,7 +106,8 @@ func TestFaultSSEClients(t *testing.T) {
 	const tunnels = 100
 	sim, e := startSimExporter(t, []string{"GOGC=25"}, simulator.Options{
 		Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: 0.2, SubscriberBuffer: 100_000,
-	}, "--nodepass.report-interval=10s", "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms")
+	}, "--nodepass.report-interval=10s", "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
+		"--web.max-connections=4000") // 2,000 clients plus the test's own requests: above the default cap of 512
 	ids := tunnelIDs(sim)
 	lastID := ids[len(ids)-1]
 	paths := []string{"/api/memory/sse/dashboard"}

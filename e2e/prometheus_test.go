@@ -74,7 +74,8 @@ func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMi
 
 // startPrometheus runs Debian's Prometheus on loopback with
 // examples/prometheus.yml, its target replaced by target and its intervals
-// shortened (scrapes every 1 s, rules every 1.3 s), and the rule files of
+// shortened (scrapes every 1 s, rules every 1.3 s, also in groups with an
+// interval of their own), and the rule files of
 // dashboards/rules. promtool check
 // config passes on the result first. It returns the API base URL.
 func startPrometheus(t *testing.T, target string) string {
@@ -120,6 +121,24 @@ func startPrometheus(t *testing.T, target string) string {
 		if err != nil {
 			t.Fatalf("examples/prometheus.yml names %s, which dashboards/ lacks: %v", rf, err)
 		}
+		// A group's own interval (the anomaly alert's 5m) is shortened
+		// like the global one: Prometheus evaluates such a group first at
+		// a slot up to a whole interval after it starts.
+		var rules map[string]any
+		if err := yaml.Unmarshal(b, &rules); err != nil {
+			t.Fatalf("%s: %v", rf, err)
+		}
+		shortened := false
+		for _, g := range rules["groups"].([]any) {
+			if g := g.(map[string]any); g["interval"] != nil {
+				g["interval"], shortened = global["evaluation_interval"], true
+			}
+		}
+		if shortened {
+			if b, err = yaml.Marshal(rules); err != nil {
+				t.Fatal(err)
+			}
+		}
 		mustWrite(t, filepath.Join(dir, rf.(string)), string(b))
 	}
 	out, err := yaml.Marshal(cfg)
@@ -159,6 +178,40 @@ func startPrometheus(t *testing.T, target string) string {
 	return base
 }
 
+// exampleTargetLabels returns the labels examples/prometheus.yml gives the
+// exporter's target in its static_configs entry (Prometheus stores them on
+// every series it scrapes, beside instance and job).
+func exampleTargetLabels(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../examples/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("examples/prometheus.yml: %v", err)
+	}
+	out := map[string]string{}
+	for _, sc := range cfg.ScrapeConfigs {
+		if sc.JobName != "nodepass-exporter" {
+			continue
+		}
+		for _, st := range sc.StaticConfigs {
+			for k, v := range st.Labels {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
 // TestPrometheusScrapesExporter has Debian's Prometheus 2.42 scrape the
 // exporter with examples/prometheus.yml and the rules of dashboards/rules:
 // once the simulated traffic stops, every traffic total Prometheus stored
@@ -179,6 +232,7 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startPrometheus(t, e.addr)
+	targetLabels := exampleTargetLabels(t)
 	waitUntil(t, 30*time.Second, "the first scrape", func() bool {
 		return len(instantQuery(t, base, `up{job="nodepass-exporter"} == 1`, time.Now())) == 1
 	})
@@ -199,12 +253,27 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 	for {
 		stored = map[string]float64{}
 		for k, v := range instantQuery(t, base, "nodepass_tunnel_traffic_bytes_total", time.Now()) {
+			// Prometheus adds the target's labels (instance, job and the
+			// config's static labels, which the down alert selects by):
+			// each must be there with the config's value, and the rest
+			// must be exactly what the exporter serves.
 			labels := map[string]string{}
+			seen := 0
 			for _, kv := range strings.Split(k, ",") {
 				name, value, _ := strings.Cut(kv, "=")
+				if want, ok := targetLabels[name]; ok {
+					if value != want {
+						t.Fatalf("Prometheus stored %s with %s=%q, the config gives %q", k, name, value, want)
+					}
+					seen++
+					continue
+				}
 				if name != "__name__" && name != "instance" && name != "job" {
 					labels[name] = value
 				}
+			}
+			if seen != len(targetLabels) {
+				t.Fatalf("Prometheus stored %s without the config's target labels %v", k, targetLabels)
 			}
 			stored[seriesKey("nodepass_tunnel_traffic_bytes_total", labels)], _ = strconv.ParseFloat(v, 64)
 		}
@@ -382,10 +451,18 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	hourStart := time.Now().UTC().Truncate(time.Hour)
 	clock := virtualClock{anchor: time.Now(), start: hourStart.Add(-4 * time.Minute), speed: 60}
+	// Showcase: the first two tunnels are a service pair, for the service
+	// panels.
 	sim := startSim(t, simulator.Options{Tunnels: 6, Seed: 31, ReportInterval: 200 * time.Millisecond,
-		IdleFraction: -1, LogRate: -1, MeanBytes: 100_000, SubscriberBuffer: 100_000, Clock: clock.now})
-	e := startExporter(t, []string{clock.env()}, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile,
-		"--nodepass.name=sim", "--storage.tsdb.path="+t.TempDir(), "--nodepass.report-interval=1m", "--history.window-points=5")
+		IdleFraction: -1, LogRate: -1, MeanBytes: 100_000, SubscriberBuffer: 100_000, Clock: clock.now, Showcase: true})
+	// One plan on the simulated master, for the plans dashboard (plans
+	// come from the configuration file only).
+	const plan = "sim-monthly"
+	cfgFile := filepath.Join(t.TempDir(), "masters.yml")
+	mustWrite(t, cfgFile, fmt.Sprintf("endpoints:\n  - {name: sim, url: %q, api_key_file: %q, report_interval: 1m}\n"+
+		"plans:\n  - {name: %s, match: {endpoint: sim}, cycle_start_day: 1, quota: 1TiB, count: sum}\n", sim.baseURL(), sim.keyFile, plan))
+	e := startExporter(t, []string{clock.env()}, "--config.file="+cfgFile,
+		"--storage.tsdb.path="+t.TempDir(), "--nodepass.report-interval=1m", "--history.window-points=5")
 	prom := startPrometheus(t, e.addr)
 
 	var tunnel, alias string
@@ -399,9 +476,14 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	hist := e.url("")
 	sel := fmt.Sprintf(`{endpoint="sim",tunnel=%q}`, tunnel)
-	waitUntil(t, 60*time.Second, "a closed hour and windows of the tunnel in the TSDB, and 10 scrapes with rules", func() bool {
+	// The tunnel's hour is written at its first event after the hour
+	// closes, the endpoint's and the service's aggregates at the next
+	// sweep (every 5 s of real time): wait for all three.
+	waitUntil(t, 60*time.Second, "a closed hour (tunnel, endpoint and service) and windows of the tunnel in the TSDB, and 10 scrapes with rules", func() bool {
 		now := clock.now()
 		return len(instantQuery(t, hist, "last_over_time(nodepass_tunnel_hourly_traffic_bytes"+sel+"[2h])", now)) == 4 &&
+			len(instantQuery(t, hist, `last_over_time(nodepass_endpoint_hourly_traffic_bytes{endpoint="sim"}[2h])`, now)) == 4 &&
+			len(instantQuery(t, hist, "last_over_time(nodepass_service_hourly_traffic_bytes[2h])", now)) > 0 &&
 			len(instantQuery(t, hist, "nodepass_tunnel_window_points"+sel, now)) == 1 &&
 			len(instantQuery(t, prom, `count_over_time(up{job="nodepass-exporter"}[1m]) >= 10`, time.Now())) == 1 &&
 			len(instantQuery(t, prom, "endpoint:nodepass_tunnel_traffic_bytes:rate5m", time.Now())) == 1
@@ -446,7 +528,21 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			"$__rate_interval", promDuration(rateInterval), "$__interval", promDuration(step), "$__range", promDuration(window),
 		).Replace(q.Expr)
 		if q.Variable {
-			checkVariable(t, q, base, expr, now, tunnel, alias)
+			// The option each variable must offer: job and instance are
+			// the labels Prometheus gives the target (the example's job
+			// name, the scraped address), the others the exporter's own.
+			want := map[string]string{
+				"variable job":      "nodepass-exporter\x00nodepass-exporter",
+				"variable instance": e.addr + "\x00" + e.addr,
+				"variable endpoint": "sim\x00sim",
+				"variable tunnel":   tunnel + "\x00" + alias,
+				"variable plan":     plan + "\x00" + plan,
+			}[q.Panel]
+			if want == "" {
+				t.Errorf("%s: a variable this test does not know: add the option it must offer", q)
+				continue
+			}
+			checkVariable(t, q, base, expr, now, want)
 			ran[q.File]++
 			continue
 		}
@@ -500,9 +596,8 @@ func hasFiniteValue(series []promSeries) bool {
 }
 
 // checkVariable runs a template variable's query as Grafana does and
-// checks that the options it yields hold the simulated master or the
-// chosen tunnel.
-func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time.Time, tunnel, alias string) {
+// checks that the options it yields hold want ("value\x00text").
+func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time.Time, want string) {
 	t.Helper()
 	var options []string // "value\x00text"
 	switch {
@@ -557,7 +652,6 @@ func checkVariable(t *testing.T, q dashboards.Query, base, expr string, now time
 		t.Errorf("%s: not a label_values or query_result query", q)
 		return
 	}
-	want := map[string]string{"variable endpoint": "sim\x00sim", "variable tunnel": tunnel + "\x00" + alias}[q.Panel]
 	for _, o := range options {
 		if o == want {
 			return
