@@ -64,6 +64,11 @@ func (s *Store) Apply(name string, ev *wire.Event) error {
 
 	nowMs := now.UnixMilli()
 	t := e.lookup(in.ID)
+	// Whether the master's list was known before this event: the event
+	// that completes the list (its last awaited tunnel) makes the master
+	// known, but that tunnel was listed, so it is not one created since
+	// the last contact.
+	known := e.known
 	if e.pending != nil || (ev.Type == wire.EventDelete && e.awaitList) {
 		e.observed(string(in.ID), ev.Type == wire.EventDelete)
 	}
@@ -75,7 +80,7 @@ func (s *Store) Apply(name string, ev *wire.Event) error {
 			return nil
 		}
 		t = s.addTunnelLocked(e, in.ID)
-		if e.known {
+		if known {
 			// Amended rule 3: the master's list is known, so this tunnel
 			// was created since the last contact and all of its counter
 			// is new traffic.

@@ -222,3 +222,36 @@ func TestCPURatio(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstContactListBeforeBurst (issue 14, items 1 and 7): at the first
+// contact ever, the master's list may be read before the initial events
+// of its tunnels. The event that completes the list makes the master
+// known, but its tunnel was listed: it starts at its first value (rule 3
+// at the first contact), it is not counted whole as a tunnel created while
+// the exporter was away. Tunnels seen after that are.
+func TestFirstContactListBeforeBurst(t *testing.T) {
+	const a, b, later = "0a000001", "0a000002", "0a000003"
+	s := NewStore(Options{Outbox: history.NewOutbox(1000)})
+	s.Resync("m", []string{a, b})
+	applyRaw(t, s, wire.EventInitial, a, history.Counters{500, 500, 0, 0})
+	if s.Known("m") {
+		t.Fatal("known before every listed tunnel was seen")
+	}
+	applyRaw(t, s, wire.EventInitial, b, history.Counters{7000, 0, 0, 0})
+	if !s.Known("m") {
+		t.Fatal("not known after every listed tunnel was seen")
+	}
+	applyRaw(t, s, wire.EventUpdate, a, history.Counters{501, 502, 3, 4})
+	applyRaw(t, s, wire.EventUpdate, b, history.Counters{7001, 0, 0, 0})
+	applyRaw(t, s, wire.EventCreate, later, history.Counters{9, 0, 0, 0})
+	got := totals(t, s, "m")
+	for id, want := range map[string]history.Counters{
+		a:     {1, 2, 3, 4},
+		b:     {1, 0, 0, 0}, // the event that completed the list baselined it
+		later: {9, 0, 0, 0}, // created on a known master: all of it is new
+	} {
+		if got[id] != want {
+			t.Errorf("tunnel %s: total %v, want %v", id, got[id], want)
+		}
+	}
+}
