@@ -16,28 +16,43 @@ import (
 	"time"
 )
 
-// connCounter tracks the connections a server has accepted and not yet
-// closed, and the most it ever held at once.
+// connCounter counts the connections the listener handed out and not yet
+// closed, and the most it ever held at once. It wraps the exporter's own
+// limited listener, so it sees a close before the limit frees the slot
+// (net/http reports StateClosed only after that, which would count a
+// replaced connection twice).
 type connCounter struct {
-	mu          sync.Mutex
-	open, peak  int
-	openedConns map[net.Conn]bool
+	net.Listener
+	mu         sync.Mutex
+	open, peak int
 }
 
-func (c *connCounter) track(conn net.Conn, s http.ConnState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch s {
-	case http.StateNew:
-		c.openedConns[conn] = true
-		c.open++
-		c.peak = max(c.peak, c.open)
-	case http.StateClosed, http.StateHijacked:
-		if c.openedConns[conn] {
-			delete(c.openedConns, conn)
-			c.open--
-		}
+func (c *connCounter) Accept() (net.Conn, error) {
+	conn, err := c.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	c.mu.Lock()
+	c.open++
+	c.peak = max(c.peak, c.open)
+	c.mu.Unlock()
+	return &countedConn{Conn: conn, c: c}, nil
+}
+
+// countedConn leaves the count once, when it is first closed.
+type countedConn struct {
+	net.Conn
+	c    *connCounter
+	once sync.Once
+}
+
+func (cc *countedConn) Close() error {
+	cc.once.Do(func() {
+		cc.c.mu.Lock()
+		cc.c.open--
+		cc.c.mu.Unlock()
+	})
+	return cc.Conn.Close()
 }
 
 func (c *connCounter) max() int {
@@ -55,12 +70,11 @@ func serveForTest(t *testing.T, maxConns int, readTimeout time.Duration, h http.
 		t.Fatal(err)
 	}
 	srv := newHTTPServer(h, readTimeout, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	cc := &connCounter{openedConns: map[net.Conn]bool{}}
-	srv.ConnState = cc.track
+	cc := &connCounter{Listener: l}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = srv.Serve(l)
+		_ = srv.Serve(cc)
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
