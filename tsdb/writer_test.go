@@ -209,7 +209,7 @@ func TestWriterBackoff(t *testing.T) {
 		for range 21 {
 			outbox.Write([]history.Sample{pointsSample("e", "t", testNow, 2)})
 		}
-		time.Sleep(time.Second) // fake time: every retry is done by now
+		time.Sleep(2 * time.Second) // fake time: the 1 s linger and every retry (190 ms) are done by now
 		synctest.Wait()
 		cancel()
 		if err := <-done; err != nil {
