@@ -52,6 +52,7 @@ type config struct {
 	hours    int
 	watchMin int // minutes into hour 1 at which NodePassDash starts watching
 	pace     time.Duration
+	tz       string // time zone of NodePassDash and of the masters' clocks
 }
 
 func run() int {
@@ -64,6 +65,7 @@ func run() int {
 	fs.StringVar(&c.outJSON, "out-ledger", "importer/nodepassdash/testdata/nodepassdash-4.0.5.json", "where to write what the simulator sent")
 	fs.IntVar(&c.hours, "hours", 11, "simulated hours (the last ends at least two real hours ago)")
 	fs.IntVar(&c.watchMin, "watch-minute", 30, "minute of hour 1 at which NodePassDash is started")
+	fs.StringVar(&c.tz, "tz", "Asia/Shanghai", "time zone NodePassDash and the masters run in (most NodePassDash users are in UTC+8)")
 	fs.DurationVar(&c.pace, "pace", 3*time.Millisecond, "real time per simulated report interval while NodePassDash watches")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -91,6 +93,9 @@ const (
 type Ledger struct {
 	NodePassDash string `json:"nodepassdash"`
 	Note         string `json:"note"`
+	// TimeZone is the zone NodePassDash and the masters ran in; the
+	// times here are UTC.
+	TimeZone string `json:"timeZone"`
 	// Hours are the simulated hours (UTC hour starts), in order.
 	Hours []time.Time `json:"hours"`
 	// WatchStart is when NodePassDash started to follow the masters.
@@ -129,6 +134,7 @@ type tunnelKey struct{ master, id string }
 
 type world struct {
 	clock   atomic.Int64 // Unix ns of the simulated clock
+	loc     *time.Location
 	start   time.Time
 	masters []*master
 	// updates counts the update events NodePassDash has been sent per
@@ -144,12 +150,20 @@ type world struct {
 	pace       time.Duration
 }
 
-func (w *world) now() time.Time { return time.Unix(0, w.clock.Load()).UTC() }
+func (w *world) now() time.Time { return time.Unix(0, w.clock.Load()).In(w.loc) }
 
 // tick runs one report interval on every master at the simulated time of
 // interval number w.ticks (3 s past a 5 s step, so that the last interval
 // of an hour is at hh:59:58).
 func (w *world) tick() {
+	if w.watching && w.ticks%perHour == perHour-1 {
+		// NodePassDash hands events to four workers, so two updates of
+		// an instance sent close together may reach its history worker
+		// in the wrong order, and the 12th of a row may not be the
+		// newest. Only the row closing an hour counts, and only its last
+		// update must come last: it is sent well after the others.
+		time.Sleep(2 * time.Second)
+	}
 	w.clock.Store(w.start.Add(time.Duration(w.ticks)*interval + 3*time.Second).UnixNano())
 	for _, m := range w.masters {
 		for _, t := range m.sim.Snapshot().Tunnels {
@@ -159,18 +173,10 @@ func (w *world) tick() {
 		}
 		m.sim.Tick()
 	}
-	last := w.ticks%perHour >= perHour-perRow
 	w.ticks++
 	if w.watching {
 		w.watchTicks++
-		// NodePassDash hands events to four workers, so two updates of
-		// an instance sent close together may reach its history worker
-		// in the wrong order, and the 12th of a row may not be the
-		// newest. Only the row closing an hour counts: its updates are
-		// sent slowly.
-		if last {
-			time.Sleep(100 * time.Millisecond)
-		} else if w.pace > 0 {
+		if w.pace > 0 {
 			time.Sleep(w.pace)
 		}
 	}
@@ -278,11 +284,15 @@ func generate(ctx context.Context, c config) error {
 	if c.hours < 6 {
 		return errors.New("--hours must be at least 6")
 	}
+	loc, err := time.LoadLocation(c.tz)
+	if err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	// The last simulated hour ends two hours before now, and the first is
 	// within the 24 hours NodePassDash re-aggregates when it starts.
 	start := now.Truncate(time.Hour).Add(-time.Duration(c.hours+2) * time.Hour)
-	w := &world{start: start, updates: map[tunnelKey]int{}, ledger: map[tunnelKey]*LedgerTunnel{}, pace: c.pace}
+	w := &world{start: start, loc: loc, updates: map[tunnelKey]int{}, ledger: map[tunnelKey]*LedgerTunnel{}, pace: c.pace}
 	w.clock.Store(start.UnixNano())
 	for i, name := range []string{"tokyo-1", "osaka-2"} {
 		m, err := startMaster(name, uint64(i+1), w.now)
@@ -320,7 +330,7 @@ func generate(ctx context.Context, c config) error {
 		}
 		defer os.RemoveAll(work)
 	}
-	nd := &nodePassDash{bin: c.npd, dir: work}
+	nd := &nodePassDash{bin: c.npd, dir: work, tz: c.tz}
 	defer nd.stop()
 
 	prev := map[tunnelKey]simulator.Counters{}
@@ -369,6 +379,7 @@ func generate(ctx context.Context, c config) error {
 	l := &Ledger{
 		NodePassDash: c.version,
 		Note:         "written by scripts/nodepassdash-fixture; traffic is what the simulator generated in the hour, raw the counters it reported at the hour's end",
+		TimeZone:     c.tz,
 		WatchStart:   w.watch,
 	}
 	for h := 0; h < c.hours; h++ {
@@ -377,7 +388,7 @@ func generate(ctx context.Context, c config) error {
 	for _, k := range w.order {
 		l.Tunnels = append(l.Tunnels, *w.ledger[k])
 	}
-	if err := checkDatabase(nd.dbPath(), l); err != nil {
+	if err := checkDatabase(nd.dbPath(), l, loc); err != nil {
 		return err
 	}
 	if err := vacuumInto(nd.dbPath(), c.outDB); err != nil {
@@ -449,7 +460,7 @@ func (w *world) waitRows(ctx context.Context, nd *nodePassDash, h int) error {
 		return err
 	}
 	defer db.Close()
-	last := timeString(w.start.Add(time.Duration(h+1)*time.Hour - time.Minute))
+	last := timeString(w.start.Add(time.Duration(h+1)*time.Hour-time.Minute), w.loc)
 	deadline := time.Now().Add(5 * time.Minute)
 	for _, k := range w.order {
 		if l := w.ledger[k]; l.Created > h || (l.Deleted > 0 && l.Deleted <= h) {
@@ -494,7 +505,7 @@ func startMaster(name string, seed uint64, clock func() time.Time) (*master, err
 
 // checkDatabase fails unless NodePassDash's hourly rows of the simulated
 // hours hold the simulator's raw counters at each hour's end.
-func checkDatabase(path string, l *Ledger) error {
+func checkDatabase(path string, l *Ledger, loc *time.Location) error {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		return err
@@ -524,7 +535,7 @@ func checkDatabase(path string, l *Ledger) error {
 			var n int
 			err := db.QueryRow(`SELECT COUNT(*), COALESCE(SUM(tcp_rx_total),0), COALESCE(SUM(tcp_tx_total),0), COALESCE(SUM(udp_rx_total),0), COALESCE(SUM(udp_tx_total),0)
 				FROM traffic_hourly_summary WHERE endpoint_id = ? AND instance_id = ? AND hour_time >= ? AND hour_time < ?`,
-				ids[t.Endpoint], t.ID, timeString(l.Hours[h]), timeString(l.Hours[h].Add(time.Hour))).Scan(&n, &got[0], &got[1], &got[2], &got[3])
+				ids[t.Endpoint], t.ID, timeString(l.Hours[h], loc), timeString(l.Hours[h].Add(time.Hour), loc)).Scan(&n, &got[0], &got[1], &got[2], &got[3])
 			if err != nil {
 				return err
 			}
@@ -539,8 +550,11 @@ func checkDatabase(path string, l *Ledger) error {
 }
 
 // timeString is how NodePassDash's SQLite driver (glebarez/go-sqlite)
-// stores a UTC time.Time.
-func timeString(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.999999999-07:00") }
+// stores a time.Time in loc: a time from NodePassDash's clock or from an
+// event of a master in the same zone.
+func timeString(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04:05.999999999-07:00")
+}
 
 func vacuumInto(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -586,9 +600,10 @@ func (n *nodePassDash) waitAggregation(ctx context.Context, off int64) error {
 	}
 }
 
-// nodePassDash runs the NodePassDash binary in its own directory, in UTC.
+// nodePassDash runs the NodePassDash binary in its own directory and zone.
 type nodePassDash struct {
 	bin, dir string
+	tz       string
 	port     string
 	cmd      *exec.Cmd
 	log      *os.File
@@ -615,7 +630,7 @@ func (n *nodePassDash) start() error {
 	}
 	cmd := exec.Command(n.bin, "--port", n.port, "--disable-sse-log")
 	cmd.Dir = n.dir
-	cmd.Env = append(os.Environ(), "TZ=UTC")
+	cmd.Env = append(os.Environ(), "TZ="+n.tz)
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		return err
