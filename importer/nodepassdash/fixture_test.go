@@ -163,6 +163,7 @@ func makeFixture(t testing.TB, version string) *fixture {
 			}
 		}
 	}
+	nd.commit()
 	f.wrongRows = f.countWrongRows(t, names)
 	return f
 }
