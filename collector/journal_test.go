@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -334,7 +335,11 @@ func TestJournalCutIsConsistentPerTunnel(t *testing.T) {
 	var compactions, appends, moved int
 	// The samples below the outbox's head: the TSDB committed them.
 	committed, committedTo := map[history.Sample]bool{}, uint64(0)
-	for save := range 300 {
+	saves := 300
+	if testing.Short() || testutil.Race {
+		saves = 100 // one goroutine: the race detector adds nothing but time
+	}
+	for save := range saves {
 		for range rng.IntN(8) {
 			h.mutate()
 		}
@@ -366,7 +371,7 @@ func TestJournalCutIsConsistentPerTunnel(t *testing.T) {
 		}
 		moved += h.checkCut(save, readMerged(t, path), headF, func(smp history.Sample) bool { return committed[smp] })
 	}
-	if compactions < 10 || appends < 100 || moved < 50 {
+	if compactions < saves/30 || appends < saves/3 || moved < saves/6 {
 		t.Fatalf("not tested: %d compactions, %d appends, %d tunnels cut after a change", compactions, appends, moved)
 	}
 	t.Logf("%d compactions, %d appends, %d tunnels cut after a change", compactions, appends, moved)
@@ -381,7 +386,13 @@ func TestJournalCompactionWhileIngesting(t *testing.T) {
 	var clock atomicClock
 	clock.ns.Store(time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC).UnixNano())
 	s := NewStore(Options{Now: clock.Now, WindowPoints: 10, Outbox: history.NewOutbox(10_000_000)})
-	const tunnels, minEvents, maxEvents, wantSaves = 200, 3_000, 100_000, 30
+	// Ingest runs at most two saves ahead, a save every 20 events: the
+	// minimum of events makes the number of saves, and 15 events a tunnel
+	// close its windows of 10 points.
+	tunnels, minEvents, maxEvents, wantSaves := 200, 3_000, 100_000, 30
+	if testing.Short() || testutil.Race {
+		tunnels, minEvents = 60, 900
+	}
 	path := filepath.Join(t.TempDir(), StateFileName)
 	p := newPersister(t, s, path)
 	p.compactRatio = 1
@@ -398,7 +409,7 @@ func TestJournalCompactionWhileIngesting(t *testing.T) {
 		defer done.Store(true)
 		rng := rand.New(rand.NewPCG(3, 3))
 		raw := make([]history.Counters, tunnels)
-		for i := 0; i < maxEvents && (i < minEvents || saved.Load() < wantSaves); i++ {
+		for i := 0; i < maxEvents && (i < minEvents || saved.Load() < int64(wantSaves)); i++ {
 			// At most two saves ahead of the saver, so that saves and
 			// ingest overlap however the two goroutines are scheduled.
 			for i%20 == 0 && saved.Load() < int64(i/20-2) {
