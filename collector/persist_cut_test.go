@@ -287,7 +287,14 @@ func TestSaveWhileIngesting(t *testing.T) {
 	s := NewStore(Options{Now: clock.Now, WindowPoints: 10, Outbox: history.NewOutbox(10_000_000)})
 	// At least an hour and a half of the clock (hours close), at most
 	// enough events for an outbox that saves fast.
-	const tunnels, minEvents, maxEvents, wantSaves, needSaves = 100, 25_000, 60_000, 25, 10
+	const tunnels, wantSaves, needSaves = 100, 25, 10
+	// step: under -short and -race, a quarter of the events, each four
+	// times as far apart on the clock: the same hours close, and each
+	// tunnel still closes windows of 10 points.
+	minEvents, maxEvents, step := 25_000, 60_000, 1
+	if testing.Short() || testutil.Race {
+		minEvents, maxEvents, step = minEvents/4, maxEvents/4, 4
+	}
 	var (
 		wg      sync.WaitGroup
 		done    atomic.Bool
@@ -308,7 +315,7 @@ func TestSaveWhileIngesting(t *testing.T) {
 			for c := range raw[n] {
 				raw[n][c] += rng.Uint64N(5000)
 			}
-			clock.ns.Add(int64(time.Duration(rng.IntN(400)) * time.Millisecond)) // hours close
+			clock.ns.Add(int64(time.Duration(rng.IntN(400*step)) * time.Millisecond)) // hours close
 			if i%50 == 0 {
 				time.Sleep(50 * time.Microsecond) // saves see many states
 			}
@@ -318,7 +325,7 @@ func TestSaveWhileIngesting(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if i%1000 == 0 {
+			if i%(1000/step) == 0 {
 				s.Sweep()
 			}
 		}
