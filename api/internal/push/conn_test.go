@@ -333,9 +333,11 @@ func TestTakenOverKeptFramesIntact(t *testing.T) {
 		}()
 		go func() { _, _ = io.Copy(io.Discard, s.R) }()
 	}
-	slow := pushtest.DialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 0)
+	// The receive buffer pinned at 64 KiB (the send buffer is bounded
+	// too): a frame of 1 MiB fills both, and takes less to read through.
+	slow := pushtest.DialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 64<<10)
 	c := clientOf(t, hub, slow.Conn)
-	if ok, kept := hub.push(c, bigFrame(8<<20)); !ok || !kept {
+	if ok, kept := hub.push(c, bigFrame(1<<20)); !ok || !kept {
 		t.Fatalf("push: ok %v kept %v", ok, kept)
 	}
 	queued := func() int {
