@@ -115,6 +115,7 @@ func dockerIgnored(patterns []string, rel string) bool {
 // the ENTRYPOINT's flags start the exporter with /-/healthy (the
 // HEALTHCHECK's URL) answering 200.
 func TestDockerfileBuildStage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

@@ -19,6 +19,7 @@ import (
 // the saves succeed by themselves. On main before the fix the start-up
 // save failed and the process exited.
 func TestFaultStartOnFullDisk(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -76,6 +77,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 // or that lists a tunnel twice, stops the start with a message that names
 // the file and says how to recover (move it aside) and what is lost.
 func TestFaultBadStateFileStopsWithRecovery(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -73,6 +73,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 // Without root (no tmpfs) the data directory is made read-only with chmod
 // instead, which only the snapshot notices (the TSDB keeps its open files).
 func TestFaultDiskFull(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -192,6 +193,7 @@ func TestFaultDiskFull(t *testing.T) {
 // start, with an error that names the problem, rather than run with
 // counters it cannot keep.
 func TestFaultDataDirReadOnly(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

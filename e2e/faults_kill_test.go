@@ -27,6 +27,7 @@ import (
 // the next hour. That is the documented limit (RELIABILITY.md), not what
 // this test is about.
 func TestFaultKill9Repeated(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -41,6 +41,7 @@ func (c virtualClock) realAt(v time.Time) time.Time {
 // ground truth; promtool reads B's data dir, and Debian's Prometheus server
 // opened on a copy of it answers the same query.
 func TestKill9MidHourKeepsTheHourExact(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

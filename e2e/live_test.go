@@ -20,6 +20,7 @@ import (
 // TestDemo is the README's first command: --demo shows live tunnels at
 // once, and the whole /metrics page passes promtool check metrics.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	e := startExporter(t, nil, "--demo", "--storage.tsdb.path="+t.TempDir())
 	var first []byte
 	waitUntil(t, 20*time.Second, "demo tunnels with traffic", func() bool {
@@ -54,6 +55,7 @@ func trafficLines(page []byte) string {
 // run for both keys: logs at debug level, /metrics, every REST route, SSE
 // streams, the query API, the state file and the TSDB files.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t, simulator.Options{Tunnels: 20, Seed: 3, ReportInterval: 200 * time.Millisecond, Hostile: true, SubscriberBuffer: 10000})
 	oldKey := sim.APIKey()
 	dir := t.TempDir()

@@ -48,6 +48,7 @@ func echoPage(w io.Writer, secrets ...string) {
 // of those forms, may appear in the log, /api/status, the REST answers or
 // the dashboard SSE.
 func TestSecretsRedactedInEveryForm(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
