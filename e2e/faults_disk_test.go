@@ -142,8 +142,18 @@ func TestFaultDiskFull(t *testing.T) {
 		}
 	}
 	checkSnapshot()
+	// Traffic and windows while full: a snapshot of the new totals fails
+	// to save, and (on the tmpfs) new windows wait in the outbox (a window
+	// is a dozen samples: 10 tunnels close one every 300 ms).
+	full := e.get("/metrics")
+	saveFailures := metricFloat(full, "nodepass_exporter_state_save_failures_total")
+	outbox := metricFloat(full, "nodepass_exporter_tsdb_outbox_samples")
 	tk = startSimTicker(sim, 100*time.Millisecond)
-	time.Sleep(2 * time.Second) // traffic and windows while full
+	waitUntil(t, 30*time.Second, "traffic and windows while full", func() bool {
+		page := e.get("/metrics")
+		return metricFloat(page, "nodepass_exporter_state_save_failures_total") > saveFailures &&
+			(!tmpfs || metricFloat(page, "nodepass_exporter_tsdb_outbox_samples") >= outbox+100)
+	})
 
 	// Space returns: both writers recover without a restart.
 	if tmpfs {
