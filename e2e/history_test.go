@@ -46,7 +46,10 @@ func TestKill9MidHourKeepsTheHourExact(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	hourStart := time.Now().UTC().Truncate(time.Hour) // the virtual hour H
-	clock := virtualClock{anchor: time.Now(), start: hourStart.Add(-5 * time.Minute), speed: 30}
+	// The boundary comes 16 s after the start: time for both exporters
+	// to start and connect on a machine busy with other tests, and for
+	// B's kill and restart (3 s in) well before it.
+	clock := virtualClock{anchor: time.Now(), start: hourStart.Add(-8 * time.Minute), speed: 30}
 	boundary := clock.realAt(hourStart)
 
 	sim := startSim(t, simulator.Options{
