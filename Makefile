@@ -2,7 +2,7 @@
 GO        ?= go
 PKGS      := ./...
 # The packages whose tests take longest under -race, started first by make test.
-TEST_FIRST := ./e2e/ ./collector/
+TEST_FIRST := ./e2e/ ./collector/ ./dashboards/ ./api/
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
