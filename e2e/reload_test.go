@@ -109,6 +109,7 @@ func trafficTotals(all map[string]float64, endpoint string) map[string]float64 {
 // truth, and masters the change did not touch kept their stream: no new
 // initial events, no reconnects.
 func TestConfigReload(t *testing.T) {
+	t.Parallel()
 	opts := func(seed uint64) simulator.Options {
 		return simulator.Options{Tunnels: 4, Seed: seed, Manual: true, IdleFraction: -1, LogRate: -1,
 			MeanBytes: 50_000, SubscriberBuffer: 100_000}
