@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -179,7 +180,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 			if i > 0 {
 				prev = genAt[i-1][id]
 			}
-			want := [4]uint64{g.TCPRx - prev.TCPRx, g.TCPTx - prev.TCPTx, g.UDPRx - prev.UDPRx, g.UDPTx - prev.UDPTx}
+			want := [4]uint64{g[history.TCPRx] - prev[history.TCPRx], g[history.TCPTx] - prev[history.TCPTx], g[history.UDPRx] - prev[history.UDPRx], g[history.UDPTx] - prev[history.UDPTx]}
 			for j, pd := range [][2]string{{"tcp", "rx"}, {"tcp", "tx"}, {"udp", "rx"}, {"udp", "tx"}} {
 				key := fmt.Sprintf("__name__=%s,direction=%s,endpoint=sim,protocol=%s,tunnel=%s", q, pd[1], pd[0], id)
 				if got := hourA[key]; got != fmt.Sprint(want[j]) {
