@@ -19,6 +19,7 @@ import (
 // the saves succeed by themselves. On main before the fix the start-up
 // save failed and the process exited.
 func TestFaultStartOnFullDisk(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -36,11 +37,14 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	}
 	e := startExporter(t, nil, args...)
 	waitTotals(t, e, "sim", sim, 20*time.Second)
+	// A snapshot saved after the tunnels were known, so that the restart
+	// has the master's tunnels to continue from (else counter rule 3
+	// re-baselines). The time is taken before the traffic: the save that
+	// the traffic causes may come before waitTotals sees the new totals,
+	// and an unchanged state is not saved again.
+	counted := float64(time.Now().UnixNano()) / 1e9
 	sim.Tick()
 	waitTotals(t, e, "sim", sim, 20*time.Second)
-	// A snapshot that holds this traffic, so that the restart has the
-	// master's tunnels to continue from (else counter rule 3 re-baselines).
-	counted := float64(time.Now().UnixNano()) / 1e9
 	waitUntil(t, 10*time.Second, "a state save after the traffic", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_state_last_save_success_timestamp_seconds") > counted
 	})
@@ -76,6 +80,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 // or that lists a tunnel twice, stops the start with a message that names
 // the file and says how to recover (move it aside) and what is lost.
 func TestFaultBadStateFileStopsWithRecovery(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 
 	_ "modernc.org/sqlite"
@@ -281,9 +282,9 @@ func (w *world) closeHour(h int, prev map[tunnelKey]simulator.Counters) {
 			}
 			g := t.Generated
 			p := prev[k]
-			s := Sent{Traffic: [4]uint64{g.TCPRx - p.TCPRx, g.TCPTx - p.TCPTx, g.UDPRx - p.UDPRx, g.UDPTx - p.UDPTx}}
+			s := Sent{Traffic: [4]uint64{g[history.TCPRx] - p[history.TCPRx], g[history.TCPTx] - p[history.TCPTx], g[history.UDPRx] - p[history.UDPRx], g[history.UDPTx] - p[history.UDPTx]}}
 			if !t.Deleted {
-				s.Raw = [4]uint64{t.Raw.TCPRx, t.Raw.TCPTx, t.Raw.UDPRx, t.Raw.UDPTx}
+				s.Raw = [4]uint64(t.Raw)
 			}
 			l.Sent = append(l.Sent, s)
 			prev[k] = g
@@ -316,7 +317,7 @@ func generate(ctx context.Context, c config) error {
 	}
 	tokyo, osaka := w.masters[0], w.masters[1]
 	mb := func(tcp, udp uint64) simulator.Counters {
-		return simulator.Counters{TCPRx: tcp << 10, TCPTx: tcp << 9, UDPRx: udp << 10, UDPTx: udp << 8}
+		return simulator.Counters{tcp << 10, tcp << 9, udp << 10, udp << 8}
 	}
 
 	// Hour 0: the masters run before NodePassDash exists.
@@ -416,13 +417,13 @@ func generate(ctx context.Context, c config) error {
 func (w *world) script(h int, tokyo, osaka *master) error {
 	switch h {
 	case 3: // a tunnel created while NodePassDash watches
-		return w.create(tokyo, "c3c3c3c3", simulator.Counters{TCPRx: 300 << 20, TCPTx: 40 << 20})
+		return w.create(tokyo, "c3c3c3c3", simulator.Counters{300 << 20, 40 << 20, 0, 0})
 	case 5: // a counter reset: NodePassDash stores a negative increment
 		return w.reset(tokyo, "a2a2a2a2")
 	case 7: // a deleted tunnel
 		return w.remove(tokyo, "c3c3c3c3")
 	case 8: // the same instance id on another master
-		return w.create(osaka, "c3c3c3c3", simulator.Counters{TCPRx: 5 << 20, UDPRx: 1 << 20})
+		return w.create(osaka, "c3c3c3c3", simulator.Counters{5 << 20, 0, 1 << 20, 0})
 	}
 	return nil
 }
