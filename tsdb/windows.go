@@ -3,7 +3,6 @@ package tsdb
 import (
 	"context"
 	"fmt"
-	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 func (db *DB) Windows(ctx context.Context, endpoint, tunnel string, from, to time.Time) ([]history.WindowRecord, error) {
 	out, err := readRecords(ctx, db, from, to,
 		func(t int64) history.WindowRecord { return history.WindowRecord{T: t} },
+		func(r *history.WindowRecord) int64 { return r.T },
 		func(ls labels.Labels) func(*history.WindowRecord, float64) {
 			return history.WindowField(ls.Get(model.MetricNameLabel), ls.Get(LabelProtocol), ls.Get(LabelDirection))
 		},
@@ -40,6 +40,7 @@ func (db *DB) Windows(ctx context.Context, endpoint, tunnel string, from, to tim
 func (db *DB) Host(ctx context.Context, endpoint string, from, to time.Time) ([]history.Host, error) {
 	out, err := readRecords(ctx, db, from, to,
 		func(t int64) history.Host { return history.Host{T: t} },
+		func(h *history.Host) int64 { return h.T },
 		func(ls labels.Labels) func(*history.Host, float64) {
 			if ls.Has(LabelTunnel) {
 				return nil // not the master's own figure
@@ -56,21 +57,16 @@ func (db *DB) Host(ctx context.Context, endpoint string, from, to time.Time) ([]
 	return out, nil
 }
 
-// column is one series' samples, oldest first, and what sets its field.
-type column[R any] struct {
-	set func(*R, float64)
-	t   []int64
-	v   []float64
-}
-
 // readRecords reads the series the matchers select in [from, to) and puts
-// them back together by timestamp: one record (made by newRecord) per
-// timestamp any of them has, oldest first, each series' value set by the
-// setter fieldOf returns for its labels (nil: not a field; skipped). Each
-// series is read once, in order, and the columns merged by time: a record
-// of 11 series over 30 days of 15 s readings is 1.9 million samples, too
-// many to file one by one under their timestamp in a map.
-func readRecords[R any](ctx context.Context, db *DB, from, to time.Time, newRecord func(t int64) R,
+// them back together by timestamp: one record (made by newRecord, its time
+// timeOf) per timestamp any of them has, oldest first, each series' value
+// set by the setter fieldOf returns for its labels (nil: not a field;
+// skipped). Each series is read once, in order, and merged into the
+// records by time: a record's series share their timestamps, so after the
+// first series a sample almost always finds its record at the next place.
+// (Filing 11 series x 30 days of 15 s readings, 1.9 million samples, one
+// by one under their timestamp in a map took seconds.)
+func readRecords[R any](ctx context.Context, db *DB, from, to time.Time, newRecord func(t int64) R, timeOf func(*R) int64,
 	fieldOf func(labels.Labels) func(*R, float64), ms ...*labels.Matcher) ([]R, error) {
 	mint, maxt := from.UnixMilli(), to.UnixMilli()-1
 	if maxt < mint {
@@ -82,16 +78,20 @@ func readRecords[R any](ctx context.Context, db *DB, from, to time.Time, newReco
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, ms...)
-	var cols []column[R]
+	var out []R
+	// This series' samples without a record yet, kept as times and values
+	// (16 bytes each, not a whole record) until the series is read.
+	var extraT []int64
+	var extraV []float64
 	var it chunkenc.Iterator
-	most := 0
 	for set.Next() {
 		series := set.At()
 		field := fieldOf(series.Labels())
 		if field == nil {
 			continue
 		}
-		col := column[R]{set: field}
+		i := 0
+		extraT, extraV = extraT[:0], extraV[:0]
 		it = series.Iterator(it)
 		for vt := it.Seek(mint); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt != chunkenc.ValFloat {
@@ -101,7 +101,15 @@ func readRecords[R any](ctx context.Context, db *DB, from, to time.Time, newReco
 			if t > maxt {
 				break
 			}
-			col.t, col.v = append(col.t, t), append(col.v, v)
+			for i < len(out) && timeOf(&out[i]) < t {
+				i++
+			}
+			if i < len(out) && timeOf(&out[i]) == t {
+				field(&out[i], v)
+				i++
+				continue
+			}
+			extraT, extraV = append(extraT, t), append(extraV, v)
 		}
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("read %s: %w", series.Labels(), err)
@@ -109,33 +117,33 @@ func readRecords[R any](ctx context.Context, db *DB, from, to time.Time, newReco
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("select: %w", err)
 		}
-		most = max(most, len(col.t))
-		cols = append(cols, col)
+		if len(extraT) > 0 {
+			out = mergeByTime(out, extraT, extraV, newRecord, timeOf, field)
+		}
 	}
 	if err := set.Err(); err != nil {
 		return nil, fmt.Errorf("select: %w", err)
 	}
-	out := make([]R, 0, most)
-	next := make([]int, len(cols))
-	for {
-		t, found := int64(math.MaxInt64), false
-		for i, c := range cols {
-			if next[i] < len(c.t) && c.t[next[i]] <= t {
-				t, found = c.t[next[i]], true
-			}
-		}
-		if !found {
-			return out, nil
+	if out == nil {
+		out = []R{}
+	}
+	return out, nil
+}
+
+// mergeByTime merges the records out (sorted by time) with new ones made
+// for the samples (ts, vs) (sorted, none at a time of out) and set by field.
+func mergeByTime[R any](out []R, ts []int64, vs []float64, newRecord func(int64) R, timeOf func(*R) int64,
+	field func(*R, float64)) []R {
+	merged := make([]R, 0, len(out)+len(ts))
+	for k, t := range ts {
+		for len(out) > 0 && timeOf(&out[0]) < t {
+			merged, out = append(merged, out[0]), out[1:]
 		}
 		r := newRecord(t)
-		for i, c := range cols {
-			if next[i] < len(c.t) && c.t[next[i]] == t {
-				c.set(&r, c.v[next[i]])
-				next[i]++
-			}
-		}
-		out = append(out, r)
+		field(&r, vs[k])
+		merged = append(merged, r)
 	}
+	return append(merged, out...)
 }
 
 var (
