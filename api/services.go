@@ -210,8 +210,8 @@ func (m *memoryAPI) service(w http.ResponseWriter, r *http.Request) {
 // serviceHours is a service's traffic in the last `hours` hours, counted
 // once: from its hourly series (nodepass_service_hourly_traffic_bytes)
 // where the hour was aggregated, and for the later hours its clients'
-// hours, or its servers' mirrored when no client is watched. No hour
-// carries points (collector.Hours.ServiceTraffic).
+// hours, or its servers' mirrored when no client is watched. Every hour's
+// points are its members' (collector.Hours.ServiceTraffic).
 func (m *memoryAPI) serviceHours(r *http.Request, svc *collector.Service, hours int) ([]history.HourTraffic, error) {
 	openMs := history.HourStart(m.now().UnixMilli())
 	from := time.UnixMilli(openMs - int64(hours-1)*hourMs)

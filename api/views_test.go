@@ -302,8 +302,8 @@ func TestServicesFromV2Replay(t *testing.T) {
 // TestServiceTrendFromAggregate: a service's closed hours are its hourly
 // series as written (in the TSDB, or still in the outbox), not its
 // members' hours (also written, with other values, to tell them apart);
-// the open hour is its client's traffic so far; no hour has points; the
-// daily route sums the same hours.
+// the open hour is its client's traffic so far; every hour's points are
+// the client's; the daily route sums the same hours.
 func TestServiceTrendFromAggregate(t *testing.T) {
 	b := newBackfilled(t, time.UTC)
 	base := history.Counters{1000, 1000, 1000, 1000}
@@ -337,13 +337,23 @@ func TestServiceTrendFromAggregate(t *testing.T) {
 	if trend.Hours != 72 || len(trend.Items) != 72 {
 		t.Fatalf("%d hours, %d items, want 72", trend.Hours, len(trend.Items))
 	}
+	// An hour's points are its client's, aggregated or not.
+	var client trendJSON
+	b.getJSON("/api/memory/endpoints/tokyo-1/tunnels/cccccc01/traffic/trend?hours=72", &client)
+	points := map[time.Time]uint64{}
+	for _, it := range client.Items {
+		points[it.HourTime] = it.Points
+	}
+	if points[hour(3)] == 0 || points[open] == 0 {
+		t.Fatalf("the client's points: hour 3 %d, open hour %d; want both written", points[hour(3)], points[open])
+	}
 	var sum history.Counters
 	for _, it := range trend.Items {
 		want := written[it.HourTime]
 		sum.Add(want)
 		got := history.Counters{it.TCPRx, it.TCPTx, it.UDPRx, it.UDPTx}
-		if got != want || it.Total != want.Sum() || it.Points != 0 {
-			t.Errorf("hour %v: %v total %d points %d, want %v, no points", it.HourTime, got, it.Total, it.Points, want)
+		if got != want || it.Total != want.Sum() || it.Points != points[it.HourTime] {
+			t.Errorf("hour %v: %v total %d points %d, want %v and the client's %d points", it.HourTime, got, it.Total, it.Points, want, points[it.HourTime])
 		}
 	}
 	var daily dailyJSON

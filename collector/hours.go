@@ -349,9 +349,9 @@ type ServiceHourReader interface {
 // reads four series and not every member tunnel's. The later hours (the
 // open one, and one that ended before the sweep that aggregates it) are
 // members(from, to): the service's own sum of its members' hours. Without
-// storage that reads service hours, every hour is members'. No hour
-// carries points: the aggregate is traffic only, and a trend whose points
-// vanished at the sweep would mislead.
+// storage that reads service hours, every hour is members'. The aggregate
+// is traffic only, so every hour's points are its members' (a service has
+// one side or two: a cheap read).
 func (h *Hours) ServiceTraffic(ctx context.Context, sid string, from, to time.Time,
 	members func(from, to time.Time) ([]history.HourTraffic, error)) (hours []history.HourTraffic, stored bool, err error) {
 	fromMs := history.HourStart(from.UnixMilli())
@@ -400,6 +400,19 @@ func (h *Hours) ServiceTraffic(ctx context.Context, sid string, from, to time.Ti
 			return hours, stored, err
 		}
 	}
+	if split > 0 {
+		// The aggregate carries traffic only; an hour's points are its
+		// members' (a service has a side or two, so this stays cheap).
+		old, err := members(hours[0].Hour, hours[split-1].Hour.Add(time.Hour))
+		if err != nil {
+			return hours, stored, err
+		}
+		for _, r := range old {
+			if i, ok := index(fromMs, split, r.Hour.UnixMilli()); ok {
+				hours[i].Points += r.Points
+			}
+		}
+	}
 	if split == n {
 		return hours, stored, nil
 	}
@@ -407,6 +420,7 @@ func (h *Hours) ServiceTraffic(ctx context.Context, sid string, from, to time.Ti
 	for _, r := range recent {
 		if i, ok := index(fromMs, n, r.Hour.UnixMilli()); ok && i >= split {
 			hours[i].Traffic.Add(r.Traffic)
+			hours[i].Points += r.Points
 		}
 	}
 	return hours, stored, err
