@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"compress/gzip"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,16 +15,27 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/collector"
 )
 
+// maxPooledRegistryText bounds the registry part's buffer kept for the next
+// scrape (it is tens of KB; the pool never keeps a giant one).
+const maxPooledRegistryText = 1 << 20
+
 // metricsHandler serves the registry's metrics (Go, process, build info, the
 // exporter's own figures) followed by the per-endpoint and per-tunnel series
 // the Store writes directly. It always answers in text format 0.0.4, so the
 // two parts can be concatenated.
+//
+// The Store part, megabytes at 100,000 tunnels, is streamed in chunks
+// (collector.Store.WriteMetrics): a client that does not read holds one
+// chunk until its write deadline cuts it (bounded in limits.go), not a
+// whole answer. The registry part, small and bounded by the configuration,
+// is encoded first into a buffer so that an encoding error still answers
+// 500.
 type metricsHandler struct {
 	store  *collector.Store
 	reg    prometheus.Gatherer
 	logger *slog.Logger
-	bufs   sync.Pool
-	gzips  sync.Pool
+	bufs   sync.Pool // *bytes.Buffer of the registry part
+	gzips  sync.Pool // *gzip.Writer
 }
 
 func newMetricsHandler(store *collector.Store, reg prometheus.Gatherer, logger *slog.Logger) *metricsHandler {
@@ -35,8 +47,14 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
-	defer h.bufs.Put(buf)
 	buf.Reset()
+	release := func() {
+		if buf != nil && buf.Cap() <= maxPooledRegistryText {
+			h.bufs.Put(buf)
+		}
+		buf = nil
+	}
+	defer release()
 	if h.reg != nil {
 		mfs, err := h.reg.Gather()
 		if err != nil {
@@ -50,22 +68,29 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	b := h.store.AppendMetrics(buf.AvailableBuffer())
-	buf.Write(b)
 
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-		_, _ = w.Write(buf.Bytes())
-		return
+	var out io.Writer = w
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := h.gzips.Get().(*gzip.Writer)
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		} else {
+			gz.Reset(w)
+		}
+		defer func() {
+			_ = gz.Close()
+			gz.Reset(io.Discard) // keep no response alive in the pool
+			h.gzips.Put(gz)
+		}()
+		out = gz
 	}
-	w.Header().Set("Content-Encoding", "gzip")
-	gz, _ := h.gzips.Get().(*gzip.Writer)
-	if gz == nil {
-		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
-	} else {
-		gz.Reset(w)
+	_, err := out.Write(buf.Bytes())
+	release() // not held while the Store part streams
+	if err != nil {
+		return // the client is gone or was cut for stalling
 	}
-	defer h.gzips.Put(gz)
-	_, _ = gz.Write(buf.Bytes())
-	_ = gz.Close()
+	// An error is the client gone or cut for stalling: nothing to answer.
+	_ = h.store.WriteMetrics(out, collector.DefaultTunnelsPerChunk)
 }

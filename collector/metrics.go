@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"iter"
 	"math"
 	"strconv"
 
@@ -21,14 +20,16 @@ import (
 // the stack: a scrape allocates nothing once the page has grown.
 
 // family is one metric family of the /metrics page. Exactly one of
-// endpoint and tunnels is set.
+// endpoint, tunnels and services is set.
 type family struct {
 	name, typ, help string
 	// endpoint appends the family's samples of one endpoint to b.
 	endpoint func(b []byte, name string, e *Endpoint) []byte
-	// tunnels appends the family's samples of every tunnel of s to b; the
-	// caller holds the read lock.
-	tunnels func(b []byte, name string, s *Store) []byte
+	// tunnels appends the family's samples of the tunnels of c to b and
+	// moves c on; the caller holds the read lock.
+	tunnels func(b []byte, name string, c *tunnelChunk) []byte
+	// services appends the family's samples of svcs to b.
+	services func(b []byte, name string, svcs []Service) []byte
 }
 
 var (
@@ -157,9 +158,9 @@ var endpointFamilies = [...]family{
 // tunnel, keeps the per-tunnel work inlined (see BENCHMARKS.md).
 var tunnelFamilies = [...]family{
 	{name: "nodepass_tunnel_info", typ: "gauge", help: "Facts about a NodePass tunnel instance; always 1.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				w.tunnel(name, e.Name, t.ID)
 				w.label("alias", t.Alias)
 				w.label("type", t.Type)
@@ -172,9 +173,9 @@ var tunnelFamilies = [...]family{
 			return w.b
 		}},
 	{name: "nodepass_tunnel_status", typ: "gauge", help: "Status of the tunnel: 1 for the current one of running, stopped, error.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				known := false
 				for _, st := range tunnelStatuses {
 					w.tunnel(name, e.Name, t.ID)
@@ -193,9 +194,9 @@ var tunnelFamilies = [...]family{
 			return w.b
 		}},
 	{name: "nodepass_tunnel_traffic_bytes_total", typ: "counter", help: "Traffic of the tunnel in bytes since the exporter first saw it; monotonic across counter resets, master restarts and exporter restarts.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				if t.stale {
 					// Restored from a snapshot up to a second older than
 					// what a scraper may have seen before a crash: serving
@@ -218,9 +219,9 @@ var tunnelFamilies = [...]family{
 			return w.b
 		}},
 	{name: "nodepass_tunnel_ping_seconds", typ: "gauge", help: "Last reported tunnel ping in seconds.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				w.tunnel(name, e.Name, t.ID)
 				w.end()
 				w.float(float64(t.Ping) / 1000)
@@ -228,44 +229,29 @@ var tunnelFamilies = [...]family{
 			return w.b
 		}},
 	{name: "nodepass_tunnel_pool_connections", typ: "gauge", help: "Connections in the tunnel's pool.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				w.tunnelInt(name, e.Name, t.ID, t.Pool)
 			}
 			return w.b
 		}},
 	{name: "nodepass_tunnel_tcp_connections", typ: "gauge", help: "Open TCP connections through the tunnel.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				w.tunnelInt(name, e.Name, t.ID, t.TCPs)
 			}
 			return w.b
 		}},
 	{name: "nodepass_tunnel_udp_sessions", typ: "gauge", help: "Open UDP sessions through the tunnel.",
-		tunnels: func(b []byte, name string, s *Store) []byte {
+		tunnels: func(b []byte, name string, c *tunnelChunk) []byte {
 			w := textWriter{b: b}
-			for e, t := range eachTunnel(s) {
+			for e, t := range c.each() {
 				w.tunnelInt(name, e.Name, t.ID, t.UDPs)
 			}
 			return w.b
 		}},
-}
-
-// eachTunnel yields every tunnel of s with its endpoint, in page order.
-// The caller holds the read lock.
-func eachTunnel(s *Store) iter.Seq2[*Endpoint, *Tunnel] {
-	return func(yield func(*Endpoint, *Tunnel) bool) {
-		for _, name := range s.names {
-			e := s.endpoints[name]
-			for _, id := range e.ids {
-				if !yield(e, e.tunnels[id]) {
-					return
-				}
-			}
-		}
-	}
 }
 
 // infoValue writes one /info figure of an endpoint whose /info was read.
@@ -282,29 +268,39 @@ func infoValue(get func(*wire.Info) uint64) func([]byte, string, *Endpoint) []by
 }
 
 // AppendMetrics appends the exposition text (Prometheus text format 0.0.4)
-// of every endpoint and tunnel to b and returns it. It allocates nothing per
-// series once b has grown to the page's size.
+// of every endpoint and tunnel to b and returns it, all of it from one
+// instant (one hold of the read lock). It allocates nothing per series
+// once b has grown to the page's size. /metrics streams the same text with
+// WriteMetrics instead, so that a client holds a chunk, not a page.
 func (s *Store) AppendMetrics(b []byte) []byte {
+	sc := s.getScratch() // for its cursor: passed to the rows, it would escape
+	defer s.putScratch(sc)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	w := textWriter{b: b}
-	eps := make([]*Endpoint, len(s.names))
-	for i, n := range s.names {
-		eps[i] = s.endpoints[n]
+	b = s.appendEndpointFamilies(b)
+	for i := range tunnelFamilies {
+		f := &tunnelFamilies[i]
+		w := textWriter{b: b}
+		w.header(f)
+		sc.c = tunnelChunk{s: s, max: math.MaxInt}
+		b = f.tunnels(w.b, f.name, &sc.c)
 	}
+	w := textWriter{b: b}
+	w.services(s.servicesLocked())
+	return w.b
+}
+
+// appendEndpointFamilies appends the endpoint families to b. The caller
+// holds the read lock.
+func (s *Store) appendEndpointFamilies(b []byte) []byte {
+	w := textWriter{b: b}
 	for i := range endpointFamilies {
 		f := &endpointFamilies[i]
 		w.header(f)
-		for _, e := range eps {
-			w.b = f.endpoint(w.b, f.name, e)
+		for _, n := range s.names {
+			w.b = f.endpoint(w.b, f.name, s.endpoints[n])
 		}
 	}
-	for i := range tunnelFamilies {
-		f := &tunnelFamilies[i]
-		w.header(f)
-		w.b = f.tunnels(w.b, f.name, s)
-	}
-	w.services(s.servicesLocked())
 	return w.b
 }
 

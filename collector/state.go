@@ -101,12 +101,16 @@ type Store struct {
 	// dirty tracks the tunnels changed since the persister last took the
 	// list, for the state journal (journal_dirty.go).
 	dirty dirtySet
+	// metricsScratch is the free list of WriteMetrics's scratches
+	// (metrics_stream.go).
+	metricsScratch chan *metricsScratch
 }
 
 // NewStore returns an empty Store.
 func NewStore(opts Options) *Store {
 	opts.defaults()
-	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, removed: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed()}
+	return &Store{opts: opts, endpoints: map[string]*Endpoint{}, removed: map[string]*Endpoint{}, outbox: opts.Outbox, seed: maphash.MakeSeed(),
+		metricsScratch: make(chan *metricsScratch, keptScratches)}
 }
 
 // lockForWrite takes the write lock and marks the state changed for

@@ -32,6 +32,8 @@ func heapInuse(t *testing.T, p *benchProc) float64 {
 
 // stalledScrape sends GET /metrics with a 4 KiB receive buffer and reads
 // only the status line; it returns the connection and the status code.
+// It asks for no gzip: a compressed answer of 10,000 tunnels (about 1 MB)
+// fits in the kernel's send buffer, and the handler would finish.
 func stalledScrape(t *testing.T, addr string) (net.Conn, int) {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
@@ -53,15 +55,34 @@ func stalledScrape(t *testing.T, addr string) (net.Conn, int) {
 	return c, code
 }
 
+// heapPeak samples the heap in use for d and returns the highest: the
+// heap in use swings with the garbage collector's cycle (ingest garbage
+// of about the live heap at GOGC=100), so idle and during are compared
+// peak to peak over the same window.
+func heapPeak(t *testing.T, p *benchProc, d time.Duration) float64 {
+	t.Helper()
+	var peak float64
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		peak = max(peak, heapInuse(t, p))
+		time.Sleep(100 * time.Millisecond)
+	}
+	return peak
+}
+
 // TestSlowMetricsReaders: 20 clients send GET /metrics to an exporter of
 // 10,000 tunnels (E2E_SLOW_TUNNELS for more) and never read. The first 10
-// (the default cap) hold an answer, the rest are answered 503 with
-// Retry-After; while they stay, the Go heap in use stays under the idle
-// heap plus 16 answers (the cap of 10, plus rendering garbage) plus 32 MiB,
-// and after they go (while scrapes go on) it comes back to within 32 MiB
-// of idle. RSS before, during (peak) and after is logged for RELIABILITY.md.
-// On main before the fix, every client held a whole answer in a pooled
-// buffer, kept after they left.
+// (the default cap) are answered, the rest get 503 with Retry-After.
+// /metrics streams the Store's page in chunks
+// (collector.Store.WriteMetrics), so a stalled answer holds one chunk, a
+// few hundred KB, not the page: while the clients stay, the peak heap in
+// use stays within 48 MiB (or a quarter of the idle peak, whichever is
+// more) of the idle peak. The margin is the garbage collector's swing
+// (ingest garbage; it grows with the heap): the 10 held chunks are a few
+// MB, and the 10 whole answers the clients held before streaming were
+// 104 MiB at 10,000 tunnels and 1 GB at 100,000, above the bound. The
+// peak RSS stays under twice the idle RSS (issue 15's target). After they
+// go (while scrapes go on) the heap comes back to within 32 MiB of idle.
+// The figures are printed for RELIABILITY.md.
 func TestSlowMetricsReaders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -77,13 +98,18 @@ func TestSlowMetricsReaders(t *testing.T) {
 	// Idle means settled: the TSDB head holds every tunnel's window series
 	// (windows of 2 points close after 10 s), so that its growth is not
 	// taken for memory the clients left behind.
-	waitUntil(t, 2*time.Minute, "window records for every tunnel in the TSDB", func() bool {
+	// Two minutes per 10,000 tunnels: at 100,000 on a shared 2-core
+	// machine the head takes longer than two minutes to settle.
+	settle := 2 * time.Minute * time.Duration(max(1, tunnels/10_000))
+	waitUntil(t, settle, "window records for every tunnel in the TSDB", func() bool {
 		return p.metric(t, "nodepass_exporter_tsdb_appended_samples_total") >= float64(2*tunnels)
 	})
 	page := httpGet(t, p.url("/metrics"))
 	_ = httpGet(t, p.url("/metrics"))
-	idleHeap, idleRSS := heapInuse(t, p), p.rssBytes(t)
-	t.Logf("%d tunnels, /metrics %.1f MiB; idle: heap in use %.1f MiB, RSS %.1f MiB",
+	idleWatch := watchRSS(p.cmd.Process.Pid)
+	idleHeap := heapPeak(t, p, 10*time.Second)
+	idleRSS := idleWatch.Peak()
+	t.Logf("%d tunnels, /metrics %.1f MiB; idle (peak over 10 s): heap in use %.1f MiB, RSS %.1f MiB",
 		tunnels, float64(len(page))/(1<<20), idleHeap/(1<<20), idleRSS/(1<<20))
 
 	watch := watchRSS(p.cmd.Process.Pid)
@@ -106,21 +132,16 @@ func TestSlowMetricsReaders(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a scrape beyond the cap: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	var duringHeap float64
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		duringHeap = max(duringHeap, heapInuse(t, p))
-		time.Sleep(100 * time.Millisecond)
-	}
+	duringHeap := heapPeak(t, p, 10*time.Second)
 	duringRSS := watch.Peak()
-	t.Logf("during (10 stalled answers, 10 refused): heap in use peak %.1f MiB, RSS peak %.1f MiB",
-		duringHeap/(1<<20), duringRSS/(1<<20))
-	// Bounded by the cap, not by the clients: at most 10 answers held
-	// (the store part is whole until the collector renders it in chunks),
-	// plus the garbage of their renderings (append growth) not yet
-	// collected. Before the fix, 20 clients held 26 answers' worth.
-	if bound := idleHeap + 16*float64(len(page)) + 32<<20; duringHeap > bound {
-		t.Errorf("heap in use %.1f MiB while clients stall; bound idle + 16 answers + 32 MiB = %.1f MiB", duringHeap/(1<<20), bound/(1<<20))
+	t.Logf("during (10 stalled answers, 10 refused; peak over 10 s): heap in use %.1f MiB, RSS %.1f MiB (%.2fx idle)",
+		duringHeap/(1<<20), duringRSS/(1<<20), duringRSS/idleRSS)
+	if bound := idleHeap + max(48<<20, idleHeap/4); duringHeap > bound {
+		t.Errorf("heap in use %.1f MiB while clients stall; bound idle + max(48 MiB, idle/4) = %.1f MiB (one answer is %.1f MiB)",
+			duringHeap/(1<<20), bound/(1<<20), float64(len(page))/(1<<20))
+	}
+	if duringRSS >= 2*idleRSS {
+		t.Errorf("RSS %.1f MiB while clients stall, %.2fx the idle %.1f MiB; want under 2x", duringRSS/(1<<20), duringRSS/idleRSS, idleRSS/(1<<20))
 	}
 
 	for _, c := range conns {
@@ -129,25 +150,31 @@ func TestSlowMetricsReaders(t *testing.T) {
 	var afterHeap float64
 	// Prometheus goes on scraping: its answers are the allocations that
 	// run the garbage collector, which frees what the clients held.
-	waitUntil(t, 2*time.Minute, "the heap to come back after the clients left", func() bool {
-		_ = httpGet(t, p.url("/metrics"))
+	waitUntil(t, settle, "the heap to come back after the clients left", func() bool {
+		// 503 until the handlers' writes fail on the closed connections
+		// (at 100,000 tunnels on a busy machine, not at once).
+		_ = scrapeCode(t, p.url("/metrics"))
 		time.Sleep(time.Second) // /api/health reads the heap at most once a second
 		afterHeap = heapInuse(t, p)
 		return afterHeap < idleHeap+32<<20
 	})
 	afterRSS := p.rssBytes(t)
 	t.Logf("after they left: heap in use %.1f MiB, RSS %.1f MiB", afterHeap/(1<<20), afterRSS/(1<<20))
-	if code := func() int {
-		r, err := http.Get(p.url("/metrics"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		_, _ = io.Copy(io.Discard, r.Body)
-		return r.StatusCode
-	}(); code != http.StatusOK {
+	if code := scrapeCode(t, p.url("/metrics")); code != http.StatusOK {
 		t.Errorf("/metrics after the clients left: %d", code)
 	}
 	fmt.Fprintf(os.Stderr, "slow-readers tunnels=%d idle_heap_mib=%.1f idle_rss_mib=%.1f during_heap_mib=%.1f during_rss_mib=%.1f after_heap_mib=%.1f after_rss_mib=%.1f\n",
 		tunnels, idleHeap/(1<<20), idleRSS/(1<<20), duringHeap/(1<<20), duringRSS/(1<<20), afterHeap/(1<<20), afterRSS/(1<<20))
+}
+
+// scrapeCode GETs u, reads the answer and returns its status code.
+func scrapeCode(t *testing.T, u string) int {
+	t.Helper()
+	r, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	_, _ = io.Copy(io.Discard, r.Body)
+	return r.StatusCode
 }
