@@ -39,6 +39,9 @@ type metricsHandler struct {
 }
 
 func newMetricsHandler(store *collector.Store, reg prometheus.Gatherer, logger *slog.Logger) *metricsHandler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &metricsHandler{store: store, reg: reg, logger: logger}
 }
 
