@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -131,20 +130,7 @@ func runConn(t *testing.T, s *Store, cfg EndpointConfig, logger *slog.Logger) {
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
 	}
-	c, err := NewConn(cfg, s, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	startConnLogged(t, s, cfg, logger)
 }
 
 func endpointView(s *Store, name string, fn func(e *Endpoint)) {

@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -52,7 +53,13 @@ func (sm *scriptedMaster) cfg(name string) EndpointConfig {
 // startConn follows a master until stop (or the end of the test).
 func startConn(t *testing.T, s *Store, cfg EndpointConfig) (stop func()) {
 	t.Helper()
-	c, err := NewConn(cfg, s, discardLogger())
+	return startConnLogged(t, s, cfg, discardLogger())
+}
+
+// startConnLogged is startConn with the Conn's logger.
+func startConnLogged(t *testing.T, s *Store, cfg EndpointConfig, logger *slog.Logger) (stop func()) {
+	t.Helper()
+	c, err := NewConn(cfg, s, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
