@@ -72,6 +72,11 @@ func (zeroReader) Read(p []byte) (int, error) {
 //
 // Without root (no tmpfs) the data directory is made read-only with chmod
 // instead, which only the snapshot notices (the TSDB keeps its open files).
+//
+// E2E_TUNNELS sets the master's size (default 10); the tmpfs, the tick
+// period and the waits grow with it, and a "scale test=disk-full" line
+// gives RSS idle, peak and after, the bytes lost against the truth and
+// how long the recovery took.
 func TestFaultDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -80,22 +85,28 @@ func TestFaultDiskFull(t *testing.T) {
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	tmpfs := mountTmpfs(t, dir, 48<<20)
+	tunnels := e2eTunnels(10)
+	wait, period := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }, scalePeriod(100*time.Millisecond, tunnels)
+	// 48 MiB holds 10 tunnels; each tunnel adds its snapshot entry (twice
+	// while a save renames) and its series in the TSDB head and WAL.
+	tmpfs := mountTmpfs(t, dir, 48<<20+4<<10*tunnels)
 	if !tmpfs && os.Geteuid() == 0 {
 		t.Skip("root without the right to mount a tmpfs: chmod does not bind root")
 	}
 	sim := startSim(t, simulator.Options{
-		Tunnels: 10, Seed: 13, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000,
+		Tunnels: tunnels, Seed: 13, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000,
 	})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
 		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir, "--history.window-points=3",
 	}
 	e := startExporter(t, nil, args...)
-	waitTotals(t, e, "sim", sim, 20*time.Second)
-	tk := startSimTicker(sim, 100*time.Millisecond)
+	waitTotals(t, e, "sim", sim, wait(20*time.Second))
+	idleRSS, _ := procRSS(e.cmd.Process.Pid)
+	rss := watchRSS(e.cmd.Process.Pid)
+	tk := startSimTicker(sim, period)
 	defer func() { tk.stop() }()
-	waitUntil(t, 20*time.Second, "window records in the TSDB", func() bool {
+	waitUntil(t, wait(20*time.Second), "window records in the TSDB", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_tsdb_appended_samples_total") > 100
 	})
 
@@ -109,13 +120,13 @@ func TestFaultDiskFull(t *testing.T) {
 		healthy, state, lastErr := statusComponent(t, e, name)
 		return !healthy && state == "failing" && lastErr != ""
 	}
-	waitUntil(t, 30*time.Second, "the state save failure in /api/status and /metrics", func() bool {
+	waitUntil(t, wait(30*time.Second), "the state save failure in /api/status and /metrics", func() bool {
 		return failing("state") &&
 			metricFloat(e.get("/metrics"), "nodepass_exporter_state_save_failures_total") > 0 &&
 			metricFloat(e.get("/metrics"), "nodepass_exporter_state_last_save_successful") == 0
 	})
 	if tmpfs {
-		waitUntil(t, 30*time.Second, "the TSDB append failure in /api/status and /metrics", func() bool {
+		waitUntil(t, wait(30*time.Second), "the TSDB append failure in /api/status and /metrics", func() bool {
 			return failing("tsdb") && metricFloat(e.get("/metrics"), "nodepass_exporter_tsdb_append_failures_total") > 0
 		})
 		_, _, lastErr := statusComponent(t, e, "tsdb")
@@ -126,7 +137,10 @@ func TestFaultDiskFull(t *testing.T) {
 
 	// Live serving goes on: totals stay exact, the REST API answers.
 	tk.stop()
-	waitTotals(t, e, "sim", sim, 10*time.Second)
+	waitTotals(t, e, "sim", sim, wait(10*time.Second))
+	scrapeStart := time.Now()
+	e.get("/metrics")
+	fullScrape := time.Since(scrapeStart)
 	for _, path := range []string{"/api/memory/dashboard", "/api/memory/endpoints/sim/realtime", "/api/health"} {
 		e.get(path)
 	}
@@ -141,8 +155,8 @@ func TestFaultDiskFull(t *testing.T) {
 		}
 	}
 	checkSnapshot()
-	tk = startSimTicker(sim, 100*time.Millisecond)
-	time.Sleep(2 * time.Second) // traffic and windows while full
+	tk = startSimTicker(sim, period)
+	time.Sleep(max(2*time.Second, 2*period)) // traffic and windows while full
 
 	// Space returns: both writers recover without a restart.
 	if tmpfs {
@@ -152,17 +166,22 @@ func TestFaultDiskFull(t *testing.T) {
 	} else if err := os.Chmod(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 60*time.Second, "state and TSDB healthy again", func() bool {
+	freed := time.Now()
+	waitUntil(t, wait(60*time.Second), "state and TSDB healthy again", func() bool {
 		page := e.get("/metrics")
 		st, _, _ := statusComponent(t, e, "state")
 		db, _, _ := statusComponent(t, e, "tsdb")
 		return st && db && metricFloat(page, "nodepass_exporter_state_last_save_successful") == 1 &&
 			metricFloat(page, "nodepass_exporter_tsdb_outbox_samples") < 100
 	})
+	recovered := time.Since(freed)
 	tk.stop()
-	waitTotals(t, e, "sim", sim, 10*time.Second)
+	waitTotals(t, e, "sim", sim, wait(10*time.Second))
 	checkSnapshot()
 	totals := exporterTotals(e.get("/metrics"), "sim")
+	lost, extra, _ := bytesOff(totals, liveGenerated(sim))
+	peakRSS := rss.Peak()
+	afterRSS, _ := procRSS(e.cmd.Process.Pid)
 	page := e.get("/metrics")
 	if d := metricFloat(page, "nodepass_exporter_tsdb_outbox_dropped_samples_total"); d != 0 {
 		t.Errorf("%v samples dropped from the outbox", d)
@@ -181,6 +200,9 @@ func TestFaultDiskFull(t *testing.T) {
 	if len(mismatch) > 0 || len(got) != len(totals) {
 		t.Errorf("TSDB windows do not add up to the totals after the disk was full:\n%s", strings.Join(mismatch, "\n"))
 	}
+	scaleSummary("disk-full", tunnels, "tmpfs", tmpfs, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peakRSS), "after_rss_mib", mib(afterRSS),
+		"bytes_lost", lost, "bytes_extra", extra, "window_mismatches", len(mismatch),
+		"scrape_while_full", fullScrape, "recovery", recovered)
 	if bytes.Contains([]byte(e.output.String()), []byte("panic")) {
 		t.Errorf("the exporter panicked:\n%s", e.output.String())
 	}

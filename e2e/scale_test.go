@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/simulator"
+)
+
+// Scale knobs of the attack tests (RELIABILITY.md, "Attacks and loads"):
+// E2E_TUNNELS sets how many tunnels the simulated master holds, so that
+// scripts/limits-scale.sh can run the same attacks at 10,000 and 100,000
+// tunnels; each such test prints one "scale test=..." line with its
+// figures. Without it every test keeps its own small default.
+
+// e2eTunnels returns E2E_TUNNELS when it is a positive number, else def.
+func e2eTunnels(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("E2E_TUNNELS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// scaleFactor is how many times 1,000 tunnels n is (at least 1): waits,
+// tick periods and disk sizes written for small masters grow with it.
+func scaleFactor(n int) int { return max(1, n/1000) }
+
+// scaleWait stretches a wait written for a small master to n tunnels:
+// unchanged up to 1,000 tunnels, then d more per 10,000 tunnels (so 2x at
+// 10,000 and 11x at 100,000), since every check scrapes and parses the
+// whole /metrics page.
+func scaleWait(d time.Duration, n int) time.Duration {
+	return d + d*time.Duration(n/1000)/10
+}
+
+// scalePeriod stretches a tick period written for a small master so that
+// the simulator sends no more updates a second than at 1,000 tunnels.
+func scalePeriod(d time.Duration, n int) time.Duration {
+	return d * time.Duration(scaleFactor(n))
+}
+
+// bytesOff compares the exporter's totals with the truth: lost is what
+// the truth has beyond the exporter (summed over tunnels), extra what the
+// exporter counted beyond the truth, missing the tunnels it lacks.
+func bytesOff(got, want map[string]simulator.Counters) (lost, extra uint64, missing int) {
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			missing++
+			lost += w.Sum()
+			continue
+		}
+		for _, p := range [][2]uint64{{g.TCPRx, w.TCPRx}, {g.TCPTx, w.TCPTx}, {g.UDPRx, w.UDPRx}, {g.UDPTx, w.UDPTx}} {
+			if p[0] < p[1] {
+				lost += p[1] - p[0]
+			} else {
+				extra += p[0] - p[1]
+			}
+		}
+	}
+	return lost, extra, missing
+}
+
+// mib formats bytes as MiB with one decimal.
+func mib(b float64) string { return strconv.FormatFloat(b/(1<<20), 'f', 1, 64) }
+
+// scaleSummary prints the one machine-readable line a scale run greps:
+// "scale test=NAME tunnels=N key=value ..." (on stderr; go test shows it
+// with -v or when the test fails).
+func scaleSummary(test string, tunnels int, kv ...any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "scale test=%s tunnels=%d", test, tunnels)
+	for i := 0; i+1 < len(kv); i += 2 {
+		v := kv[i+1]
+		if d, ok := v.(time.Duration); ok {
+			v = d.Round(time.Millisecond)
+		}
+		fmt.Fprintf(&b, " %v=%v", kv[i], v)
+	}
+	fmt.Fprintln(os.Stderr, b.String())
+}
+
+// settledOff polls the exporter's totals of endpoint "sim" for up to d
+// until they equal the truth, and returns how far off they were at the
+// last look (all zero when they matched).
+func settledOff(e *exporter, sim *simMaster, d time.Duration) (lost, extra uint64, missing int) {
+	deadline := time.Now().Add(d)
+	for {
+		lost, extra, missing = bytesOff(exporterTotals(e.get("/metrics"), "sim"), liveGenerated(sim))
+		if lost == 0 && extra == 0 && missing == 0 || time.Now().After(deadline) {
+			return lost, extra, missing
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSlowBodiesAtScale is the slowloris attack on the real binary: four
+// times --web.max-connections (default 512) clients send a request whose
+// body never comes, while the master's traffic flows. A scrape on a fresh
+// connection must be answered once --web.read-timeout (2 s here) frees
+// slots, the state saves must not fail for want of descriptors, and the
+// totals must equal the truth. E2E_TUNNELS sets the master's size
+// (default 100); a "scale test=slow-bodies" line gives the figures.
+// (TestSlowBodiesCannotStarveMetrics in cmd/nodepass-exporter checks the
+// same listener stack in-process, with a stub handler and 3 slots.)
+func TestSlowBodiesAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const maxConns, slow = 512, 4 * 512
+	tunnels := e2eTunnels(100)
+	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
+	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 19, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
+	e := startExporter(t, nil, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile, "--nodepass.name=sim",
+		"--nodepass.report-interval=10s", "--storage.tsdb.path="+t.TempDir(), "--web.read-timeout=2s",
+		fmt.Sprintf("--web.max-connections=%d", maxConns))
+	waitTotals(t, e, "sim", sim, wait(20*time.Second))
+	idleRSS, _ := procRSS(e.cmd.Process.Pid)
+	rss := watchRSS(e.cmd.Process.Pid)
+	tk := startSimTicker(sim, scalePeriod(100*time.Millisecond, tunnels))
+	defer func() { tk.stop() }()
+
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+		fails int
+	)
+	for range slow {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", e.addr, 30*time.Second)
+			if err == nil {
+				// Headers whole, the body promised and never sent.
+				_, err = io.WriteString(c, "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nquery=")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fails++
+				return
+			}
+			conns = append(conns, c)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	resp, err := client.Get(e.url("/metrics"))
+	if err != nil {
+		t.Fatalf("/metrics behind %d slow bodies: %v", slow, err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	scrape := time.Since(start)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics behind %d slow bodies: %d %v", slow, resp.StatusCode, err)
+	}
+	saves := metricFloat(page, "nodepass_exporter_state_last_save_successful")
+	if saves != 1 {
+		t.Errorf("the state save failed under slow bodies (last_save_successful %v)", saves)
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	tk.stop()
+	lost, extra, missing := settledOff(e, sim, wait(10*time.Second))
+	if lost != 0 || extra != 0 || missing != 0 {
+		t.Errorf("totals against the truth after the slow bodies: %d bytes lost, %d extra, %d tunnels missing", lost, extra, missing)
+	}
+	if out := e.output.String(); strings.Contains(out, "too many open files") {
+		t.Errorf("the exporter ran out of descriptors:\n%s", grepLines([]byte(out), "too many open files"))
+	}
+	peakRSS := rss.Peak()
+	afterRSS, _ := procRSS(e.cmd.Process.Pid)
+	scaleSummary("slow-bodies", tunnels, "slow_clients", slow, "dial_failures", fails, "max_connections", maxConns, "read_timeout", "2s",
+		"metrics_answered_after", scrape, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peakRSS), "after_rss_mib", mib(afterRSS),
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing)
+	e.stop()
+}
