@@ -30,7 +30,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	}
 	tunnels := e2eTunnels(10)
 	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
-	if !mountTmpfs(t, dir, 48<<20+4<<10*tunnels) {
+	if !mountTmpfs(t, dir, 48<<20+16<<10*tunnels) {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
@@ -39,6 +39,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir,
 	}
 	e := startExporter(t, nil, args...)
+	logTailOnFailure(t, e)
 	waitTotals(t, e, "sim", sim, wait(20*time.Second))
 	idleRSS, _ := procRSS(e.cmd.Process.Pid)
 	sim.Tick()
@@ -56,6 +57,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	started := time.Now()
 	e2 := startExporter(t, nil, args...)
 	ready := time.Since(started)
+	logTailOnFailure(t, e2)
 	rss := watchRSS(e2.cmd.Process.Pid)
 	waitTotals(t, e2, "sim", sim, wait(20*time.Second))
 	exact := time.Since(started)
@@ -84,7 +86,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	peakRSS := rss.Peak()
 	afterRSS, _ := procRSS(e2.cmd.Process.Pid)
 	scaleSummary("start-on-full-disk", tunnels, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peakRSS), "after_rss_mib", mib(afterRSS),
-		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "ready", ready, "exact_totals", exact, "recovery", recovered)
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "ready", ready, "exact_totals", exact, "recovery", recovered)
 	e2.stop()
 }
 

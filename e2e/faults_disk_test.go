@@ -88,8 +88,11 @@ func TestFaultDiskFull(t *testing.T) {
 	tunnels := e2eTunnels(10)
 	wait, period := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }, scalePeriod(100*time.Millisecond, tunnels)
 	// 48 MiB holds 10 tunnels; each tunnel adds its snapshot entry (twice
-	// while a save renames) and its series in the TSDB head and WAL.
-	tmpfs := mountTmpfs(t, dir, 48<<20+4<<10*tunnels)
+	// while a save renames), its series in the TSDB head and WAL, and the
+	// window samples that wait in the outbox, journalled with the state,
+	// while the disk is full (at 10,000 tunnels 4 KiB a tunnel was too
+	// little: the journal no longer fitted once the filler was gone).
+	tmpfs := mountTmpfs(t, dir, 48<<20+16<<10*tunnels)
 	if !tmpfs && os.Geteuid() == 0 {
 		t.Skip("root without the right to mount a tmpfs: chmod does not bind root")
 	}
@@ -101,6 +104,7 @@ func TestFaultDiskFull(t *testing.T) {
 		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir, "--history.window-points=3",
 	}
 	e := startExporter(t, nil, args...)
+	logTailOnFailure(t, e)
 	waitTotals(t, e, "sim", sim, wait(20*time.Second))
 	idleRSS, _ := procRSS(e.cmd.Process.Pid)
 	rss := watchRSS(e.cmd.Process.Pid)
@@ -167,12 +171,23 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
+	var seen string
+	defer func() {
+		if t.Failed() && seen != "" {
+			t.Logf("last seen while waiting for the recovery: %s", seen)
+		}
+	}()
+	// Drained: at most what ticks keep adding (10 tunnels: under 100).
+	drained := float64(max(100, 10*tunnels))
 	waitUntil(t, wait(60*time.Second), "state and TSDB healthy again", func() bool {
 		page := e.get("/metrics")
-		st, _, _ := statusComponent(t, e, "state")
-		db, _, _ := statusComponent(t, e, "tsdb")
+		st, _, stErr := statusComponent(t, e, "state")
+		db, _, dbErr := statusComponent(t, e, "tsdb")
+		seen = fmt.Sprintf("state healthy %v (%s), tsdb healthy %v (%s), last save successful %v, outbox %v samples, dropped %v",
+			st, stErr, db, dbErr, metricFloat(page, "nodepass_exporter_state_last_save_successful"),
+			metricFloat(page, "nodepass_exporter_tsdb_outbox_samples"), metricFloat(page, "nodepass_exporter_tsdb_outbox_dropped_samples_total"))
 		return st && db && metricFloat(page, "nodepass_exporter_state_last_save_successful") == 1 &&
-			metricFloat(page, "nodepass_exporter_tsdb_outbox_samples") < 100
+			metricFloat(page, "nodepass_exporter_tsdb_outbox_samples") < drained
 	})
 	recovered := time.Since(freed)
 	tk.stop()
@@ -201,7 +216,7 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Errorf("TSDB windows do not add up to the totals after the disk was full:\n%s", strings.Join(mismatch, "\n"))
 	}
 	scaleSummary("disk-full", tunnels, "tmpfs", tmpfs, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peakRSS), "after_rss_mib", mib(afterRSS),
-		"bytes_lost", lost, "bytes_extra", extra, "window_mismatches", len(mismatch),
+		"bytes_lost", lost, "bytes_extra", extra, "sim_drops", simDrops(sim), "outbox_dropped", metricFloat(page, "nodepass_exporter_tsdb_outbox_dropped_samples_total"), "window_mismatches", len(mismatch),
 		"scrape_while_full", fullScrape, "recovery", recovered)
 	if bytes.Contains([]byte(e.output.String()), []byte("panic")) {
 		t.Errorf("the exporter panicked:\n%s", e.output.String())

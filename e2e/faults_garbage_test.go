@@ -419,7 +419,7 @@ func TestFaultMasterGarbage(t *testing.T) {
 			t.Errorf("the good master's totals against the truth: %d bytes lost, %d extra, %d tunnels missing", lost, extra, missing)
 		}
 		scaleSummary("garbage", tunnels, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peak), "idle_heap_mib", mib(idleHeap),
-			"peak_heap_mib", mib(float64(maxHeap.Load())), "bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "under_garbage", elapsed)
+			"peak_heap_mib", mib(float64(maxHeap.Load())), "bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "under_garbage", elapsed)
 	}
 	var outputs [][]byte
 	outputs = append(outputs, e.get("/metrics"), e.get("/api/status"), e.get("/api/memory/endpoints/realtime"))

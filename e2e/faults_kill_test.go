@@ -63,6 +63,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startExporter(t, env, args(dirA)...)
 	b := startExporter(t, env, args(dirB)...)
+	logTailOnFailure(t, a)
 	for _, e := range []*exporter{a, b} {
 		waitTotals(t, e, "sim", sim, wait(20*time.Second)) // every tunnel known, zero traffic
 	}
@@ -209,7 +210,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 	}
 	slices.Sort(restarts)
 	scaleSummary("kill9", tunnels, "kills", len(restarts), "speed", speed, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(rssA.Peak()),
-		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "hour_mismatches", hourMismatches,
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "hour_mismatches", hourMismatches,
 		"restart_median", restarts[len(restarts)/2], "restart_max", restarts[len(restarts)-1])
 	b.stop()
 	a.stop()

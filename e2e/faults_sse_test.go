@@ -43,13 +43,15 @@ func ingestLatency(t *testing.T, e *exporter, sim *simMaster, lastID string) tim
 	start := time.Now()
 	sim.Tick()
 	var want uint64
-	for _, tt := range sim.Snapshot().Tunnels {
+	tunnels := sim.Snapshot().Tunnels
+	for _, tt := range tunnels {
 		if tt.ID == lastID {
 			want = tt.Generated.Sum()
 		}
 	}
+	limit := scaleWait(10*time.Second, len(tunnels))
 	u := e.url("/api/memory/endpoints/sim/tunnels/" + lastID + "/realtime")
-	for time.Since(start) < 10*time.Second {
+	for time.Since(start) < limit {
 		var body struct {
 			Tunnel struct {
 				Traffic struct {
@@ -83,7 +85,7 @@ func ingestLatency(t *testing.T, e *exporter, sim *simMaster, lastID string) tim
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("tunnel %s did not reach its total %d within 10 s", lastID, want)
+	t.Fatalf("tunnel %s did not reach its total %d within %s", lastID, want, limit)
 	return 0
 }
 
@@ -112,6 +114,7 @@ func TestFaultSSEClients(t *testing.T) {
 		Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: 0.2, SubscriberBuffer: 100_000,
 	}, "--nodepass.report-interval=10s", "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
 		"--web.max-connections=4000") // 2,000 clients plus the test's own requests: above the default cap of 512
+	logTailOnFailure(t, e)
 	ids := tunnelIDs(sim)
 	lastID := ids[len(ids)-1]
 	paths := []string{"/api/memory/sse/dashboard"}
@@ -275,7 +278,7 @@ func TestFaultSSEClients(t *testing.T) {
 		t.Errorf("totals against the truth after the clients: %d bytes lost, %d extra, %d tunnels missing", lost, extra, missing)
 	}
 	scaleSummary("sse-clients", tunnels, "idle_rss_mib", mib(before.rss), "peak_rss_mib", mib(rss.Peak()), "after_rss_mib", mib(after.rss),
-		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "clients", clients, "connects", connects.Load(),
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "clients", clients, "connects", connects.Load(),
 		"ingest_median_before", mb, "ingest_median_during", md, "ingest_max_during", slices.Max(during),
 		"goroutines_before", before.goroutines, "goroutines_after", after.goroutines)
 }
