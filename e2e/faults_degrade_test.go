@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,27 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	waitTotals(t, e, "sim", sim, wait(20*time.Second))
 	// A snapshot that holds this traffic, so that the restart has the
 	// master's tunnels to continue from (else counter rule 3 re-baselines).
+	// After the last event applied (at 10,000 tunnels that save can come
+	// before waitTotals returns, and none follows while traffic stops).
 	counted := float64(time.Now().UnixNano()) / 1e9
+	if tunnels > 10 {
+		var st struct {
+			Components []struct {
+				Name   string `json:"name"`
+				Detail struct {
+					LastEvent time.Time `json:"lastEvent"`
+				} `json:"detail"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(e.get("/api/status"), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.Components {
+			if c.Name == "endpoint/sim" {
+				counted = float64(c.Detail.LastEvent.UnixNano()) / 1e9
+			}
+		}
+	}
 	waitUntil(t, wait(10*time.Second), "a state save after the traffic", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_state_last_save_success_timestamp_seconds") > counted
 	})
