@@ -34,7 +34,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	if !mountTmpfs(t, dir, 48<<20+16<<10*tunnels) {
 		t.Skip("needs root to mount a tmpfs")
 	}
-	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
+	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
 		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir,

@@ -97,7 +97,7 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Skip("root without the right to mount a tmpfs: chmod does not bind root")
 	}
 	sim := startSim(t, simulator.Options{
-		Tunnels: tunnels, Seed: 13, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000,
+		Tunnels: tunnels, Seed: 13, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels),
 	})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",

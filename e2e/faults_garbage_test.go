@@ -269,7 +269,7 @@ func TestFaultMasterGarbage(t *testing.T) {
 	var idleRSS, idleHeap float64
 	tunnels := e2eTunnels(0)
 	if tunnels > 0 {
-		sim = startSim(t, simulator.Options{Tunnels: tunnels, Seed: 3, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
+		sim = startSim(t, simulator.Options{Tunnels: tunnels, Seed: 3, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 		alone := startExporter(t, nil, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile, "--nodepass.name=sim",
 			"--nodepass.report-interval=10s", "--storage.tsdb.path="+t.TempDir())
 		waitTotals(t, alone, "sim", sim, scaleWait(20*time.Second, tunnels))

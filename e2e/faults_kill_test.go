@@ -54,7 +54,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 
 	sim := startSim(t, simulator.Options{
 		Tunnels: tunnels, Seed: 21, Manual: true, IdleFraction: -1, LogRate: -1,
-		MeanBytes: 100_000, SubscriberBuffer: 100_000, Clock: clock.now,
+		MeanBytes: 100_000, SubscriberBuffer: max(100_000, 10*tunnels), Clock: clock.now,
 	})
 	args := func(dir string) []string {
 		return []string{

@@ -125,7 +125,7 @@ func TestSlowBodiesAtScale(t *testing.T) {
 	const maxConns, slow = 512, 4 * 512
 	tunnels := e2eTunnels(100)
 	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
-	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 19, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
+	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 19, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 	e := startExporter(t, nil, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile, "--nodepass.name=sim",
 		"--nodepass.report-interval=10s", "--storage.tsdb.path="+t.TempDir(), "--web.read-timeout=2s",
 		fmt.Sprintf("--web.max-connections=%d", maxConns))
