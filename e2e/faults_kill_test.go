@@ -46,8 +46,8 @@ func TestFaultKill9Repeated(t *testing.T) {
 	speed := 120 / float64(max(1, tunnels/2000))
 	firstHour := time.Now().UTC().Truncate(time.Hour) // virtual hour H
 	// 6 s of real time before the first boundary for the two exporters to
-	// start and learn every tunnel, 3 s more per 1,000 tunnels.
-	lead := 6*time.Second + 3*time.Second*time.Duration(tunnels/1000)
+	// start and learn every tunnel, 10 s more per 1,000 tunnels.
+	lead := 6*time.Second + 10*time.Second*time.Duration(tunnels/1000)
 	clock := virtualClock{anchor: time.Now(), start: firstHour.Add(-time.Duration(float64(lead) * speed)), speed: speed}
 	boundaries := []time.Time{clock.realAt(firstHour), clock.realAt(firstHour.Add(time.Hour)), clock.realAt(firstHour.Add(2 * time.Hour))}
 	const quietBefore, quietAfter = 3 * time.Second, 1500 * time.Millisecond
