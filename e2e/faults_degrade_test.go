@@ -37,7 +37,7 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
-		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir,
+		reportIntervalFlag(tunnels), "--storage.tsdb.path=" + dir,
 	}
 	e := startExporter(t, nil, args...)
 	logTailOnFailure(t, e)

@@ -101,7 +101,7 @@ func TestFaultDiskFull(t *testing.T) {
 	})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
-		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir, "--history.window-points=3",
+		reportIntervalFlag(tunnels), "--storage.tsdb.path=" + dir, "--history.window-points=3",
 	}
 	e := startExporter(t, nil, args...)
 	logTailOnFailure(t, e)

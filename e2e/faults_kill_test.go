@@ -59,7 +59,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 	args := func(dir string) []string {
 		return []string{
 			"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
-			"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir,
+			reportIntervalFlag(tunnels), "--storage.tsdb.path=" + dir,
 		}
 	}
 	env := []string{clock.env()}

@@ -115,7 +115,7 @@ func TestFaultSSEClients(t *testing.T) {
 	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
 	sim, e := startSimExporter(t, []string{"GOGC=25"}, simulator.Options{
 		Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: 0.2, SubscriberBuffer: max(100_000, 10*tunnels),
-	}, "--nodepass.report-interval=10s", "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
+	}, reportIntervalFlag(tunnels), "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
 		"--web.max-connections=4000") // 2,000 clients plus the test's own requests: above the default cap of 512
 	logTailOnFailure(t, e)
 	ids := tunnelIDs(sim)

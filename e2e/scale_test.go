@@ -127,7 +127,7 @@ func TestSlowBodiesAtScale(t *testing.T) {
 	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
 	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 19, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 	e := startExporter(t, nil, "--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile, "--nodepass.name=sim",
-		"--nodepass.report-interval=10s", "--storage.tsdb.path="+t.TempDir(), "--web.read-timeout=2s",
+		reportIntervalFlag(tunnels), "--storage.tsdb.path="+t.TempDir(), "--web.read-timeout=2s",
 		fmt.Sprintf("--web.max-connections=%d", maxConns))
 	logTailOnFailure(t, e)
 	waitTotals(t, e, "sim", sim, wait(20*time.Second))
@@ -216,4 +216,12 @@ func logTailOnFailure(t *testing.T, e *exporter) {
 		lines := strings.Split(strings.TrimSpace(e.output.String()), "\n")
 		t.Logf("exporter output, last %d lines:\n%s", min(40, len(lines)), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	})
+}
+
+// reportIntervalFlag is --nodepass.report-interval for a master of n
+// tunnels: 10 s, or four scaled tick periods when that is longer, so that
+// the exporter's stall detection (3 intervals without an event) does not
+// drop a stream between two ticks (at 100,000 tunnels they are 25 s apart).
+func reportIntervalFlag(n int) string {
+	return "--nodepass.report-interval=" + max(10*time.Second, 4*scalePeriod(100*time.Millisecond, n)).String()
 }
