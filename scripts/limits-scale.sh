@@ -32,6 +32,7 @@ tests="
 ./api/ TestHeavyRequestsAreCapped
 ./api/ TestStalledWriterIsCut
 ./api/ TestSlowReaderGetsItsAnswer
+./collector/ TestIngestUnderBackToBackScrapes
 "
 echo "$tests" | while read -r pkg name; do
 	[ -n "$name" ] || continue
