@@ -1,6 +1,8 @@
 # nodepass-exporter
 GO        ?= go
 PKGS      := ./...
+# The packages whose tests take longest under -race, started first by make test.
+TEST_FIRST := ./e2e/ ./collector/ ./dashboards/ ./api/
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
@@ -19,14 +21,18 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodepass-exporter ./cmd/nodepass-exporter
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodepass-sim ./cmd/nodepass-sim
 
-## deps: install the Debian packages the tests use (promtool, prometheus, victoria-metrics, chromium, wrk)
+## deps: install the Debian packages the tests use (prometheus for promtool, victoria-metrics, chromium,
+## wrk, prometheus-alertmanager), when missing; it names them before apt-get runs
 deps:
 	./scripts/install-test-deps.sh
 
 ## test: the whole suite with the race detector (installs test dependencies first)
+## The longest packages are named first: go test starts the packages' test
+## binaries in the order given, at most -p (the CPU count) at a time, so
+## named last e2e would start only after the packages before it in ./...
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(TEST_FIRST) $(PKGS)
 
 ## test-short: unit tests only, no external programs
 test-short:

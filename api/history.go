@@ -162,6 +162,9 @@ func (m *memoryAPI) windows(ctx context.Context, endpoint, tunnel string, from, 
 		if err != nil {
 			return nil, err
 		}
+		if len(ws) == 0 {
+			return stored, nil // oldest first already; most often the outbox holds none
+		}
 		for _, rec := range stored {
 			if _, dup := ws[rec.T]; !dup { // committed but not yet acknowledged: the same record
 				ws[rec.T] = &rec

@@ -95,6 +95,7 @@ func newStorageFixture(t testing.TB, opts Options, storage collector.HourReader)
 // inst describes one instance of an event.
 type inst struct {
 	id, alias, typ, status string
+	sid                    string // meta.peer.sid: the service
 	c                      history.Counters
 	ping, pool, tcps, udps int64
 	tags                   []wire.Tag
@@ -119,7 +120,7 @@ func (f *fixture) event(typ wire.EventType, in inst, line string) *wire.Event {
 		Instance: wire.Instance{
 			ID: []byte(in.id), Alias: []byte(in.alias), Type: []byte(in.typ), Status: []byte(in.status),
 			URL: []byte("server://:10101/127.0.0.1:8080"), Mode: 1,
-			Ping: in.ping, Pool: in.pool, TCPs: in.tcps, UDPs: in.udps, Counters: in.c, Tags: in.tags,
+			Ping: in.ping, Pool: in.pool, TCPs: in.tcps, UDPs: in.udps, Counters: in.c, Tags: in.tags, PeerSID: []byte(in.sid),
 		},
 		Logs: []byte(line),
 	}

@@ -22,6 +22,8 @@ import (
 // contract). The trend routes and the dashboard's "today" only ask it.
 type HourSource interface {
 	Traffic(ctx context.Context, sel collector.Selection, from, to time.Time) (hours []history.HourTraffic, stored bool, err error)
+	ServiceTraffic(ctx context.Context, sid string, from, to time.Time,
+		members func(from, to time.Time) ([]history.HourTraffic, error)) (hours []history.HourTraffic, stored bool, err error)
 }
 
 // ComponentStatus is the state of one component for /api/status.

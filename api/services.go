@@ -208,28 +208,42 @@ func (m *memoryAPI) service(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceHours is a service's traffic in the last `hours` hours, counted
-// once: its clients' hours, or its servers' mirrored when no client is
-// watched.
+// once: from its hourly series (nodepass_service_hourly_traffic_bytes)
+// where the hour was aggregated, and for the later hours its clients'
+// hours, or its servers' mirrored when no client is watched. No hour
+// carries points (collector.Hours.ServiceTraffic).
 func (m *memoryAPI) serviceHours(r *http.Request, svc *collector.Service, hours int) ([]history.HourTraffic, error) {
+	openMs := history.HourStart(m.now().UnixMilli())
+	from := time.UnixMilli(openMs - int64(hours-1)*hourMs)
 	members, mirrored := svc.Clients, false
 	if len(members) == 0 {
 		members, mirrored = svc.Servers, true
 	}
-	var sum []history.HourTraffic
-	for _, mb := range members {
-		hs, err := m.hourTraffic(r.Context(), mb.Endpoint, mb.ID, hours)
-		if err != nil {
-			return nil, err
-		}
-		if sum == nil {
-			sum = make([]history.HourTraffic, len(hs))
-			for i := range hs {
-				sum[i].Hour = hs[i].Hour
+	recent := func(from, to time.Time) ([]history.HourTraffic, error) {
+		var sum []history.HourTraffic
+		for _, mb := range members {
+			hs, stored, err := m.hours.Traffic(r.Context(), collector.Selection{Endpoint: mb.Endpoint, Tunnel: mb.ID}, from, to)
+			if stored {
+				m.storageReads.Add(1)
 			}
+			if err != nil {
+				return nil, err
+			}
+			if sum == nil {
+				sum = make([]history.HourTraffic, len(hs))
+				for i := range hs {
+					sum[i].Hour = hs[i].Hour
+				}
+			}
+			addHours(sum, hs, mirrored)
 		}
-		addHours(sum, hs, mirrored)
+		return sum, nil
 	}
-	return sum, nil
+	hs, stored, err := m.hours.ServiceTraffic(r.Context(), svc.SID, from, time.UnixMilli(openMs+hourMs), recent)
+	if stored {
+		m.storageReads.Add(1)
+	}
+	return hs, err
 }
 
 // serviceTrend answers GET /api/memory/services/{sid}/traffic/trend.

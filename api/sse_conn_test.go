@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,89 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push/pushtest"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
-
-// rawStream is a push stream read over a plain TCP connection, as a
-// browser or curl sees it.
-type rawStream struct {
-	conn net.Conn
-	r    *bufio.Reader
-	// head is the response head as sent, lines without CRLF.
-	head []string
-}
-
-// dialRaw sends a GET for path with the extra header lines and reads the
-// response head. rcvbuf, when set, shrinks the connection's receive
-// buffer first.
-func dialRaw(t *testing.T, addr, path string, rcvbuf int, header ...string) *rawStream {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if rcvbuf > 0 {
-		if err := c.(*net.TCPConn).SetReadBuffer(rcvbuf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\n"
-	for _, h := range header {
-		req += h + "\r\n"
-	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	s := &rawStream{conn: c, r: bufio.NewReader(c)}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("response head: %v after %q", err, s.head)
-		}
-		if !strings.HasSuffix(line, "\r\n") {
-			t.Fatalf("head line %q does not end in CRLF", line)
-		}
-		line = strings.TrimSuffix(line, "\r\n")
-		if line == "" {
-			break
-		}
-		s.head = append(s.head, line)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return s
-}
-
-// header returns the values of the head's field name.
-func (s *rawStream) header(name string) []string {
-	var out []string
-	for _, l := range s.head[1:] {
-		k, v, _ := strings.Cut(l, ": ")
-		if strings.EqualFold(k, name) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// event reads the next block of the body, within timeout.
-func (s *rawStream) event(t *testing.T, timeout time.Duration) string {
-	t.Helper()
-	_ = s.conn.SetReadDeadline(time.Now().Add(timeout))
-	defer func() { _ = s.conn.SetReadDeadline(time.Time{}) }()
-	var b strings.Builder
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the stream: %v after %q", err, b.String())
-		}
-		if line == "\n" {
-			return b.String()
-		}
-		b.WriteString(line)
-	}
-}
 
 // TestSSETakenOverResponse reads a taken-over stream byte for byte: a valid
 // HTTP/1.1 head with the stream's headers, the CORS headers of the
@@ -109,9 +27,9 @@ func TestSSETakenOverResponse(t *testing.T) {
 			h.ServeHTTP(w, r)
 		}))
 	})
-	s := dialRaw(t, p.ts.Listener.Addr().String(), "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1", 0, "Origin: https://dash.example")
-	if s.head[0] != "HTTP/1.1 200 OK" {
-		t.Errorf("status line %q", s.head[0])
+	s := pushtest.DialRaw(t, p.ts.Listener.Addr().String(), "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1", 0, "Origin: https://dash.example")
+	if s.Head[0] != "HTTP/1.1 200 OK" {
+		t.Errorf("status line %q", s.Head[0])
 	}
 	for name, want := range map[string]string{
 		"Content-Type":                "text/event-stream; charset=utf-8",
@@ -122,30 +40,30 @@ func TestSSETakenOverResponse(t *testing.T) {
 		"Vary":                        "Origin",
 		"X-Frame-Options":             "deny",
 	} {
-		if got := s.header(name); len(got) != 1 || got[0] != want {
+		if got := s.Header(name); len(got) != 1 || got[0] != want {
 			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
-	if d := s.header("Date"); len(d) != 1 {
+	if d := s.Header("Date"); len(d) != 1 {
 		t.Errorf("Date: %q", d)
 	} else if _, err := http.ParseTime(d[0]); err != nil {
 		t.Errorf("Date %q: %v", d[0], err)
 	}
 	for _, name := range []string{"Transfer-Encoding", "Content-Length"} {
-		if got := s.header(name); got != nil {
+		if got := s.Header(name); got != nil {
 			t.Errorf("%s: %q on a stream delimited by the connection's end", name, got)
 		}
 	}
-	if ev := s.event(t, 2*time.Second); ev != "retry: 3000\n" {
+	if ev := s.Event(t, 2*time.Second); ev != "retry: 3000\n" {
 		t.Errorf("first block %q", ev)
 	}
-	if ev := s.event(t, 2*time.Second); !strings.HasPrefix(ev, "event: tunnel\nid: ") || !strings.Contains(ev, `"instanceId":"aaaaaaa1"`) {
+	if ev := s.Event(t, 2*time.Second); !strings.HasPrefix(ev, "event: tunnel\nid: ") || !strings.Contains(ev, `"instanceId":"aaaaaaa1"`) {
 		t.Errorf("second block %q", ev)
 	}
-	if ev := s.event(t, 2*time.Second); !strings.HasPrefix(ev, "event: log\nid: ") || !strings.Contains(ev, `"initial":true`) {
+	if ev := s.Event(t, 2*time.Second); !strings.HasPrefix(ev, "event: log\nid: ") || !strings.Contains(ev, `"initial":true`) {
 		t.Errorf("third block %q", ev)
 	}
-	if ev := s.event(t, 2*time.Second); !strings.HasPrefix(ev, "event: tunnel\n") {
+	if ev := s.Event(t, 2*time.Second); !strings.HasPrefix(ev, "event: tunnel\n") {
 		t.Errorf("a tick's block %q", ev)
 	}
 
@@ -172,28 +90,28 @@ func TestSSETakenOverResponse(t *testing.T) {
 func TestSSETakenOverNoGoroutinePerClient(t *testing.T) {
 	p := newPushServer(t, Options{}, nil)
 	addr := p.ts.Listener.Addr().String()
-	dialRaw(t, addr, "/api/memory/sse/dashboard", 0) // net/http and the hub warmed up
+	pushtest.DialRaw(t, addr, "/api/memory/sse/dashboard", 0) // net/http and the hub warmed up
 	time.Sleep(50 * time.Millisecond)
 	before := runtime.NumGoroutine()
-	var streams []*rawStream
+	var streams []*pushtest.RawStream
 	for i := range 100 {
 		path := "/api/memory/sse/dashboard"
 		if i%2 == 0 {
 			path = "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1"
 		}
-		streams = append(streams, dialRaw(t, addr, path, 0))
+		streams = append(streams, pushtest.DialRaw(t, addr, path, 0))
 	}
 	testutil.WaitFor(t, "101 clients", func() bool { return p.srv.memory.hub.clients() == 101 })
 	for _, s := range streams {
-		s.event(t, 2*time.Second) // retry
-		s.event(t, 2*time.Second) // a frame
+		s.Event(t, 2*time.Second) // retry
+		s.Event(t, 2*time.Second) // a frame
 	}
 	// net/http's connection goroutines end once each stream is taken over.
 	testutil.WaitForWithin(t, 2*time.Second, fmt.Sprintf("at most %d goroutines with 100 more streams", before+10), func() bool {
 		return runtime.NumGoroutine() <= before+10
 	})
 	for _, s := range streams {
-		s.event(t, 2*time.Second) // still served by the ticks
+		s.Event(t, 2*time.Second) // still served by the ticks
 	}
 }
 

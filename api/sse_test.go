@@ -14,20 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push/pushtest"
+
 	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push"
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
-// sseEvent is one parsed block of an event stream.
-type sseEvent struct {
-	name, id, data, comment, retry string
-}
-
 // sseStream reads an event stream in the background.
 type sseStream struct {
-	events chan sseEvent
+	events chan pushtest.Event
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -95,41 +92,28 @@ func (p *pushServer) open(t *testing.T, path string) *sseStream {
 		cancel()
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &sseStream{events: make(chan sseEvent, 1024), cancel: cancel, done: make(chan struct{})}
+	s := &sseStream{events: make(chan pushtest.Event, 1024), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		defer close(s.events)
 		defer resp.Body.Close()
 		r := bufio.NewReader(resp.Body)
-		var ev sseEvent
+		var block strings.Builder
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			line = strings.TrimSuffix(line, "\n")
-			if line == "" {
-				select {
-				case s.events <- ev:
-				case <-ctx.Done():
-					return
-				}
-				ev = sseEvent{}
+			if line != "\n" {
+				block.WriteString(line)
 				continue
 			}
-			field, value, _ := strings.Cut(line, ": ")
-			switch field {
-			case "":
-				ev.comment = value
-			case "event":
-				ev.name = value
-			case "id":
-				ev.id = value
-			case "data":
-				ev.data = value
-			case "retry":
-				ev.retry = value
+			select {
+			case s.events <- pushtest.ParseBlock(strings.TrimSuffix(block.String(), "\n")):
+			case <-ctx.Done():
+				return
 			}
+			block.Reset()
 		}
 	}()
 	t.Cleanup(s.close)
@@ -142,7 +126,7 @@ func (s *sseStream) close() {
 }
 
 // next returns the next event matching keep, failing after timeout.
-func (s *sseStream) next(t *testing.T, timeout time.Duration, keep func(sseEvent) bool) sseEvent {
+func (s *sseStream) next(t *testing.T, timeout time.Duration, keep func(pushtest.Event) bool) pushtest.Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -160,25 +144,25 @@ func (s *sseStream) next(t *testing.T, timeout time.Duration, keep func(sseEvent
 	}
 }
 
-func named(name string) func(sseEvent) bool {
-	return func(ev sseEvent) bool { return ev.name == name }
+func named(name string) func(pushtest.Event) bool {
+	return func(ev pushtest.Event) bool { return ev.Name == name }
 }
 
 func TestSSEDashboard(t *testing.T) {
 	p := newPushServer(t, Options{}, nil)
 	s := p.open(t, "/api/memory/sse/dashboard")
-	if ev := s.next(t, time.Second, nil); ev.retry != "3000" {
+	if ev := s.next(t, time.Second, nil); ev.Retry != "3000" {
 		t.Fatalf("first block %+v, want retry: 3000", ev)
 	}
 	first := s.next(t, time.Second, named("dashboard"))
 	second := s.next(t, time.Second, named("dashboard"))
-	a, _ := strconv.Atoi(first.id)
-	b, _ := strconv.Atoi(second.id)
+	a, _ := strconv.Atoi(first.ID)
+	b, _ := strconv.Atoi(second.ID)
 	if a == 0 || b <= a {
-		t.Errorf("ids %q then %q, want increasing", first.id, second.id)
+		t.Errorf("ids %q then %q, want increasing", first.ID, second.ID)
 	}
 	var d dashboardJSON
-	if err := json.Unmarshal([]byte(second.data), &d); err != nil {
+	if err := json.Unmarshal([]byte(second.Data), &d); err != nil {
 		t.Fatal(err)
 	}
 	if d.Source != "memory" || d.Traffic.Total != 3750 || d.TunnelCounts.Total != 3 {
@@ -195,14 +179,14 @@ func TestSSETunnel(t *testing.T) {
 	s := p.open(t, "/api/memory/sse/endpoints/tokyo-1/tunnels/aaaaaaa1")
 	state := s.next(t, time.Second, named("tunnel"))
 	var te tunnelEventJSON
-	if err := json.Unmarshal([]byte(state.data), &te); err != nil {
+	if err := json.Unmarshal([]byte(state.Data), &te); err != nil {
 		t.Fatal(err)
 	}
-	if state.id == "" || te.Source != "memory" || te.Tunnel.InstanceID != "aaaaaaa1" || te.Tunnel.Traffic.Total != 3700 || te.Tunnel.Tags["env"] != "prod" {
+	if state.ID == "" || te.Source != "memory" || te.Tunnel.InstanceID != "aaaaaaa1" || te.Tunnel.Traffic.Total != 3700 || te.Tunnel.Tags["env"] != "prod" {
 		t.Errorf("tunnel event %+v", te)
 	}
 	var le logEventJSON
-	if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).data), &le); err != nil {
+	if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).Data), &le); err != nil {
 		t.Fatal(err)
 	}
 	if !le.Initial || len(le.Lines) != 1 || le.Lines[0] != "kept line" || le.Seq != 1 {
@@ -215,7 +199,7 @@ func TestSSETunnel(t *testing.T) {
 	var lines []string
 	for len(lines) < 2 {
 		le = logEventJSON{}
-		if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).data), &le); err != nil {
+		if err := json.Unmarshal([]byte(s.next(t, time.Second, named("log")).Data), &le); err != nil {
 			t.Fatal(err)
 		}
 		if le.Initial {
@@ -230,7 +214,7 @@ func TestSSETunnel(t *testing.T) {
 	// Deleted: one "gone", then nothing until it returns.
 	p.apply("tokyo-1", wire.EventDelete, p.last["tokyo-1/aaaaaaa1"])
 	gone := s.next(t, time.Second, named("gone"))
-	if !strings.Contains(gone.data, `"instanceId":"aaaaaaa1"`) {
+	if !strings.Contains(gone.Data, `"instanceId":"aaaaaaa1"`) {
 		t.Errorf("gone %+v", gone)
 	}
 	p.apply("tokyo-1", wire.EventCreate, p.last["tokyo-1/aaaaaaa1"])
@@ -240,8 +224,8 @@ func TestSSETunnel(t *testing.T) {
 func TestSSETunnelWithoutEndpoint(t *testing.T) {
 	p := newPushServer(t, Options{}, nil)
 	s := p.open(t, "/api/memory/sse/tunnels/bbbbbbb1")
-	if ev := s.next(t, time.Second, named("tunnel")); !strings.Contains(ev.data, `"endpointId":"osaka"`) {
-		t.Errorf("tunnel %s", ev.data)
+	if ev := s.next(t, time.Second, named("tunnel")); !strings.Contains(ev.Data, `"endpointId":"osaka"`) {
+		t.Errorf("tunnel %s", ev.Data)
 	}
 	// The same id on a second master makes the short path ambiguous.
 	p.apply("tokyo-1", wire.EventInitial, inst{id: "bbbbbbb1", status: "running"})
@@ -258,8 +242,8 @@ func TestSSETunnelWithoutEndpoint(t *testing.T) {
 func TestSSEHeartbeat(t *testing.T) {
 	p := newPushServer(t, Options{}, func(c *push.Config) { c.Heartbeat = 30 * time.Millisecond })
 	s := p.open(t, "/api/memory/sse/dashboard")
-	if ev := s.next(t, 2*time.Second, func(ev sseEvent) bool { return ev.comment != "" }); ev.comment != "heartbeat" {
-		t.Errorf("comment %q", ev.comment)
+	if ev := s.next(t, 2*time.Second, func(ev pushtest.Event) bool { return ev.Comment != "" }); ev.Comment != "heartbeat" {
+		t.Errorf("comment %q", ev.Comment)
 	}
 }
 
@@ -277,7 +261,7 @@ func TestSSESharedFrames(t *testing.T) {
 		seen[i] = map[string]string{}
 		for range 8 {
 			ev := s.next(t, time.Second, named("tunnel"))
-			seen[i][ev.id] = ev.data
+			seen[i][ev.ID] = ev.Data
 		}
 	}
 	common := 0
@@ -391,7 +375,7 @@ func TestSSESlowClientDropped(t *testing.T) {
 	for time.Since(start) < time.Second {
 		select {
 		case ev := <-fast.events:
-			if ev.name == "tunnel" {
+			if ev.Name == "tunnel" {
 				got++
 			}
 		case <-time.After(5 * time.Millisecond):

@@ -88,6 +88,9 @@ func (m *memoryAPI) hostReadings(ctx context.Context, endpoint string, from, to 
 		if err != nil {
 			return nil, err
 		}
+		if len(hs) == 0 {
+			return stored, nil // oldest first already; most often the outbox holds none
+		}
 		for _, h := range stored {
 			if _, dup := hs[h.T]; !dup {
 				hs[h.T] = &h

@@ -299,6 +299,64 @@ func TestServicesFromV2Replay(t *testing.T) {
 	}
 }
 
+// TestServiceTrendFromAggregate: a service's closed hours are its hourly
+// series as written (in the TSDB, or still in the outbox), not its
+// members' hours (also written, with other values, to tell them apart);
+// the open hour is its client's traffic so far; no hour has points; the
+// daily route sums the same hours.
+func TestServiceTrendFromAggregate(t *testing.T) {
+	b := newBackfilled(t, time.UTC)
+	base := history.Counters{1000, 1000, 1000, 1000}
+	b.apply("tokyo-1", wire.EventInitial, inst{id: "cccccc01", typ: "client", sid: "svc-1", status: "running", c: base})
+	b.apply("osaka", wire.EventInitial, inst{id: "eeeeee01", typ: "server", sid: "svc-1", status: "running", c: base})
+	b.clock.Add(5 * time.Second)
+	b.apply("tokyo-1", wire.EventUpdate, inst{id: "cccccc01", typ: "client", sid: "svc-1", status: "running", c: plus(base, history.Counters{100, 200, 300, 400})})
+	b.apply("osaka", wire.EventUpdate, inst{id: "eeeeee01", typ: "server", sid: "svc-1", status: "running", c: plus(base, history.Counters{200, 100, 400, 300})})
+	b.store.Sweep() // the hours before the open one are aggregated
+	open := t0.Truncate(time.Hour)
+	hour := func(ago int) time.Time { return open.Add(-time.Duration(ago) * time.Hour) }
+	service := func(ago int, c history.Counters) []history.Sample {
+		var out []history.Sample
+		for i, l := range history.CounterLabels {
+			out = append(out, history.Sample{Metric: history.MetricServiceHourlyTraffic, Service: "svc-1",
+				Protocol: l.Protocol, Direction: l.Direction, T: hour(ago).UnixMilli(), V: float64(c[i])})
+		}
+		return out
+	}
+	written := map[time.Time]history.Counters{hour(50): {5, 6, 7, 8}, hour(3): {1_000_000, 2, 3, 4}, hour(1): {9, 10, 11, 12}}
+	b.write(append(service(50, written[hour(50)]), service(3, written[hour(3)])...))
+	b.store.Outbox().Write(service(1, written[hour(1)])) // not yet committed
+	// The client's own hour 3 is in the TSDB too: the trend must not add it.
+	var member history.Hour
+	member.Add(hour(3).UnixMilli(), history.Counters{7, 7, 7, 7}, history.Counters{}, true)
+	b.write(member.Flush("tokyo-1", "cccccc01", nil))
+	written[open] = history.Counters{100, 200, 300, 400} // the client's open hour
+
+	var trend trendJSON
+	b.getJSON("/api/memory/services/svc-1/traffic/trend?hours=72", &trend)
+	if trend.Hours != 72 || len(trend.Items) != 72 {
+		t.Fatalf("%d hours, %d items, want 72", trend.Hours, len(trend.Items))
+	}
+	var sum history.Counters
+	for _, it := range trend.Items {
+		want := written[it.HourTime]
+		sum.Add(want)
+		got := history.Counters{it.TCPRx, it.TCPTx, it.UDPRx, it.UDPTx}
+		if got != want || it.Total != want.Sum() || it.Points != 0 {
+			t.Errorf("hour %v: %v total %d points %d, want %v, no points", it.HourTime, got, it.Total, it.Points, want)
+		}
+	}
+	var daily dailyJSON
+	b.getJSON("/api/memory/services/svc-1/traffic/daily?days=3", &daily)
+	var total uint64
+	for _, d := range daily.Items {
+		total += d.Total
+	}
+	if total != sum.Sum() {
+		t.Errorf("daily total %d, want %d (the 72 hours' hours within 3 days: all of them)", total, sum.Sum())
+	}
+}
+
 // TestRealtimePaging: sort, offset, limit and q over the seed's tunnels;
 // total counts the matching rows; the page fills the endpoints' tunnels.
 func TestRealtimePaging(t *testing.T) {

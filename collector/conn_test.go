@@ -269,6 +269,10 @@ func TestConnBadStreams(t *testing.T) {
 			fmt.Fprint(w, long)
 		}, reasonTooLong, "read event"},
 		{"garbage json", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/events" {
+				http.NotFound(w, r) // not a stream held open: /info
+				return
+			}
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "event: instance\ndata: {\"type\":\"update\",\xff\xfe\n\n")
 			w.(http.Flusher).Flush()

@@ -332,3 +332,82 @@ func Sum(hours []history.HourTraffic) (traffic history.Counters, points uint64) 
 	}
 	return traffic, points
 }
+
+// ServiceHourReader reads a service's closed hours from its pre-aggregated
+// series (nodepass_service_hourly_traffic_bytes, traffic only); the
+// embedded TSDB (tsdb.DB.ServiceHourlyTraffic) implements it. It returns
+// only the hours that hold data, in any order.
+type ServiceHourReader interface {
+	ServiceHourlyTraffic(ctx context.Context, service string, from, to time.Time) ([]history.HourTraffic, error)
+}
+
+// ServiceTraffic returns the traffic of the service sid in each UTC hour
+// from the hour that holds from up to to (exclusive), oldest first, one
+// item per hour, zero-filled, as Traffic does. The hours whose service
+// aggregate the Store has written (up to its last aggregated hour) are
+// read from that aggregate, in storage and in the outbox, so a long range
+// reads four series and not every member tunnel's. The later hours (the
+// open one, and one that ended before the sweep that aggregates it) are
+// members(from, to): the service's own sum of its members' hours. Without
+// storage that reads service hours, every hour is members'. No hour
+// carries points: the aggregate is traffic only, and a trend whose points
+// vanished at the sweep would mislead.
+func (h *Hours) ServiceTraffic(ctx context.Context, sid string, from, to time.Time,
+	members func(from, to time.Time) ([]history.HourTraffic, error)) (hours []history.HourTraffic, stored bool, err error) {
+	fromMs := history.HourStart(from.UnixMilli())
+	n := 0
+	if toMs := to.UnixMilli(); toMs > fromMs {
+		n = int((toMs - fromMs + msPerHour - 1) / msPerHour)
+	}
+	hours = make([]history.HourTraffic, n)
+	for i := range hours {
+		hours[i].Hour = time.UnixMilli(fromMs + int64(i)*msPerHour).UTC()
+	}
+	split := 0 // hours[:split] come from the aggregate
+	if svc, ok := h.storage.(ServiceHourReader); ok {
+		err = h.store.outbox.ReadConsistent(func() error {
+			h.store.mu.RLock()
+			through := h.store.serviceThrough
+			h.store.mu.RUnlock()
+			if through == 0 || through < fromMs {
+				return nil
+			}
+			split = int(min((through-fromMs)/msPerHour+1, int64(n)))
+			h.store.outbox.Pending(func(smp *history.Sample) {
+				if smp.Metric != history.MetricServiceHourlyTraffic || smp.Service != sid {
+					return
+				}
+				c, ok := history.CounterOf(smp.Protocol, smp.Direction)
+				if i, in := index(fromMs, split, smp.T); ok && in {
+					hours[i].Traffic[c] += toCount(smp.V)
+				}
+			})
+			stored = true
+			ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+			defer cancel()
+			got, err := svc.ServiceHourlyTraffic(ctx, sid, from, time.UnixMilli(fromMs+int64(split)*msPerHour).UTC())
+			if err != nil {
+				return fmt.Errorf("read service hourly traffic from storage: %w", err)
+			}
+			for _, st := range got {
+				if i, ok := index(fromMs, split, st.Hour.UnixMilli()); ok {
+					hours[i].Traffic.Add(st.Traffic)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return hours, stored, err
+		}
+	}
+	if split == n {
+		return hours, stored, nil
+	}
+	recent, err := members(hours[split].Hour, to)
+	for _, r := range recent {
+		if i, ok := index(fromMs, n, r.Hour.UnixMilli()); ok && i >= split {
+			hours[i].Traffic.Add(r.Traffic)
+		}
+	}
+	return hours, stored, err
+}

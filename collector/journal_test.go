@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -47,14 +49,10 @@ func readMerged(t *testing.T, path string) *stateFile {
 	return &f
 }
 
-// mergedJSON returns, as JSON, the snapshot at path merged with journal j
-// (without its savedAt).
-func mergedJSON(t *testing.T, path string, j []byte) string {
+// mergedJSON returns, as JSON, the snapshot snap (the file at path) merged
+// with journal j (without its savedAt).
+func mergedJSON(t *testing.T, path string, snap, j []byte) string {
 	t.Helper()
-	snap, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f stateFile
 	if err := json.Unmarshal(snap, &f); err != nil {
 		t.Fatal(err)
@@ -64,6 +62,29 @@ func mergedJSON(t *testing.T, path string, j []byte) string {
 	}
 	f.SavedAt = time.Time{}
 	return mustJSON(t, f)
+}
+
+// tornCuts returns the lengths at which to cut journal j, whose frames from
+// offset from on are the ones to cut, up to len(j) itself. With every, they
+// are every length; without, every byte of each frame's header and of the
+// ends of its payload, and every 61st in between: a frame cut within its
+// payload is short of its length whatever the byte.
+func tornCuts(t *testing.T, j []byte, from int, every bool) []int {
+	t.Helper()
+	var cuts []int
+	for at := from; at < len(j); {
+		end := at + frameHeader + int(binary.LittleEndian.Uint32(j[at:]))
+		if end > len(j) {
+			t.Fatalf("a frame at %d runs past the journal's end %d", at, len(j))
+		}
+		for cut := at; cut < end; cut++ {
+			if every || cut-at < 2*frameHeader || end-cut <= frameHeader || (cut-at)%61 == 0 {
+				cuts = append(cuts, cut)
+			}
+		}
+		at = end
+	}
+	return append(cuts, len(j))
 }
 
 func liveJSON(t *testing.T, s *Store) string { return mustJSON(t, referenceSnapshot(s, time.Time{})) }
@@ -158,13 +179,20 @@ func TestJournalTornAppend(t *testing.T) {
 			}
 			// Each cut is read as Restore reads it before it loads the
 			// state (the loading is the same for every cut).
-			mBefore, mAfter := mergedJSON(t, path, jBefore), mergedJSON(t, path, jAfter)
-			for cut := len(jBefore); cut <= len(jAfter); cut++ {
+			snap, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mBefore, mAfter := mergedJSON(t, path, snap, jBefore), mergedJSON(t, path, snap, jAfter)
+			// Every length once (the first case), in full runs: the
+			// other cases cut each frame's header and payload ends.
+			cuts := tornCuts(t, jAfter, len(jBefore), tc.name == "updates" && !testing.Short())
+			for _, cut := range cuts {
 				want := mBefore
 				if cut == len(jAfter) {
 					want = mAfter
 				}
-				if got := mergedJSON(t, path, jAfter[:cut]); got != want {
+				if got := mergedJSON(t, path, snap, jAfter[:cut]); got != want {
 					t.Fatalf("cut at %d of %d..%d: restored\n%s\nwant\n%s", cut, len(jBefore), len(jAfter), got, want)
 				}
 			}
@@ -179,7 +207,7 @@ func TestJournalTornAppend(t *testing.T) {
 					t.Fatalf("header cut at %d: %v", cut, err)
 				}
 			}
-			t.Logf("%d cuts of a %d-byte append", len(jAfter)-len(jBefore)+1, len(jAfter)-len(jBefore))
+			t.Logf("%d cuts of a %d-byte append", len(cuts), len(jAfter)-len(jBefore))
 		})
 	}
 }
@@ -298,16 +326,20 @@ func TestJournalAppendFailure(t *testing.T) {
 // appended before that instant and not committed (and possibly samples the
 // TSDB had committed, which it takes again as they are).
 func TestJournalCutIsConsistentPerTunnel(t *testing.T) {
-	rng := rand.New(rand.NewPCG(21, 22))
-	h := &cutHarness{t: t, rng: rng, clock: &fakeClock{now: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC)},
-		raw: map[tunnelKey]history.Counters{}, samples: map[uint64]history.Sample{}}
-	h.s = NewStore(Options{Now: h.clock.Now, WindowPoints: 3, Outbox: history.NewOutbox(1_000_000)})
+	h := newCutHarness(t, 21)
+	rng := h.rng
 	path := filepath.Join(t.TempDir(), StateFileName)
 	p := newPersister(t, h.s, path)
 	p.compactRatio = 3
 	defer p.Close()
 	var compactions, appends, moved int
-	for save := range 300 {
+	// The samples below the outbox's head: the TSDB committed them.
+	committed, committedTo := map[history.Sample]bool{}, uint64(0)
+	saves := 300
+	if testing.Short() || testutil.Race {
+		saves = 100 // one goroutine: the race detector adds nothing but time
+	}
+	for save := range saves {
 		for range rng.IntN(8) {
 			h.mutate()
 		}
@@ -332,85 +364,14 @@ func TestJournalCutIsConsistentPerTunnel(t *testing.T) {
 			appends++
 		}
 		_, headF := h.s.outbox.PeekSeq(0)
-		f := readMerged(t, path)
-		fileStates := map[tunnelKey]keyState{}
-		for _, e := range f.Endpoints {
-			for _, st := range e.Tunnels {
-				k := tunnelKey{e.Name, st.ID}
-				ks := fileStates[k]
-				ks.tunnel = mustJSON(t, st)
-				fileStates[k] = ks
-			}
-			for id, hr := range e.Retired {
-				k := tunnelKey{e.Name, id}
-				ks := fileStates[k]
-				ks.retired = mustJSON(t, hr)
-				fileStates[k] = ks
-			}
-		}
-		fileSamples := map[tunnelKey][]history.Sample{}
-		for _, smp := range f.Outbox {
-			k := tunnelKey{smp.Endpoint, smp.Tunnel}
-			fileSamples[k] = append(fileSamples[k], smp)
-		}
-		committed := map[history.Sample]bool{}
-		for seq, smp := range h.samples {
-			if seq < headF {
+		for ; committedTo < headF; committedTo++ {
+			if smp, ok := h.samples[committedTo]; ok {
 				committed[smp] = true
 			}
 		}
-		keys := map[tunnelKey]bool{}
-		for k := range fileStates {
-			keys[k] = true
-		}
-		for k := range fileSamples {
-			keys[k] = true
-		}
-		for _, in := range h.log {
-			for k := range in.states {
-				keys[k] = true
-			}
-		}
-		for k := range keys {
-			// Samples the TSDB had committed may come first.
-			got := fileSamples[k]
-			for len(got) > 0 && committed[got[0]] {
-				got = got[1:]
-			}
-			found := -1
-			for i, in := range h.log {
-				if in.states[k] != fileStates[k] {
-					continue
-				}
-				var want []history.Sample
-				for seq := headF; seq < in.tail; seq++ {
-					if smp := h.samples[seq]; smp.Endpoint == k.endpoint && smp.Tunnel == k.id {
-						want = append(want, smp)
-					}
-				}
-				if slices.Equal(want, got) {
-					found = i
-					break
-				}
-			}
-			if found < 0 {
-				for i, in := range h.log {
-					var want []history.Sample
-					for seq := headF; seq < in.tail; seq++ {
-						if smp := h.samples[seq]; smp.Endpoint == k.endpoint && smp.Tunnel == k.id {
-							want = append(want, smp)
-						}
-					}
-					t.Logf("instant %d tail %d same state %v: want %d samples, got %d (head %d)", i, in.tail, in.states[k] == fileStates[k], len(want), len(got), headF)
-				}
-				t.Fatalf("save %d: %v restored is no instant of the tunnel:\nrestored %+v\nsamples %v", save, k, fileStates[k], fileSamples[k])
-			}
-			if found > 0 {
-				moved++
-			}
-		}
+		moved += h.checkCut(save, readMerged(t, path), headF, func(smp history.Sample) bool { return committed[smp] })
 	}
-	if compactions < 10 || appends < 100 || moved < 50 {
+	if compactions < saves/30 || appends < saves/3 || moved < saves/6 {
 		t.Fatalf("not tested: %d compactions, %d appends, %d tunnels cut after a change", compactions, appends, moved)
 	}
 	t.Logf("%d compactions, %d appends, %d tunnels cut after a change", compactions, appends, moved)
@@ -425,7 +386,13 @@ func TestJournalCompactionWhileIngesting(t *testing.T) {
 	var clock atomicClock
 	clock.ns.Store(time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC).UnixNano())
 	s := NewStore(Options{Now: clock.Now, WindowPoints: 10, Outbox: history.NewOutbox(10_000_000)})
-	const tunnels, minEvents, maxEvents, wantSaves = 200, 3_000, 100_000, 30
+	// Ingest runs at most two saves ahead, a save every 20 events: the
+	// minimum of events makes the number of saves, and 15 events a tunnel
+	// close its windows of 10 points.
+	tunnels, minEvents, maxEvents, wantSaves := 200, 3_000, 100_000, 30
+	if testing.Short() || testutil.Race {
+		tunnels, minEvents = 60, 900
+	}
 	path := filepath.Join(t.TempDir(), StateFileName)
 	p := newPersister(t, s, path)
 	p.compactRatio = 1
@@ -442,7 +409,7 @@ func TestJournalCompactionWhileIngesting(t *testing.T) {
 		defer done.Store(true)
 		rng := rand.New(rand.NewPCG(3, 3))
 		raw := make([]history.Counters, tunnels)
-		for i := 0; i < maxEvents && (i < minEvents || saved.Load() < wantSaves); i++ {
+		for i := 0; i < maxEvents && (i < minEvents || saved.Load() < int64(wantSaves)); i++ {
 			// At most two saves ahead of the saver, so that saves and
 			// ingest overlap however the two goroutines are scheduled.
 			for i%20 == 0 && saved.Load() < int64(i/20-2) {

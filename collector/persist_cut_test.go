@@ -7,20 +7,27 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
+	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
 type tunnelKey struct{ endpoint, id string }
 
-// keyState is what the file holds of one tunnel: its state (if it exists)
-// and its retired hour (if any), as JSON.
-type keyState struct{ tunnel, retired string }
+// keyState is what a file or the Store holds of one tunnel: its state (if
+// it exists) and its retired hour (if any), as the file holds them (see
+// persisted), so that == compares what the JSON holds.
+type keyState struct {
+	tunnel                stateTunnel
+	retired               history.Hour
+	hasTunnel, hasRetired bool
+}
 
 type cutInstant struct {
 	states map[tunnelKey]keyState
@@ -38,8 +45,16 @@ type cutHarness struct {
 	s       *Store
 	raw     map[tunnelKey]history.Counters
 	samples map[uint64]history.Sample
+	seqs    map[tunnelKey][]uint64 // each tunnel's sequence numbers in samples, ascending
 	tail    uint64
 	log     []cutInstant
+}
+
+func newCutHarness(t *testing.T, seed uint64) *cutHarness {
+	h := &cutHarness{t: t, rng: rand.New(rand.NewPCG(seed, seed+1)), clock: &fakeClock{now: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC)},
+		raw: map[tunnelKey]history.Counters{}, samples: map[uint64]history.Sample{}, seqs: map[tunnelKey][]uint64{}}
+	h.s = NewStore(Options{Now: h.clock.Now, WindowPoints: 3, Outbox: history.NewOutbox(1_000_000)})
+	return h
 }
 
 var (
@@ -53,31 +68,52 @@ var (
 	}()
 )
 
-func (h *cutHarness) record() {
-	all, head := h.s.outbox.PeekSeq(math.MaxInt)
-	for i, smp := range all {
-		if seq := head + uint64(i); seq >= h.tail {
-			h.samples[seq] = smp
+// persisted returns h with only its exported fields, the ones its JSON
+// holds. Every field of a keyState is an integer, a string or an array of
+// them, so once the in-memory ones are gone, == compares what a file holds.
+func persisted(h history.Hour) history.Hour {
+	var out history.Hour
+	src, dst := reflect.ValueOf(h), reflect.ValueOf(&out).Elem()
+	for i := range dst.NumField() {
+		if dst.Type().Field(i).IsExported() {
+			dst.Field(i).Set(src.Field(i))
 		}
 	}
-	h.tail = head + uint64(len(all))
-	ref := referenceSnapshot(h.s, time.Time{})
+	return out
+}
+
+// cutStates returns the state of every tunnel in f.
+func cutStates(f *stateFile) map[tunnelKey]keyState {
 	states := map[tunnelKey]keyState{}
-	for _, e := range ref.Endpoints {
+	for _, e := range f.Endpoints {
 		for _, st := range e.Tunnels {
 			k := tunnelKey{e.Name, st.ID}
 			ks := states[k]
-			ks.tunnel = mustJSON(h.t, st)
+			st.Hour = persisted(st.Hour)
+			ks.tunnel, ks.hasTunnel = st, true
 			states[k] = ks
 		}
 		for id, hr := range e.Retired {
 			k := tunnelKey{e.Name, id}
 			ks := states[k]
-			ks.retired = mustJSON(h.t, hr)
+			ks.retired, ks.hasRetired = persisted(hr), true
 			states[k] = ks
 		}
 	}
-	h.log = append(h.log, cutInstant{states: states, tail: h.tail})
+	return states
+}
+
+func (h *cutHarness) record() {
+	all, head := h.s.outbox.PeekSeq(math.MaxInt)
+	for i, smp := range all {
+		if seq := head + uint64(i); seq >= h.tail {
+			h.samples[seq] = smp
+			k := tunnelKey{smp.Endpoint, smp.Tunnel}
+			h.seqs[k] = append(h.seqs[k], seq)
+		}
+	}
+	h.tail = head + uint64(len(all))
+	h.log = append(h.log, cutInstant{states: cutStates(referenceSnapshot(h.s, time.Time{})), tail: h.tail})
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -86,6 +122,67 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// want returns the samples of tunnel k with a sequence number in [from, to).
+func (h *cutHarness) want(k tunnelKey, from, to uint64) []history.Sample {
+	seqs := h.seqs[k]
+	i, _ := slices.BinarySearch(seqs, from)
+	j, _ := slices.BinarySearch(seqs, to)
+	var out []history.Sample
+	for _, seq := range seqs[i:max(i, j)] {
+		out = append(out, h.samples[seq])
+	}
+	return out
+}
+
+// checkCut checks the file f read after a save: every tunnel in it, or in
+// an instant recorded during the save, has in f its state (or absence) and
+// retired hour of one recorded instant, and exactly its outbox samples
+// appended before that instant and not committed when f was read (headF,
+// the outbox's head then). committed, when set, tells the samples the TSDB
+// had committed that may come first (the journal's). It returns how many
+// tunnels were cut at an instant after the save's first.
+func (h *cutHarness) checkCut(save int, f *stateFile, headF uint64, committed func(history.Sample) bool) (moved int) {
+	t := h.t
+	t.Helper()
+	fileStates := cutStates(f)
+	fileSamples := map[tunnelKey][]history.Sample{}
+	for _, smp := range f.Outbox {
+		k := tunnelKey{smp.Endpoint, smp.Tunnel}
+		fileSamples[k] = append(fileSamples[k], smp)
+	}
+	keys := map[tunnelKey]bool{}
+	for k := range fileStates {
+		keys[k] = true
+	}
+	for k := range fileSamples {
+		keys[k] = true
+	}
+	for _, in := range h.log {
+		for k := range in.states {
+			keys[k] = true
+		}
+	}
+	for k := range keys {
+		got := fileSamples[k]
+		for committed != nil && len(got) > 0 && committed(got[0]) {
+			got = got[1:]
+		}
+		found := slices.IndexFunc(h.log, func(in cutInstant) bool {
+			return in.states[k] == fileStates[k] && slices.Equal(h.want(k, headF, in.tail), got)
+		})
+		if found < 0 {
+			for i, in := range h.log {
+				t.Logf("instant %d tail %d same state %v: want %d samples, got %d (head %d)", i, in.tail, in.states[k] == fileStates[k], len(h.want(k, headF, in.tail)), len(got), headF)
+			}
+			t.Fatalf("save %d: %v in the file is no instant of the tunnel:\nfile %+v\nsamples %v", save, k, fileStates[k], fileSamples[k])
+		}
+		if found > 0 {
+			moved++
+		}
+	}
+	return moved
 }
 
 // mutate makes one random change.
@@ -134,13 +231,15 @@ func (s *Store) hasEndpoint(name string) bool {
 // outbox samples of that tunnel that were appended before that instant and
 // not yet committed: no window or hour twice, none lost.
 func TestSnapshotCutIsConsistentPerTunnel(t *testing.T) {
-	rng := rand.New(rand.NewPCG(11, 12))
-	h := &cutHarness{t: t, rng: rng, clock: &fakeClock{now: time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC)},
-		raw: map[tunnelKey]history.Counters{}, samples: map[uint64]history.Sample{}}
-	h.s = NewStore(Options{Now: h.clock.Now, WindowPoints: 3, Outbox: history.NewOutbox(1_000_000)})
+	h := newCutHarness(t, 11)
+	rng := h.rng
 	var sw snapshotWriter
 	left, moved := 0, 0
-	for save := range 400 {
+	saves := 400
+	if testing.Short() || testutil.Race {
+		saves = 100 // one goroutine: the race detector adds nothing but time
+	}
+	for save := range saves {
 		for range rng.IntN(30) {
 			h.mutate()
 		}
@@ -158,72 +257,16 @@ func TestSnapshotCutIsConsistentPerTunnel(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, headF := h.s.outbox.PeekSeq(0)
-
 		var f stateFile
 		if err := json.Unmarshal(buf.Bytes(), &f); err != nil {
 			t.Fatalf("save %d: %v\n%s", save, err, buf.Bytes())
 		}
-		fileStates := map[tunnelKey]keyState{}
-		for _, e := range f.Endpoints {
-			for _, st := range e.Tunnels {
-				k := tunnelKey{e.Name, st.ID}
-				ks := fileStates[k]
-				ks.tunnel = mustJSON(t, st)
-				fileStates[k] = ks
-			}
-			for id, hr := range e.Retired {
-				k := tunnelKey{e.Name, id}
-				ks := fileStates[k]
-				ks.retired = mustJSON(t, hr)
-				fileStates[k] = ks
-			}
-		}
-		fileSamples := map[tunnelKey][]history.Sample{}
-		for _, smp := range f.Outbox {
-			k := tunnelKey{smp.Endpoint, smp.Tunnel}
-			fileSamples[k] = append(fileSamples[k], smp)
-		}
-		keys := map[tunnelKey]bool{}
-		for k := range fileStates {
-			keys[k] = true
-		}
-		for k := range fileSamples {
-			keys[k] = true
-		}
-		for _, in := range h.log {
-			for k := range in.states {
-				keys[k] = true
-			}
-		}
-		for k := range keys {
-			found := -1
-			for i, in := range h.log {
-				if in.states[k] != fileStates[k] {
-					continue
-				}
-				var want []history.Sample
-				for seq := headF; seq < in.tail; seq++ {
-					if smp := h.samples[seq]; smp.Endpoint == k.endpoint && smp.Tunnel == k.id {
-						want = append(want, smp)
-					}
-				}
-				if reflect.DeepEqual(want, fileSamples[k]) || len(want) == 0 && len(fileSamples[k]) == 0 {
-					found = i
-					break
-				}
-			}
-			if found < 0 {
-				t.Fatalf("save %d: %v in the file is no instant of the tunnel:\nfile %+v\nsamples %v", save, k, fileStates[k], fileSamples[k])
-			}
-			if found > 0 {
-				moved++
-			}
-		}
+		moved += h.checkCut(save, &f, headF, nil)
 		if len(f.Outbox) < h.s.outbox.Len() {
 			left++ // samples appended after their tunnel's slice were left out
 		}
 	}
-	if left < 20 || moved < 100 {
+	if left < saves/20 || moved < saves/4 {
 		t.Fatalf("the changes between slices were not tested: %d saves left samples out, %d tunnels cut after a change", left, moved)
 	}
 	t.Logf("%d saves left samples out, %d tunnels cut after a change", left, moved)
@@ -244,7 +287,14 @@ func TestSaveWhileIngesting(t *testing.T) {
 	s := NewStore(Options{Now: clock.Now, WindowPoints: 10, Outbox: history.NewOutbox(10_000_000)})
 	// At least an hour and a half of the clock (hours close), at most
 	// enough events for an outbox that saves fast.
-	const tunnels, minEvents, maxEvents, wantSaves, needSaves = 100, 25_000, 60_000, 25, 10
+	const tunnels, wantSaves, needSaves = 100, 25, 10
+	// step: under -short and -race, a quarter of the events, each four
+	// times as far apart on the clock: the same hours close, and each
+	// tunnel still closes windows of 10 points.
+	minEvents, maxEvents, step := 25_000, 60_000, 1
+	if testing.Short() || testutil.Race {
+		minEvents, maxEvents, step = minEvents/4, maxEvents/4, 4
+	}
 	var (
 		wg      sync.WaitGroup
 		done    atomic.Bool
@@ -265,7 +315,7 @@ func TestSaveWhileIngesting(t *testing.T) {
 			for c := range raw[n] {
 				raw[n][c] += rng.Uint64N(5000)
 			}
-			clock.ns.Add(int64(time.Duration(rng.IntN(400)) * time.Millisecond)) // hours close
+			clock.ns.Add(int64(time.Duration(rng.IntN(400*step)) * time.Millisecond)) // hours close
 			if i%50 == 0 {
 				time.Sleep(50 * time.Microsecond) // saves see many states
 			}
@@ -275,7 +325,7 @@ func TestSaveWhileIngesting(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if i%1000 == 0 {
+			if i%(1000/step) == 0 {
 				s.Sweep()
 			}
 		}

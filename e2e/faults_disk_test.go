@@ -78,6 +78,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 // gives RSS idle, peak and after, the bytes lost against the truth and
 // how long the recovery took.
 func TestFaultDiskFull(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -159,8 +160,18 @@ func TestFaultDiskFull(t *testing.T) {
 		}
 	}
 	checkSnapshot()
+	// Traffic and windows while full: a snapshot of the new totals fails
+	// to save, and (on the tmpfs) new windows wait in the outbox (a window
+	// is a dozen samples: 10 tunnels close one every 300 ms).
+	full := e.get("/metrics")
+	saveFailures := metricFloat(full, "nodepass_exporter_state_save_failures_total")
+	outbox := metricFloat(full, "nodepass_exporter_tsdb_outbox_samples")
 	tk = startSimTicker(sim, period)
-	time.Sleep(max(2*time.Second, 2*period)) // traffic and windows while full
+	waitUntil(t, wait(30*time.Second), "traffic and windows while full", func() bool {
+		page := e.get("/metrics")
+		return metricFloat(page, "nodepass_exporter_state_save_failures_total") > saveFailures &&
+			(!tmpfs || metricFloat(page, "nodepass_exporter_tsdb_outbox_samples") >= outbox+100)
+	})
 
 	// Space returns: both writers recover without a restart.
 	if tmpfs {
@@ -235,6 +246,7 @@ func TestFaultDiskFull(t *testing.T) {
 // start, with an error that names the problem, rather than run with
 // counters it cannot keep.
 func TestFaultDataDirReadOnly(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

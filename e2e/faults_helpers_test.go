@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -97,13 +98,13 @@ func allTotals(page []byte) map[string]map[string]simulator.Counters {
 		c := out[m[1]][m[2]]
 		switch m[3] + m[4] {
 		case "tcprx":
-			c.TCPRx = n
+			c[history.TCPRx] = n
 		case "tcptx":
-			c.TCPTx = n
+			c[history.TCPTx] = n
 		case "udprx":
-			c.UDPRx = n
+			c[history.UDPRx] = n
 		case "udptx":
-			c.UDPTx = n
+			c[history.UDPTx] = n
 		}
 		out[m[1]][m[2]] = c
 	}

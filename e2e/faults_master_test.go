@@ -45,6 +45,7 @@ func waitInitials(t *testing.T, e *exporter, n float64) {
 // byte generated is counted once, and the bytes a stale restart rolled back
 // are not counted again when the counters climb past them.
 func TestFaultMasterRestartStale(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -177,6 +178,7 @@ func TestFaultMasterStall(t *testing.T) {
 // covers the HTTP reload, a bad reload in between, and the counting
 // across the outage.
 func TestFaultMasterKeyRotationReload(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -132,8 +132,13 @@ func TestFaultSSEClients(t *testing.T) {
 	for range 5 {
 		ingestLatency(t, e, sim, lastID)
 	}
-	time.Sleep(time.Second)
+	// The baseline is taken at rest: the same goroutines in two readings.
 	before := readRuntime(e)
+	waitUntil(t, wait(10*time.Second), "the exporter at rest after the warm-up", func() bool {
+		prev := before
+		before = readRuntime(e)
+		return before.goroutines == prev.goroutines
+	})
 	rss := watchRSS(e.cmd.Process.Pid)
 	var base []time.Duration
 	for range 20 {

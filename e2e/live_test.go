@@ -1,9 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +20,7 @@ import (
 // TestDemo is the README's first command: --demo shows live tunnels at
 // once, and the whole /metrics page passes promtool check metrics.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	e := startExporter(t, nil, "--demo", "--storage.tsdb.path="+t.TempDir())
 	var first []byte
 	waitUntil(t, 20*time.Second, "demo tunnels with traffic", func() bool {
@@ -54,12 +55,14 @@ func trafficLines(page []byte) string {
 // run for both keys: logs at debug level, /metrics, every REST route, SSE
 // streams, the query API, the state file and the TSDB files.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t, simulator.Options{Tunnels: 20, Seed: 3, ReportInterval: 200 * time.Millisecond, Hostile: true, SubscriberBuffer: 10000})
 	oldKey := sim.APIKey()
 	dir := t.TempDir()
 	e := startExporter(t, nil,
 		"--nodepass.url="+sim.baseURL(), "--nodepass.api-key-file="+sim.keyFile, "--nodepass.name=sim",
-		"--storage.tsdb.path="+dir, "--log.level=debug", "--history.window-points=3")
+		"--storage.tsdb.path="+dir, "--log.level=debug", "--history.window-points=3",
+		"--push.dashboard-interval=200ms", "--push.tunnel-interval=200ms") // pushes for readSSE soon
 	up := func(want string) func() bool {
 		return func() bool {
 			return bytes.Contains(e.get("/metrics"), []byte(`nodepass_endpoint_connection_state{endpoint="sim",state="`+want+`"} 1`))
@@ -94,8 +97,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, id := range tunnelIDs(sim) {
 		outputs = append(outputs, e.get("/api/memory/endpoints/sim/tunnels/"+id+"/realtime"))
 	}
-	outputs = append(outputs, readSSE(t, e.url("/api/memory/sse/dashboard"), 2500*time.Millisecond))
-	outputs = append(outputs, readSSE(t, e.url("/api/memory/sse/tunnels/"+tunnelIDs(sim)[0]), 2500*time.Millisecond))
+	outputs = append(outputs, readSSE(t, e.url("/api/memory/sse/dashboard"), 3))
+	outputs = append(outputs, readSSE(t, e.url("/api/memory/sse/tunnels/"+tunnelIDs(sim)[0]), 3))
 	e.stop()
 	outputs = append(outputs, []byte(e.output.String()))
 	_ = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
@@ -127,10 +130,11 @@ func tunnelIDs(sim *simMaster) []string {
 	return ids
 }
 
-// readSSE reads an SSE response for d.
-func readSSE(t *testing.T, u string, d time.Duration) []byte {
+// readSSE reads an SSE stream until it has sent events whole events (its
+// first state, then pushes) and returns what it read.
+func readSSE(t *testing.T, u string, events int) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -141,9 +145,22 @@ func readSSE(t *testing.T, u string, d time.Duration) []byte {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d", u, resp.StatusCode)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if len(b) == 0 {
-		t.Fatalf("no SSE bytes from %s", u)
+	var out bytes.Buffer
+	br := bufio.NewReader(resp.Body)
+	inEvent := false
+	for n := 0; n < events; {
+		line, err := br.ReadBytes('\n')
+		out.Write(line)
+		if err != nil {
+			t.Fatalf("%s sent %d of %d events: %v\n%s", u, n, events, err, out.Bytes())
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("event: ")):
+			inEvent = true
+		case inEvent && len(bytes.TrimSpace(line)) == 0:
+			inEvent = false
+			n++
+		}
 	}
-	return b
+	return out.Bytes()
 }

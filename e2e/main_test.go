@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,15 +46,38 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	exporterBin = filepath.Join(dir, "nodepass-exporter")
-	build := exec.Command("go", "build", "-o", exporterBin, "../cmd/nodepass-exporter")
+	// The binary is built as make build, the Dockerfile and make release
+	// build it (static, -trimpath): the tests run what ships, and the
+	// package needs one build of the Prometheus module, not two: the
+	// Dockerfile and release tests build that way too, and find every
+	// package in the build cache (a default build here would compile the
+	// module a second time, with cgo, whenever the cache lacks it).
+	build := exec.Command("go", "build", "-trimpath", "-o", exporterBin, "../cmd/nodepass-exporter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build exporter:", err)
 		os.Exit(1)
 	}
+	setParallel()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// parallelTests is how many of the tests marked parallel run at once when
+// go test is not given -parallel. They mostly wait (for virtual hours,
+// child processes, Prometheus's scrapes), so more of them fit than the
+// machine has CPUs (the default). The tests that measure memory, latency
+// or timing are not marked: they run one at a time, before the others.
+const parallelTests = 8
+
+func setParallel() {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", strconv.Itoa(parallelTests))
+	}
 }
 
 // exporter is a running exporter process.

@@ -220,6 +220,7 @@ func exampleTargetLabels(t *testing.T) map[string]string {
 // Prometheus at the same instants; every rule evaluates without error; and
 // a tunnel in error raises a pending NodePassTunnelError with its alias.
 func TestPrometheusScrapesExporter(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end with Prometheus")
 	}
@@ -446,6 +447,7 @@ func checkRulesHealthy(t *testing.T, base string) {
 // expression. Variable queries must list the simulated master and the
 // chosen tunnel (with its alias as the text).
 func TestDashboardQueriesReturnData(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end with Prometheus")
 	}

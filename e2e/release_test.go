@@ -36,6 +36,7 @@ func hostRelease() (platform, suffix string) {
 // downloads: the archive's name and layout, the checksum file, and a static,
 // stripped binary that reports the stamped version and revision.
 func TestMakeRelease(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -195,6 +196,7 @@ func checkStaticStripped(t *testing.T, bin string) {
 // 32-bit arm only) GOARM, and the build stage must run on the builder's
 // platform. The real build of the line is TestDockerfileBuildStage's.
 func TestDockerfileMultiArch(t *testing.T) {
+	t.Parallel()
 	d := readDockerfile(t)
 	df, err := os.ReadFile("../Dockerfile")
 	if err != nil {
@@ -246,6 +248,7 @@ func TestDockerfileMultiArch(t *testing.T) {
 // 2.0 by systemd-analyze security, and the flags of its ExecStart and of
 // the EnvironmentFile example are flags the binary knows.
 func TestSystemdUnit(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
@@ -336,6 +339,7 @@ func TestSystemdUnit(t *testing.T) {
 // arm/v7), its GOOS/GOARCH/GOARM, a static build, and a line in
 // sha256sums.txt. The real build is TestMakeRelease's (host arch only).
 func TestReleasePlatforms(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not installed")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 )
 
@@ -82,7 +83,7 @@ func (m *reloadMaster) truth() map[string]float64 {
 		for _, c := range []struct {
 			proto, dir string
 			v          uint64
-		}{{"tcp", "rx", g.TCPRx - b.TCPRx}, {"tcp", "tx", g.TCPTx - b.TCPTx}, {"udp", "rx", g.UDPRx - b.UDPRx}, {"udp", "tx", g.UDPTx - b.UDPTx}} {
+		}{{"tcp", "rx", g[history.TCPRx] - b[history.TCPRx]}, {"tcp", "tx", g[history.TCPTx] - b[history.TCPTx]}, {"udp", "rx", g[history.UDPRx] - b[history.UDPRx]}, {"udp", "tx", g[history.UDPTx] - b[history.UDPTx]}} {
 			out[seriesKey("nodepass_tunnel_traffic_bytes_total", map[string]string{
 				"endpoint": m.name, "tunnel": id, "protocol": c.proto, "direction": c.dir})] = float64(c.v)
 		}
@@ -109,6 +110,7 @@ func trafficTotals(all map[string]float64, endpoint string) map[string]float64 {
 // truth, and masters the change did not touch kept their stream: no new
 // initial events, no reconnects.
 func TestConfigReload(t *testing.T) {
+	t.Parallel()
 	opts := func(seed uint64) simulator.Options {
 		return simulator.Options{Tunnels: 4, Seed: seed, Manual: true, IdleFraction: -1, LogRate: -1,
 			MeanBytes: 50_000, SubscriberBuffer: 100_000}

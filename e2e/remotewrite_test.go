@@ -28,6 +28,7 @@ import (
 // the receiver holds exactly the window series and values the exporter's
 // own TSDB holds.
 func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -86,6 +87,7 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 //     either replica's own TSDB and to the simulator's ground truth, for the
 //     two hours all exporters saw whole.
 func TestRemoteWriteScaleOutAndHA(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

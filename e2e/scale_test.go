@@ -60,11 +60,11 @@ func bytesOff(got, want map[string]simulator.Counters) (lost, extra uint64, miss
 			lost += w.Sum()
 			continue
 		}
-		for _, p := range [][2]uint64{{g.TCPRx, w.TCPRx}, {g.TCPTx, w.TCPTx}, {g.UDPRx, w.UDPRx}, {g.UDPTx, w.UDPTx}} {
-			if p[0] < p[1] {
-				lost += p[1] - p[0]
+		for i := range g {
+			if g[i] < w[i] {
+				lost += w[i] - g[i]
 			} else {
-				extra += p[0] - p[1]
+				extra += g[i] - w[i]
 			}
 		}
 	}

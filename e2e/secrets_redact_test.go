@@ -50,6 +50,7 @@ func echoPage(w io.Writer, secrets ...string) {
 // 3); a "scale test=secrets" line gives the leaks found, the size of the
 // outputs searched and the peak RSS.
 func TestSecretsRedactedInEveryForm(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -90,7 +91,7 @@ func TestSecretsRedactedInEveryForm(t *testing.T) {
 	}
 	cfg := write("masters.yml", endpoints(echo.URL+"/api"))
 	e := startExporter(t, nil, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--history.window-points=2", "--log.level=debug",
+		"--history.window-points=2", "--log.level=debug", "--push.dashboard-interval=200ms",
 		"--remote-write.url="+receiver.URL+"/api/v1/write", "--remote-write.basic-auth.username=alice",
 		"--remote-write.basic-auth.password-file="+passFile, "--remote-write.header=X-Scope-OrgID="+orgID)
 	rss := watchRSS(e.cmd.Process.Pid)
@@ -120,7 +121,7 @@ func TestSecretsRedactedInEveryForm(t *testing.T) {
 		"echo realtime": string(e.get("/api/memory/endpoints/echo/realtime")),
 		"dashboard":     string(e.get("/api/memory/dashboard")),
 		"/metrics":      string(e.get("/metrics")),
-		"SSE":           string(readSSE(t, e.url("/api/memory/sse/dashboard"), 2500*time.Millisecond)),
+		"SSE":           string(readSSE(t, e.url("/api/memory/sse/dashboard"), 2)),
 	}
 	e.stop()
 	outputs["log"] = e.output.String()

@@ -121,6 +121,7 @@ func startAuthExporter(t *testing.T, user, pass string, args ...string) *exporte
 // really there). Paths the router does not know are refused before routing
 // too.
 func TestSecurityEveryRouteNeedsAuth(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -197,6 +198,7 @@ func TestSecurityEveryRouteNeedsAuth(t *testing.T) {
 // bodies and wrong methods: each gets a 4xx answer with a JSON error body,
 // never a 5xx, a panic or a stack trace; the exporter keeps serving.
 func TestSecurityInputValidation(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

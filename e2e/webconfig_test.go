@@ -130,6 +130,7 @@ func (a authClient) status(t *testing.T, method, u string, auth bool) (int, stri
 // send their first event). Plain HTTP gets no data, and a client that
 // does not trust the certificate fails the handshake.
 func TestWebConfigTLSAndBasicAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir, "server")
 	const user, pass = "prometheus", "s3cret with spaces"
@@ -215,6 +216,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 // TestWebConfigRefusedAtStart runs the binary with broken web configs: it
 // must exit with status 1 and say why on stderr, without a hang.
 func TestWebConfigRefusedAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSigned(t, dir, "good")
 	_, otherKey, _ := selfSigned(t, dir, "other")

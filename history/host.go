@@ -70,7 +70,7 @@ type HostSet map[int64]*Host
 // Adding the same sample twice (from the outbox and from storage) is
 // harmless: a figure is set, not summed.
 func (hs HostSet) Add(s Sample) bool {
-	set := hostSetter(s.Metric)
+	set := HostField(s.Metric)
 	if set == nil {
 		return false
 	}
@@ -93,7 +93,9 @@ func (hs HostSet) Readings() []Host {
 	return out
 }
 
-func hostSetter(metric string) func(*Host, float64) {
+// HostField returns what sets the field of a reading that a host figure's
+// series (metric) holds, or nil for a metric that is not a host figure.
+func HostField(metric string) func(*Host, float64) {
 	switch metric {
 	case MetricHostUptime:
 		return func(h *Host, v float64) { h.Uptime = toUint(v) }

@@ -27,29 +27,8 @@ type WindowSet map[int64]*WindowRecord
 // Adding the same sample twice (from the outbox and from storage) is
 // harmless: a field is set, not summed.
 func (ws WindowSet) Add(s Sample) bool {
-	var set func(*WindowRecord)
-	switch s.Metric {
-	case MetricWindowTraffic:
-		c, ok := CounterOf(s.Protocol, s.Direction)
-		if !ok {
-			return false
-		}
-		set = func(r *WindowRecord) { r.Traffic[c] = toUint(s.V) }
-	case MetricWindowPing:
-		set = func(r *WindowRecord) { r.Ping = s.V }
-	case MetricWindowPool:
-		set = func(r *WindowRecord) { r.Pool = s.V }
-	case MetricWindowTCP:
-		set = func(r *WindowRecord) { r.TCPs = s.V }
-	case MetricWindowUDP:
-		set = func(r *WindowRecord) { r.UDPs = s.V }
-	case MetricWindowUpRatio:
-		set = func(r *WindowRecord) { r.UpRatio = s.V }
-	case MetricWindowSeconds:
-		set = func(r *WindowRecord) { r.Seconds = s.V }
-	case MetricWindowPoints:
-		set = func(r *WindowRecord) { r.Points = s.V }
-	default:
+	set := WindowField(s.Metric, s.Protocol, s.Direction)
+	if set == nil {
 		return false
 	}
 	r := ws[s.T]
@@ -57,8 +36,37 @@ func (ws WindowSet) Add(s Sample) bool {
 		r = &WindowRecord{T: s.T}
 		ws[s.T] = r
 	}
-	set(r)
+	set(r, s.V)
 	return true
+}
+
+// WindowField returns what sets the field of a record that a window
+// series (metric, and protocol and direction for traffic) holds, or nil
+// for a series that is not one of a record's eleven.
+func WindowField(metric, protocol, direction string) func(*WindowRecord, float64) {
+	switch metric {
+	case MetricWindowTraffic:
+		c, ok := CounterOf(protocol, direction)
+		if !ok {
+			return nil
+		}
+		return func(r *WindowRecord, v float64) { r.Traffic[c] = toUint(v) }
+	case MetricWindowPing:
+		return func(r *WindowRecord, v float64) { r.Ping = v }
+	case MetricWindowPool:
+		return func(r *WindowRecord, v float64) { r.Pool = v }
+	case MetricWindowTCP:
+		return func(r *WindowRecord, v float64) { r.TCPs = v }
+	case MetricWindowUDP:
+		return func(r *WindowRecord, v float64) { r.UDPs = v }
+	case MetricWindowUpRatio:
+		return func(r *WindowRecord, v float64) { r.UpRatio = v }
+	case MetricWindowSeconds:
+		return func(r *WindowRecord, v float64) { r.Seconds = v }
+	case MetricWindowPoints:
+		return func(r *WindowRecord, v float64) { r.Points = v }
+	}
+	return nil
 }
 
 // Records returns the records oldest first.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // ControlHandler returns a small HTTP API for driving the master by hand or
@@ -91,9 +93,8 @@ func writeValue(w http.ResponseWriter, code int, v any) {
 	writeJSON(w, code, append(body, '\n'))
 }
 
-// createRequest is the body of POST /sim/tunnels. It has exactly the
-// fields of TunnelSpec, so that it converts to one; a field added to
-// TunnelSpec must be added here too.
+// createRequest is the body of POST /sim/tunnels: the fields of
+// TunnelSpec; a field added to TunnelSpec must be added here and in spec.
 type createRequest struct {
 	ID      string            `json:"id"`
 	Alias   string            `json:"alias"`
@@ -101,7 +102,45 @@ type createRequest struct {
 	Mode    int32             `json:"mode"`
 	Tags    map[string]string `json:"tags"`
 	Stopped bool              `json:"stopped"`
-	Traffic Counters          `json:"traffic"`
+	Traffic counterFields     `json:"traffic"`
+}
+
+func (r *createRequest) spec() TunnelSpec {
+	return TunnelSpec{ID: r.ID, Alias: r.Alias, Type: r.Type, Mode: r.Mode, Tags: r.Tags, Stopped: r.Stopped, Traffic: r.Traffic.counters()}
+}
+
+// counterFields is how the control API spells Counters: an object with
+// NodePass's names for them.
+type counterFields struct {
+	TCPRx uint64 `json:"tcprx"`
+	TCPTx uint64 `json:"tcptx"`
+	UDPRx uint64 `json:"udprx"`
+	UDPTx uint64 `json:"udptx"`
+}
+
+func fieldsOf(c Counters) counterFields {
+	return counterFields{TCPRx: c[history.TCPRx], TCPTx: c[history.TCPTx], UDPRx: c[history.UDPRx], UDPTx: c[history.UDPTx]}
+}
+
+func (f counterFields) counters() Counters {
+	return Counters{history.TCPRx: f.TCPRx, history.TCPTx: f.TCPTx, history.UDPRx: f.UDPRx, history.UDPTx: f.UDPTx}
+}
+
+// MarshalJSON writes t as GET /sim/truth answers it: the counters as
+// objects (counterFields), the fields in the order of TunnelTruth.
+func (t TunnelTruth) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID         string        `json:"id"`
+		Alias      string        `json:"alias"`
+		Type       string        `json:"type"`
+		Status     string        `json:"status"`
+		Raw        counterFields `json:"raw"`
+		Initial    counterFields `json:"initial"`
+		Generated  counterFields `json:"generated"`
+		RolledBack counterFields `json:"rolledBack"`
+		Resets     int           `json:"resets"`
+		Deleted    bool          `json:"deleted"`
+	}{t.ID, t.Alias, t.Type, t.Status, fieldsOf(t.Raw), fieldsOf(t.Initial), fieldsOf(t.Generated), fieldsOf(t.RolledBack), t.Resets, t.Deleted})
 }
 
 func (m *Master) ctlCreate(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +149,7 @@ func (m *Master) ctlCreate(w http.ResponseWriter, r *http.Request) {
 		httpError(w, "bad body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := m.CreateTunnel(TunnelSpec(req))
+	id := m.CreateTunnel(req.spec())
 	if id == "" {
 		httpError(w, "Instance ID already exists", http.StatusConflict)
 		return

@@ -1,12 +1,15 @@
 package simulator
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
@@ -279,7 +282,7 @@ func TestStaleRestart(t *testing.T) {
 		if c != now {
 			t.Errorf("%s: stream shows %+v, Counters %+v", in.ID, now, c)
 		}
-		if now.TCPRx > b.TCPRx || now.TCPTx > b.TCPTx || now.UDPRx > b.UDPRx || now.UDPTx > b.UDPTx {
+		if now[history.TCPRx] > b[history.TCPRx] || now[history.TCPTx] > b[history.TCPTx] || now[history.UDPRx] > b[history.UDPRx] || now[history.UDPTx] > b[history.UDPTx] {
 			t.Errorf("%s: counters went up on a stale restart: %+v -> %+v", in.ID, b, now)
 		}
 		if now.Sum() < b.Sum() {
@@ -289,11 +292,11 @@ func TestStaleRestart(t *testing.T) {
 	if lower < 2 {
 		t.Errorf("only %d tunnels came back lower", lower)
 	}
-	if c, _ := m.Counters(id); c.TCPRx != 534 {
-		t.Errorf("tcprx came back as %d, want 534", c.TCPRx)
+	if c, _ := m.Counters(id); c[history.TCPRx] != 534 {
+		t.Errorf("tcprx came back as %d, want 534", c[history.TCPRx])
 	}
 	for _, tt := range m.Snapshot().Tunnels {
-		if tt.Raw.add(tt.RolledBack) != before[tt.ID] {
+		if add(tt.Raw, tt.RolledBack) != before[tt.ID] {
 			t.Errorf("%s: raw %+v + rolled back %+v != before %+v", tt.ID, tt.Raw, tt.RolledBack, before[tt.ID])
 		}
 	}
@@ -304,5 +307,36 @@ func TestStaleRestart(t *testing.T) {
 	m.Restart(false)
 	if after := m.Snapshot(); !slices.Equal(after.Tunnels, kept.Tunnels) {
 		t.Error("a clean restart changed the tunnels")
+	}
+}
+
+// TestControlCountersSpelling: the control API takes and gives the four
+// counters as NodePass spells them, an object with tcprx, tcptx, udprx and
+// udptx, though the simulator holds them as history.Counters.
+func TestControlCountersSpelling(t *testing.T) {
+	m := New(Options{Seed: 7, APIKey: "k", Manual: true, LogRate: -1})
+	defer m.Close()
+	srv := httptest.NewServer(m.ControlHandler())
+	defer srv.Close()
+	var created struct{ ID string }
+	body := do(t, http.MethodPost, srv.URL+"/sim/tunnels", "k", `{"traffic":{"tcprx":5,"tcptx":6,"udprx":7,"udptx":8}}`, http.StatusCreated)
+	if err := json.Unmarshal([]byte(body), &created); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddTraffic(created.ID, 1, 2, 3, 4); err != nil {
+		t.Fatal(err)
+	}
+	want := `"raw":{"tcprx":1,"tcptx":2,"udprx":3,"udptx":4},"initial":{"tcprx":0,"tcptx":0,"udprx":0,"udptx":0},` +
+		`"generated":{"tcprx":1,"tcptx":2,"udprx":3,"udptx":4},"rolledBack":{"tcprx":0,"tcptx":0,"udprx":0,"udptx":0}`
+	if truth := get(t, srv.URL+"/sim/truth", "k", http.StatusOK); !strings.Contains(truth, `"id":"`+created.ID+`",`) || !strings.Contains(truth, want) {
+		t.Errorf("truth %s\nwant the tunnel's counters as %s", truth, want)
+	}
+	for range 10 { // some intervals are quiet
+		m.Tick()
+	}
+	for _, tt := range m.Snapshot().Tunnels {
+		if tt.ID == created.ID && tt.Generated[history.TCPRx] <= 1 {
+			t.Errorf("the created tunnel's traffic rate (tcprx 5 an interval) was not taken: generated %v", tt.Generated)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
@@ -73,13 +74,13 @@ func appendInstanceTail(dst []byte, in *instance) []byte {
 	dst = append(dst, `,"udps":`...)
 	dst = strconv.AppendInt(dst, int64(in.udps), 10)
 	dst = append(dst, `,"tcprx":`...)
-	dst = strconv.AppendUint(dst, in.c.TCPRx, 10)
+	dst = strconv.AppendUint(dst, in.c[history.TCPRx], 10)
 	dst = append(dst, `,"tcptx":`...)
-	dst = strconv.AppendUint(dst, in.c.TCPTx, 10)
+	dst = strconv.AppendUint(dst, in.c[history.TCPTx], 10)
 	dst = append(dst, `,"udprx":`...)
-	dst = strconv.AppendUint(dst, in.c.UDPRx, 10)
+	dst = strconv.AppendUint(dst, in.c[history.UDPRx], 10)
 	dst = append(dst, `,"udptx":`...)
-	dst = strconv.AppendUint(dst, in.c.UDPTx, 10)
+	dst = strconv.AppendUint(dst, in.c[history.UDPTx], 10)
 	return append(dst, '}')
 }
 

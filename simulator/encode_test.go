@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/jsonenc"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
@@ -47,7 +48,7 @@ func mirror(in *instance) *wiretest.Instance {
 	out := &wiretest.Instance{
 		ID: in.id, Alias: in.alias, Type: in.typ, Status: in.status, URL: in.url, Config: in.config,
 		Restart: in.restart, Mode: in.mode, Ping: in.ping, Pool: in.pool, TCPS: in.tcps, UDPS: in.udps,
-		TCPRX: in.c.TCPRx, TCPTX: in.c.TCPTx, UDPRX: in.c.UDPRx, UDPTX: in.c.UDPTx,
+		TCPRX: in.c[history.TCPRx], TCPTX: in.c[history.TCPTx], UDPRX: in.c[history.UDPRx], UDPTX: in.c[history.UDPTx],
 	}
 	out.Meta.Peer.SID, out.Meta.Peer.Type, out.Meta.Peer.Alias = in.peerSID, in.peerType, in.peerAlias
 	out.Meta.Tags = map[string]string{}

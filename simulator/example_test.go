@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/simulator"
 	"github.com/nodepass-exporter/nodepass-exporter/wire/wiretest"
 )
@@ -42,7 +43,7 @@ func ExampleNew() {
 		}
 	}
 	tr := m.Snapshot()
-	fmt.Println("generated tcp tx:", tr.Tunnels[0].Generated.TCPTx, "raw now:", tr.Tunnels[0].Raw.TCPTx)
+	fmt.Println("generated tcp tx:", tr.Tunnels[0].Generated[history.TCPTx], "raw now:", tr.Tunnels[0].Raw[history.TCPTx])
 	// Output:
 	// initial
 	// initial

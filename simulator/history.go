@@ -3,6 +3,8 @@ package simulator
 import (
 	"math"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // HistoryPoint is one report of a tunnel in a simulated past: the traffic
@@ -63,13 +65,13 @@ func History(opts Options, from, to time.Time, every, hostEvery time.Duration,
 			if t.status == StatusRunning {
 				d := scale(t.step(), f)
 				if t.mirrorOf != nil {
-					d = t.mirrorOf.last.mirrored()
+					d = mirrored(t.mirrorOf.last)
 				}
 				t.last = d
 				p.Traffic, p.Up = d, true
 				p.Ping, p.Pool, p.TCPs, p.UDPs = int64(t.ping), int64(t.pool), int64(t.tcps), int64(t.udps)
-				h.NetRx += d.TCPRx + d.UDPRx
-				h.NetTx += d.TCPTx + d.UDPTx
+				h.NetRx += d[history.TCPRx] + d[history.UDPRx]
+				h.NetTx += d[history.TCPTx] + d[history.UDPTx]
 			}
 			report(t.id, p)
 		}
@@ -96,5 +98,5 @@ func diurnal(t time.Time) float64 {
 
 func scale(c Counters, f float64) Counters {
 	s := func(v uint64) uint64 { return uint64(float64(v) * f) }
-	return Counters{s(c.TCPRx), s(c.TCPTx), s(c.UDPRx), s(c.UDPTx)}
+	return Counters{s(c[history.TCPRx]), s(c[history.TCPTx]), s(c[history.UDPRx]), s(c[history.UDPTx])}
 }

@@ -407,8 +407,8 @@ func (m *Master) CreateTunnel(spec TunnelSpec) string {
 func (m *Master) AddTraffic(id string, tcpRx, tcpTx, udpRx, udpTx uint64) error {
 	return m.do(id, func(t *tunnel) {
 		d := Counters{tcpRx, tcpTx, udpRx, udpTx}
-		t.c = t.c.add(d)
-		t.gen = t.gen.add(d)
+		t.c = add(t.c, d)
+		t.gen = add(t.gen, d)
 		m.emit(wire.EventUpdate, t, "")
 	})
 }
@@ -501,7 +501,7 @@ func (m *Master) Restart(stale bool) {
 	m.shutdownStreams()
 	for _, t := range m.tunnels {
 		if stale {
-			t.rolled = t.rolled.add(t.c.sub(t.saved))
+			t.rolled = add(t.rolled, sub(t.c, t.saved))
 			t.c = t.saved
 		} else {
 			t.saved = t.c

@@ -3,6 +3,8 @@ package simulator
 import (
 	"errors"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // Options configures a simulated master. The zero value is a usable master
@@ -63,30 +65,24 @@ type Options struct {
 	Showcase bool
 }
 
-// Counters are the four cumulative traffic counters of a tunnel, in bytes.
-type Counters struct {
-	TCPRx uint64 `json:"tcprx"`
-	TCPTx uint64 `json:"tcptx"`
-	UDPRx uint64 `json:"udprx"`
-	UDPTx uint64 `json:"udptx"`
-}
+// Counters are the four cumulative traffic counters of a tunnel, in bytes:
+// the project's one type for them, indexed by history.TCPRx and the rest.
+// The control API spells them as NodePass does, an object with the fields
+// tcprx, tcptx, udprx and udptx (counterFields).
+type Counters = history.Counters
 
-// Sum returns the total of the four counters.
-func (c Counters) Sum() uint64 { return c.TCPRx + c.TCPTx + c.UDPRx + c.UDPTx }
-
-func (c Counters) add(d Counters) Counters {
-	return Counters{c.TCPRx + d.TCPRx, c.TCPTx + d.TCPTx, c.UDPRx + d.UDPRx, c.UDPTx + d.UDPTx}
+// add returns c + d per counter.
+func add(c, d Counters) Counters {
+	c.Add(d)
+	return c
 }
 
 // sub returns c - d per counter, clamped at zero.
-func (c Counters) sub(d Counters) Counters {
-	f := func(a, b uint64) uint64 {
-		if a > b {
-			return a - b
-		}
-		return 0
+func sub(c, d Counters) Counters {
+	for i := range c {
+		c[i] -= min(c[i], d[i])
 	}
-	return Counters{f(c.TCPRx, d.TCPRx), f(c.TCPTx, d.TCPTx), f(c.UDPRx, d.UDPRx), f(c.UDPTx, d.UDPTx)}
+	return c
 }
 
 // The instance states NodePass reports.
@@ -119,29 +115,30 @@ type TunnelSpec struct {
 	Traffic Counters
 }
 
-// TunnelTruth is the ground truth about one tunnel.
+// TunnelTruth is the ground truth about one tunnel. Its JSON (MarshalJSON)
+// spells the counters as NodePass does.
 type TunnelTruth struct {
-	ID     string `json:"id"`
-	Alias  string `json:"alias"`
-	Type   string `json:"type"`
-	Status string `json:"status"`
+	ID     string
+	Alias  string
+	Type   string
+	Status string
 	// Raw are the counters the master reports now.
-	Raw Counters `json:"raw"`
+	Raw Counters
 	// Initial are the counters the tunnel had when the simulation started
 	// (history from before anyone watched; zero for created tunnels).
-	Initial Counters `json:"initial"`
+	Initial Counters
 	// Generated is all traffic the tunnel carried since then (ticks and
 	// AddTraffic), including what a reset or a stale restart later took
 	// out of Raw. A reader that saw every update from the start and
 	// applies docs/design.md's counter rules ends with totals equal to
 	// Generated.
-	Generated Counters `json:"generated"`
+	Generated Counters
 	// RolledBack is what stale master restarts took back from Raw.
-	RolledBack Counters `json:"rolledBack"`
+	RolledBack Counters
 	// Resets counts explicit counter resets.
-	Resets int `json:"resets"`
+	Resets int
 	// Deleted is set for tunnels that no longer exist.
-	Deleted bool `json:"deleted"`
+	Deleted bool
 }
 
 // Truth is a snapshot of the simulation's ground truth.

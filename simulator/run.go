@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
@@ -143,13 +144,13 @@ func (m *Master) stepRange(lo, hi int) {
 		}
 		d := t.step()
 		if t.mirrorOf != nil {
-			d = t.mirrorOf.last.mirrored()
+			d = mirrored(t.mirrorOf.last)
 		}
 		t.last = d
-		t.c = t.c.add(d)
-		t.gen = t.gen.add(d)
-		m.info.netRx += d.TCPRx + d.UDPRx
-		m.info.netTx += d.TCPTx + d.UDPTx
+		t.c = add(t.c, d)
+		t.gen = add(t.gen, d)
+		m.info.netRx += d[history.TCPRx] + d[history.UDPRx]
+		m.info.netTx += d[history.TCPTx] + d[history.UDPTx]
 		m.emit(wire.EventUpdate, t, "")
 	}
 }

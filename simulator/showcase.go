@@ -1,6 +1,10 @@
 package simulator
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
+)
 
 // showcaseSID is the meta.peer.sid of the showcase service pair, derived
 // from the seed so two masters of different seeds do not share it.
@@ -20,9 +24,9 @@ func (m *Master) showcase() {
 	srv.runMode, cli.runMode = 1, 2
 	srv.pooled, cli.pooled = true, true
 	if srv.rate == (Counters{}) {
-		srv.rate = Counters{TCPRx: 16 << 10, TCPTx: 256 << 10, UDPRx: 8 << 10, UDPTx: 8 << 10}
+		srv.rate = Counters{history.TCPRx: 16 << 10, history.TCPTx: 256 << 10, history.UDPRx: 8 << 10, history.UDPTx: 8 << 10}
 	}
-	cli.rate = srv.rate.mirrored()
+	cli.rate = mirrored(srv.rate)
 	cli.mirrorOf = srv
 	sid := showcaseSID(m.opts.Seed)
 	for _, t := range []*tunnel{srv, cli} {
@@ -32,7 +36,7 @@ func (m *Master) showcase() {
 		t.setURLs()
 		t.handshakeDone()
 	}
-	cli.c = srv.c.mirrored()
+	cli.c = mirrored(srv.c)
 	cli.initial, cli.saved = cli.c, cli.c
 	for _, st := range []struct {
 		t      *tunnel
@@ -44,8 +48,8 @@ func (m *Master) showcase() {
 }
 
 // mirrored returns c as the other side of a tunnel counts it.
-func (c Counters) mirrored() Counters {
-	return Counters{TCPRx: c.TCPTx, TCPTx: c.TCPRx, UDPRx: c.UDPTx, UDPTx: c.UDPRx}
+func mirrored(c Counters) Counters {
+	return Counters{history.TCPRx: c[history.TCPTx], history.TCPTx: c[history.TCPRx], history.UDPRx: c[history.UDPTx], history.UDPTx: c[history.UDPRx]}
 }
 
 // ServicePair returns the service of the showcase (Options.Showcase): its

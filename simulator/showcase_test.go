@@ -23,8 +23,8 @@ func TestShowcase(t *testing.T) {
 		for range 20 {
 			m.Tick()
 		}
-		ds, dc := srv.c.sub(before[0]), cli.c.sub(before[1])
-		if ds.Sum() == 0 || ds != dc.mirrored() {
+		ds, dc := sub(srv.c, before[0]), sub(cli.c, before[1])
+		if ds.Sum() == 0 || ds != mirrored(dc) {
 			t.Errorf("seed %d: server moved %v, client %v: not mirrored", seed, ds, dc)
 		}
 		var hs, hc Counters
@@ -33,16 +33,16 @@ func TestShowcase(t *testing.T) {
 			func(id string, p HistoryPoint) {
 				switch id {
 				case srv.id:
-					hs = hs.add(p.Traffic)
+					hs = add(hs, p.Traffic)
 				case cli.id:
-					hc = hc.add(p.Traffic)
+					hc = add(hc, p.Traffic)
 				case ts[4].id, ts[5].id:
 					if p.Up || p.Traffic != (Counters{}) {
 						t.Errorf("seed %d: %s reported %+v", seed, id, p)
 					}
 				}
 			}, nil)
-		if hs.Sum() == 0 || hs != hc.mirrored() {
+		if hs.Sum() == 0 || hs != mirrored(hc) {
 			t.Errorf("seed %d: history server %v, client %v", seed, hs, hc)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
 // tag is one meta.tags pair; an instance keeps them sorted by key.
@@ -154,16 +156,16 @@ func newGeneratedTunnel(seed uint64, i int, id string, meanBytes uint64, idleFra
 		if t.typ == "client" {
 			rx, tx = tx, rx // the target-facing side mirrors the user-facing side
 		}
-		t.rate.TCPRx, t.rate.TCPTx = rx, tx
+		t.rate[history.TCPRx], t.rate[history.TCPTx] = rx, tx
 		if r.IntN(5) < 2 {
 			u := uint64(float64(meanBytes/8) * math.Pow(2, -3+4*r.Float64()))
-			t.rate.UDPRx, t.rate.UDPTx = u, u
+			t.rate[history.UDPRx], t.rate[history.UDPTx] = u, u
 		}
 	}
 	// Counters a master has been counting for a while before anyone
 	// watches: a reader must not take this history as new traffic.
 	hist := uint64(r.IntN(2000))
-	t.c = Counters{t.rate.TCPRx * hist, t.rate.TCPTx * hist, t.rate.UDPRx * hist, t.rate.UDPTx * hist}
+	t.c = Counters{t.rate[history.TCPRx] * hist, t.rate[history.TCPTx] * hist, t.rate[history.UDPRx] * hist, t.rate[history.UDPTx] * hist}
 	t.initial, t.saved = t.c, t.c
 	t.hostile = hostile
 	if hostile {
@@ -226,12 +228,12 @@ func (t *tunnel) step() Counters {
 	active := t.rate != (Counters{}) && r.IntN(5) != 0 // some quiet intervals
 	if active {
 		f := 0.25 + 1.5*r.Float64()
-		d.TCPRx = uint64(float64(t.rate.TCPRx) * f)
-		d.TCPTx = uint64(float64(t.rate.TCPTx) * f)
-		if t.rate.UDPRx != 0 && r.IntN(2) == 0 {
+		d[history.TCPRx] = uint64(float64(t.rate[history.TCPRx]) * f)
+		d[history.TCPTx] = uint64(float64(t.rate[history.TCPTx]) * f)
+		if t.rate[history.UDPRx] != 0 && r.IntN(2) == 0 {
 			g := 0.5 + r.Float64()
-			d.UDPRx = uint64(float64(t.rate.UDPRx) * g)
-			d.UDPTx = uint64(float64(t.rate.UDPTx) * g)
+			d[history.UDPRx] = uint64(float64(t.rate[history.UDPRx]) * g)
+			d[history.UDPTx] = uint64(float64(t.rate[history.UDPTx]) * g)
 		}
 	}
 	if t.pooled {
@@ -246,8 +248,8 @@ func (t *tunnel) step() Counters {
 		t.tcps = max(0, t.tcps-int32(1+r.IntN(3)))
 		t.udps = 0
 	default:
-		t.tcps = max(0, min(512, t.tcps+int32(r.IntN(7))-3+int32(d.TCPTx>>20)/8))
-		if d.UDPRx > 0 {
+		t.tcps = max(0, min(512, t.tcps+int32(r.IntN(7))-3+int32(d[history.TCPTx]>>20)/8))
+		if d[history.UDPRx] > 0 {
 			t.udps = 1 + int32(r.IntN(3))
 		} else {
 			t.udps = 0

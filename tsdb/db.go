@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -251,12 +252,61 @@ func (db *DB) Retention() time.Duration { return db.opts.Retention }
 // Querier returns a storage.Querier over [mint, maxt] (Unix ms, both
 // inclusive). It makes DB a storage.Queryable for PromQL and remote read.
 // Close the querier when done.
+//
+// A Select whose hints ask for less than [mint, maxt] reads only the
+// blocks that overlap the hints. PromQL opens one querier for a whole
+// query, from the earliest sample any selector needs to the latest; a
+// Prometheus querier looks every selector's series up in each of its
+// blocks, in range or not. So "the growth over 30 days" (one selector at
+// the end, one 30 days back) would look 10,000 tunnels up in every block of
+// the 30 days, twice, to read two hours of each.
 func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := db.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, fmt.Errorf("tsdb querier: %w", err)
 	}
-	return q, nil
+	return &rangeQuerier{Querier: q, db: db, mint: mint, maxt: maxt}, nil
+}
+
+// rangeQuerier is DB.Querier's querier: a Select narrower than the
+// querier's range goes to a querier over the hints' range alone, closed
+// with this one.
+type rangeQuerier struct {
+	storage.Querier
+	db         *DB
+	mint, maxt int64
+
+	mu     sync.Mutex
+	narrow []storage.Querier
+}
+
+func (q *rangeQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if hints == nil || (hints.Start <= q.mint && hints.End >= q.maxt) || hints.Start > hints.End {
+		return q.Querier.Select(ctx, sortSeries, hints, ms...)
+	}
+	lo, hi := max(hints.Start, q.mint), min(hints.End, q.maxt)
+	if lo > hi {
+		return storage.EmptySeriesSet()
+	}
+	nq, err := q.db.db.Querier(lo, hi)
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("tsdb querier: %w", err))
+	}
+	q.mu.Lock()
+	q.narrow = append(q.narrow, nq)
+	q.mu.Unlock()
+	return nq.Select(ctx, sortSeries, hints, ms...)
+}
+
+func (q *rangeQuerier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	errs := []error{q.Querier.Close()}
+	for _, nq := range q.narrow {
+		errs = append(errs, nq.Close())
+	}
+	q.narrow = nil
+	return errors.Join(errs...)
 }
 
 // Stats is a summary of the TSDB for a status page.

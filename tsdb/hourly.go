@@ -111,24 +111,21 @@ func (db *DB) endpointHourly(ctx context.Context, endpoint string, mint, maxt in
 	return total, nil
 }
 
-// hourlyEndpoints returns the endpoints with hourly series (tunnel or
-// aggregate) in [mint, maxt].
+// hourlyEndpoints returns the endpoints with any series in [mint, maxt]:
+// those with hourly series (tunnel or aggregate) among them. The index's
+// list of values is read, not the series: asking only for the endpoints of
+// the hourly series would visit every tunnel's.
 func (db *DB) hourlyEndpoints(ctx context.Context, mint, maxt int64) ([]string, error) {
 	q, err := db.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, fmt.Errorf("hourly endpoints querier: %w", err)
 	}
 	defer q.Close()
-	var out []string
-	for _, metric := range []string{history.MetricHourlyPoints, history.MetricEndpointHourlyPoints} {
-		vals, _, err := q.LabelValues(ctx, LabelEndpoint, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, metric))
-		if err != nil {
-			return nil, fmt.Errorf("hourly endpoints: %w", err)
-		}
-		out = append(out, vals...)
+	vals, _, err := q.LabelValues(ctx, LabelEndpoint, nil)
+	if err != nil {
+		return nil, fmt.Errorf("hourly endpoints: %w", err)
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return vals, nil
 }
 
 // sortedHours returns the hours of byHour, oldest first.
@@ -154,12 +151,6 @@ func (db *DB) sumHourly(ctx context.Context, metrics, endpoint, tunnel string, m
 // points series among metrics (a regexp of names) of the selection per
 // hour start in [mint, maxt].
 func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string, mint, maxt int64) (map[int64]*history.HourTraffic, error) {
-	q, err := db.db.Querier(mint, maxt)
-	if err != nil {
-		return nil, fmt.Errorf("hourly traffic querier: %w", err)
-	}
-	defer q.Close()
-
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, metrics)}
 	if endpoint != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelEndpoint, endpoint))
@@ -167,6 +158,37 @@ func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string
 	if tunnel != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, LabelTunnel, tunnel))
 	}
+	return db.sumHourlyMatching(ctx, mint, maxt, ms...)
+}
+
+// ServiceHourlyTraffic sums nodepass_service_hourly_traffic_bytes of one
+// service (per protocol and direction) per hour start in [from, to): the
+// service's traffic counted once, written at hour close. Points are zero:
+// the series is traffic only. Like HourlyTraffic, it returns only the
+// hours that have samples, oldest first.
+func (db *DB) ServiceHourlyTraffic(ctx context.Context, service string, from, to time.Time) ([]history.HourTraffic, error) {
+	mint, maxt := from.UnixMilli(), to.UnixMilli()-1
+	if maxt < mint {
+		return []history.HourTraffic{}, nil
+	}
+	byHour, err := db.sumHourlyMatching(ctx, mint, maxt,
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, history.MetricServiceHourlyTraffic),
+		labels.MustNewMatcher(labels.MatchEqual, LabelService, service))
+	if err != nil {
+		return nil, err
+	}
+	return sortedHours(byHour), nil
+}
+
+// sumHourlyMatching sums the hourly traffic series (by protocol and
+// direction) and points series among the series ms select per hour start
+// in [mint, maxt].
+func (db *DB) sumHourlyMatching(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) (map[int64]*history.HourTraffic, error) {
+	q, err := db.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("hourly traffic querier: %w", err)
+	}
+	defer q.Close()
 
 	byHour := make(map[int64]*history.HourTraffic)
 	hour := func(t int64) *history.HourTraffic {
@@ -185,7 +207,8 @@ func (db *DB) sumHourlyMap(ctx context.Context, metrics, endpoint, tunnel string
 		s := set.At()
 		ls := s.Labels()
 		idx := -1 // points
-		if name := ls.Get(model.MetricNameLabel); name == history.MetricHourlyTraffic || name == history.MetricEndpointHourlyTraffic {
+		if name := ls.Get(model.MetricNameLabel); name == history.MetricHourlyTraffic || name == history.MetricEndpointHourlyTraffic ||
+			name == history.MetricServiceHourlyTraffic {
 			c, ok := history.CounterOf(ls.Get(LabelProtocol), ls.Get(LabelDirection))
 			if !ok {
 				continue // not one of the four counters; not ours

@@ -48,6 +48,9 @@ type app struct {
 	listener net.Listener
 	location *time.Location
 	now      func() time.Time
+	// headerTimeout is the masters' response header timeout when a test
+	// sets it (clock.go), else 0: the collector's default.
+	headerTimeout time.Duration
 
 	reloadMu   sync.Mutex
 	loaded     bool // a configuration was applied once
@@ -80,7 +83,12 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now, redactor: red}
+	headerTimeout, err := headerTimeoutFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now,
+		headerTimeout: headerTimeout, redactor: red}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -106,7 +106,7 @@ func writeDemoHistory(ctx context.Context, dir string, span time.Duration, opts 
 				tunnels[id] = st
 			}
 			ms := p.T.UnixMilli()
-			delta := history.Counters{p.Traffic.TCPRx, p.Traffic.TCPTx, p.Traffic.UDPRx, p.Traffic.UDPTx}
+			delta := p.Traffic
 			st.totals.Add(delta)
 			n := len(batch)
 			batch = st.h.Roll(ms, demoEndpoint, id, batch)

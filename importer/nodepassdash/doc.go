@@ -23,8 +23,15 @@
 // unique index (a restart re-aggregates the last 24 hours with INSERT OR
 // REPLACE, which duplicates them), and matches the previous hour by
 // instance id alone; 4.x takes the rows inside the hour, carries an
-// instance's previous row forward when the hour has none, and has a unique
-// (hour_time, endpoint_id, instance_id) index.
+// instance's previous row forward when the hour has none (record_count 0),
+// and has a unique (hour_time, endpoint_id, instance_id) index. The tests
+// import a database NodePassDash 4.0.5 itself wrote while following
+// simulated masters (testdata/README.md).
+//
+// A carried-forward row is never refreshed: should the hour before it gain
+// rows later (events arriving more than an hour late, as from a master
+// whose clock runs far behind NodePassDash's), it keeps the older totals,
+// and the import reads it as a counter reset.
 //
 // # Accounting errors, and what the import does about them
 //

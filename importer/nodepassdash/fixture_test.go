@@ -158,11 +158,12 @@ func makeFixture(t testing.TB, version string) *fixture {
 						t.Fatalf("counters of %s", tu.id)
 					}
 					nd.observe(TunnelKey{tu.ep, tu.id}, now.In(zone),
-						[4]int64{int64(c.TCPRx), int64(c.TCPTx), int64(c.UDPRx), int64(c.UDPTx)})
+						[4]int64{int64(c[history.TCPRx]), int64(c[history.TCPTx]), int64(c[history.UDPRx]), int64(c[history.UDPTx])})
 				}
 			}
 		}
 	}
+	nd.commit()
 	f.wrongRows = f.countWrongRows(t, names)
 	return f
 }

@@ -82,6 +82,11 @@ func TestImport(t *testing.T) {
 	pd := [4]string{"tcp_rx", "tcp_tx", "udp_rx", "udp_tx"}
 	for _, version := range []string{"3.x", "4.x"} {
 		t.Run(version, func(t *testing.T) {
+			if version == "4.x" && testing.Short() {
+				// TestImportRealNodePassDash imports what NodePassDash 4.0.5
+				// itself wrote; this one adds its hours of downtime.
+				t.Skip("-short: the transcribed 4.x is left to the full run")
+			}
 			f := makeFixture(t, version)
 			// NODEPASSDASH_FIXTURE_OUT=DIR keeps the databases, to try the
 			// command on them.
@@ -239,14 +244,13 @@ func TestImport(t *testing.T) {
 }
 
 func TestImportRefusesLockedTSDB(t *testing.T) {
-	f := makeFixture(t, "4.x")
 	dir := t.TempDir()
 	r, _, err := fileutil.Flock(lockPath(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Release()
-	_, err = Run(t.Context(), Options{DBPath: f.path, TSDB: dir})
+	_, err = Run(t.Context(), Options{DBPath: realFixture + ".db", TSDB: dir})
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("err %v, want ErrLocked", err)
 	}

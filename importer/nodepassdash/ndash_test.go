@@ -8,6 +8,7 @@ package nodepassdash
 // (internal/dashboard/traffic_service.go), whose SQL is run here verbatim.
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"testing"
@@ -54,10 +55,11 @@ type ndPoint struct {
 }
 
 // nodePassDash is the transcribed NodePassDash of one version, writing
-// into db.
+// into db in one transaction (thousands of autocommitted inserts take
+// seconds) until commit.
 type nodePassDash struct {
 	t       testing.TB
-	db      *sql.DB
+	db      *sql.Conn
 	version string
 	buffers map[TunnelKey][]ndPoint
 }
@@ -77,17 +79,26 @@ func newNodePassDash(t testing.TB, path, version string) *nodePassDash {
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	for _, stmt := range ndSchema(version) {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &nodePassDash{t: t, db: db, version: version, buffers: map[TunnelKey][]ndPoint{}}
+	t.Cleanup(func() { conn.Close() })
+	n := &nodePassDash{t: t, db: conn, version: version, buffers: map[TunnelKey][]ndPoint{}}
+	for _, stmt := range ndSchema(version) {
+		n.exec(stmt)
+	}
+	n.exec("BEGIN")
+	return n
 }
+
+// commit ends the transaction: what was written becomes visible to the
+// import's connection.
+func (n *nodePassDash) commit() { n.exec("COMMIT") }
 
 func (n *nodePassDash) exec(query string, args ...any) {
 	n.t.Helper()
-	if _, err := n.db.Exec(query, args...); err != nil {
+	if _, err := n.db.ExecContext(context.Background(), query, args...); err != nil {
 		n.t.Fatalf("%v\n%s", err, query)
 	}
 }

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push/pushtest"
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 )
 
@@ -54,62 +54,6 @@ func newSocketServer(t *testing.T, s *fakeState, tune func(*Config), listen func
 	})
 	testutil.WaitFor(t, "Run to start", h.Serving)
 	return srv
-}
-
-// rawStream is a push stream read over a plain TCP connection.
-type rawStream struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-// dialRaw sends a GET for path and reads the response head. rcvbuf, when
-// set, shrinks the connection's receive buffer first.
-func dialRaw(t *testing.T, addr, path string, rcvbuf int) *rawStream {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if rcvbuf > 0 {
-		if err := c.(*net.TCPConn).SetReadBuffer(rcvbuf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	s := &rawStream{conn: c, r: bufio.NewReader(c)}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("response head: %v", err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return s
-}
-
-// event reads the next block of the body, within timeout.
-func (s *rawStream) event(t *testing.T, timeout time.Duration) string {
-	t.Helper()
-	_ = s.conn.SetReadDeadline(time.Now().Add(timeout))
-	defer func() { _ = s.conn.SetReadDeadline(time.Time{}) }()
-	var b strings.Builder
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the stream: %v after %q", err, b.String())
-		}
-		if line == "\n" {
-			return b.String()
-		}
-		b.WriteString(line)
-	}
 }
 
 // clients returns the hub's clients.
@@ -172,9 +116,9 @@ func TestTakenOverSlowClientDropped(t *testing.T) {
 		c.WriteTimeout = time.Minute
 	}, nil)
 	hub, addr := srv.hub, srv.ts.Listener.Addr().String()
-	fast := dialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 0)
-	slow := dialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 4096)
-	c := clientOf(t, hub, slow.conn)
+	fast := pushtest.DialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 0)
+	slow := pushtest.DialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 4096)
+	c := clientOf(t, hub, slow.Conn)
 	if ok, _ := hub.push(c, bigFrame(8<<20)); !ok {
 		t.Fatal("push refused a frame within the buffer")
 	}
@@ -184,7 +128,7 @@ func TestTakenOverSlowClientDropped(t *testing.T) {
 		if time.Since(start) > 5*time.Second {
 			t.Fatal("the stalled client was not dropped within 5 s")
 		}
-		if strings.HasPrefix(fast.event(t, time.Second), "event: tunnel\n") {
+		if strings.HasPrefix(fast.Event(t, time.Second), "event: tunnel\n") {
 			got++
 		}
 	}
@@ -196,7 +140,7 @@ func TestTakenOverSlowClientDropped(t *testing.T) {
 		t.Error("the dropped client's connection is open")
 	}
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
-		if strings.HasPrefix(fast.event(t, time.Second), "event: tunnel\n") {
+		if strings.HasPrefix(fast.Event(t, time.Second), "event: tunnel\n") {
 			got++
 		}
 	}
@@ -213,8 +157,8 @@ func TestTakenOverWriteTimeout(t *testing.T) {
 		c.WriteTimeout = 300 * time.Millisecond
 	}, nil)
 	hub := srv.hub
-	slow := dialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 4096)
-	c := clientOf(t, hub, slow.conn)
+	slow := pushtest.DialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 4096)
+	c := clientOf(t, hub, slow.Conn)
 	start := time.Now()
 	if ok, kept := hub.push(c, bigFrame(8<<20)); !ok || !kept {
 		t.Fatal("push refused a frame within the buffer")
@@ -246,8 +190,8 @@ func TestTakenOverSendBufferBounded(t *testing.T) {
 				c.SendBuffer = tc.sendBuffer
 			}, nil)
 			hub := srv.hub
-			slow := dialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 0)
-			c := clientOf(t, hub, slow.conn)
+			slow := pushtest.DialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 0)
+			c := clientOf(t, hub, slow.Conn)
 			// Write as the ticks would, without waiting, until the
 			// socket is full: what it took sits in the kernel.
 			queued := 0
@@ -277,13 +221,13 @@ func TestTakenOverSendBufferBounded(t *testing.T) {
 func TestTakenOverRunStops(t *testing.T) {
 	srv := newSocketServer(t, newFakeState(keyA, keyB), nil, nil)
 	hub, addr := srv.hub, srv.ts.Listener.Addr().String()
-	var streams []*rawStream
+	var streams []*pushtest.RawStream
 	for _, path := range []string{"/dashboard", "/tunnels/osaka/bbbbbbb1", "/tunnels/tokyo-1/aaaaaaa1"} {
-		streams = append(streams, dialRaw(t, addr, path, 0))
+		streams = append(streams, pushtest.DialRaw(t, addr, path, 0))
 	}
-	stalled := dialRaw(t, addr, "/dashboard", 4096)
+	stalled := pushtest.DialRaw(t, addr, "/dashboard", 4096)
 	testutil.WaitFor(t, "four clients", func() bool { return hub.Clients() == 4 })
-	c := clientOf(t, hub, stalled.conn)
+	c := clientOf(t, hub, stalled.Conn)
 	hub.push(c, bigFrame(8<<20))
 	c.conn.mu.Lock()
 	draining := c.conn.draining
@@ -297,8 +241,8 @@ func TestTakenOverRunStops(t *testing.T) {
 		t.Errorf("Run took %v to end", d)
 	}
 	for i, s := range streams {
-		_ = s.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, err := io.Copy(io.Discard, s.r); err != nil && !strings.Contains(err.Error(), "reset") {
+		_ = s.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.Copy(io.Discard, s.R); err != nil && !strings.Contains(err.Error(), "reset") {
 			t.Errorf("stream %d did not end: %v", i, err)
 		}
 	}
@@ -317,10 +261,10 @@ func TestTakenOverClientLeaves(t *testing.T) {
 		c.TunnelInterval, c.DashboardInterval, c.Heartbeat = time.Hour, time.Hour, time.Hour
 	}, nil)
 	hub := srv.hub
-	s := dialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 0)
-	s.event(t, time.Second)
+	s := pushtest.DialRaw(t, srv.ts.Listener.Addr().String(), "/dashboard", 0)
+	s.Event(t, time.Second)
 	testutil.WaitFor(t, "one client", func() bool { return hub.Clients() == 1 })
-	s.conn.Close()
+	s.Conn.Close()
 	deadline := time.Now().Add(liveness + 2*time.Second)
 	for hub.Clients() != 0 {
 		if time.Now().After(deadline) {
@@ -350,19 +294,19 @@ func (l hidingListener) Accept() (net.Conn, error) {
 func TestTakenOverWithoutDescriptor(t *testing.T) {
 	srv := newSocketServer(t, newFakeState(keyA), func(c *Config) { c.Heartbeat = 30 * time.Millisecond },
 		func(l net.Listener) net.Listener { return hidingListener{l} })
-	s := dialRaw(t, srv.ts.Listener.Addr().String(), "/tunnels/tokyo-1/aaaaaaa1", 0)
+	s := pushtest.DialRaw(t, srv.ts.Listener.Addr().String(), "/tunnels/tokyo-1/aaaaaaa1", 0)
 	tunnels, beat := 0, false
 	for tunnels < 3 || !beat {
-		ev := s.event(t, time.Second)
+		ev := s.Event(t, time.Second)
 		tunnels += strings.Count(ev, "event: tunnel\n")
 		beat = beat || ev == ": heartbeat\n"
 	}
-	if c := clientOf(t, srv.hub, s.conn); c.conn.nb != nil {
+	if c := clientOf(t, srv.hub, s.Conn); c.conn.nb != nil {
 		t.Error("the stream has a raw descriptor")
 	}
 	srv.run()
-	_ = s.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.Copy(io.Discard, s.r); err != nil {
+	_ = s.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.Copy(io.Discard, s.R); err != nil {
 		t.Errorf("stream did not end with Run: %v", err)
 	}
 }
@@ -382,16 +326,18 @@ func TestTakenOverKeptFramesIntact(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, path := range []string{"/tunnels/tokyo-1/aaaaaaa2", "/tunnels/osaka/bbbbbbb1"} {
-		s := dialRaw(t, addr, path, 0)
+		s := pushtest.DialRaw(t, addr, path, 0)
 		go func() { // read at full speed
 			<-ctx.Done()
-			s.conn.Close()
+			s.Conn.Close()
 		}()
-		go func() { _, _ = io.Copy(io.Discard, s.r) }()
+		go func() { _, _ = io.Copy(io.Discard, s.R) }()
 	}
-	slow := dialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 0)
-	c := clientOf(t, hub, slow.conn)
-	if ok, kept := hub.push(c, bigFrame(8<<20)); !ok || !kept {
+	// The receive buffer pinned at 64 KiB (the send buffer is bounded
+	// too): a frame of 1 MiB fills both, and takes less to read through.
+	slow := pushtest.DialRaw(t, addr, "/tunnels/tokyo-1/aaaaaaa1", 64<<10)
+	c := clientOf(t, hub, slow.Conn)
+	if ok, kept := hub.push(c, bigFrame(1<<20)); !ok || !kept {
 		t.Fatalf("push: ok %v kept %v", ok, kept)
 	}
 	queued := func() int {
@@ -405,7 +351,7 @@ func TestTakenOverKeptFramesIntact(t *testing.T) {
 	for tunnels < 100 {
 		// Through the bounded send buffer a loaded machine moves a few
 		// MB/s on loopback.
-		ev := slow.event(t, 10*time.Second)
+		ev := slow.Event(t, 10*time.Second)
 		if strings.HasPrefix(ev, ": ") || strings.HasPrefix(ev, "retry: ") {
 			continue
 		}

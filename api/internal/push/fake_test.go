@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nodepass-exporter/nodepass-exporter/api/internal/push/pushtest"
 )
 
 // fakeState is the live state behind the streams in these tests: tunnels
@@ -172,29 +174,13 @@ func runHub(h *Hub) (stop func()) {
 
 // event is one block of a stream, with the time it was read.
 type event struct {
-	name, id, data, comment, retry string
-	at                             time.Time
+	pushtest.Event
+	at time.Time
 }
 
 // parseBlock parses one block of an event stream (without its blank line).
 func parseBlock(block string, at time.Time) event {
-	ev := event{at: at}
-	for line := range strings.SplitSeq(block, "\n") {
-		field, value, _ := strings.Cut(line, ": ")
-		switch field {
-		case "":
-			ev.comment = value
-		case "event":
-			ev.name = value
-		case "id":
-			ev.id = value
-		case "data":
-			ev.data = value
-		case "retry":
-			ev.retry = value
-		}
-	}
-	return ev
+	return event{Event: pushtest.ParseBlock(block), at: at}
 }
 
 // stream is a test client: the events it read, and how the stream ended.
@@ -212,7 +198,7 @@ func (s *stream) all(name string) []event {
 	defer s.mu.Unlock()
 	var out []event
 	for _, ev := range s.events {
-		if name == "" || ev.name == name {
+		if name == "" || ev.Name == name {
 			out = append(out, ev)
 		}
 	}

@@ -99,9 +99,9 @@ func logLines(t *testing.T, st *stream) []int {
 	t.Helper()
 	var out []int
 	for _, ev := range st.all("log") {
-		_, list, ok := strings.Cut(ev.data, `"lines":[`)
+		_, list, ok := strings.Cut(ev.Data, `"lines":[`)
 		if !ok {
-			t.Fatalf("log frame %q", ev.data)
+			t.Fatalf("log frame %q", ev.Data)
 		}
 		list = strings.TrimSuffix(list, "]}")
 		if list == "" {

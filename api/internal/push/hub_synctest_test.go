@@ -61,21 +61,21 @@ func TestTicks(t *testing.T) {
 				if got, want := offsets(dash.all("dashboard"), start), seconds(0, 2.5, 4.5, 6.5); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("dashboard frames at %v, want %v", got, want)
 				}
-				if evs := tun.all(""); len(evs) == 0 || evs[0].retry != "3000" {
+				if evs := tun.all(""); len(evs) == 0 || evs[0].Retry != "3000" {
 					t.Errorf("tunnel stream starts with %+v, want retry: 3000", evs)
 				}
-				if logs := tun.all("log"); len(logs) != 1 || !json.Valid([]byte(logs[0].data)) {
+				if logs := tun.all("log"); len(logs) != 1 || !json.Valid([]byte(logs[0].Data)) {
 					t.Errorf("log frames %+v, want the initial one", logs)
 				}
 				for _, st := range []*stream{tun, dash} {
 					last := 0
 					for _, ev := range st.all("") {
-						if ev.id == "" {
+						if ev.ID == "" {
 							continue
 						}
-						id, err := strconv.Atoi(ev.id)
+						id, err := strconv.Atoi(ev.ID)
 						if err != nil || id <= last {
-							t.Fatalf("id %q after %d", ev.id, last)
+							t.Fatalf("id %q after %d", ev.ID, last)
 						}
 						last = id
 					}
@@ -100,11 +100,11 @@ func TestHeartbeat(t *testing.T) {
 				synctest.Wait()
 				var beats []event
 				for _, ev := range st.all("") {
-					if ev.comment != "" {
+					if ev.Comment != "" {
 						beats = append(beats, ev)
 					}
 				}
-				if len(beats) != 3 || beats[0].comment != "heartbeat" {
+				if len(beats) != 3 || beats[0].Comment != "heartbeat" {
 					t.Fatalf("comments %+v, want 3 heartbeats", beats)
 				}
 				for i := 1; i < len(beats); i++ {
