@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +20,16 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/internal/testutil"
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
+
+// scaleTunnels returns E2E_TUNNELS when it is a positive number, else def:
+// scripts/limits-scale.sh runs the stalled-writer tests at 10,000 and
+// 100,000 tunnels, and each prints a "scale test=..." line on stderr.
+func scaleTunnels(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("E2E_TUNNELS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
 
 // populate adds n running tunnels with traffic to one endpoint.
 func populate(f *fixture, n int) {
@@ -102,13 +114,18 @@ func status(t *testing.T, u string) (int, string) {
 // still answer, and once the clients go /metrics answers again.
 func TestHeavyRequestsAreCapped(t *testing.T) {
 	f := newFixture(t, Options{MaxHeavyRequests: 2, WriteStallTimeout: time.Minute})
-	populate(f, 10_000)
+	tunnels := scaleTunnels(10_000)
+	populate(f, tunnels)
 	base := serveBounded(t, f)
 	a, b := stalledClient(t, base, "/metrics"), stalledClient(t, base, "/metrics")
+	var refused time.Duration
 	testutil.WaitFor(t, "a 503 while two answers stall", func() bool {
+		start := time.Now()
 		code, retry := status(t, base+"/metrics")
+		refused = time.Since(start)
 		return code == http.StatusServiceUnavailable && retry == "1"
 	})
+	fmt.Fprintf(os.Stderr, "scale test=heavy-capped tunnels=%d refused_503_in=%s\n", tunnels, refused.Round(time.Microsecond))
 	for _, path := range []string{"/api/memory/endpoints/realtime", "/api/health"} {
 		if code, _ := status(t, base+path); code != http.StatusOK {
 			t.Errorf("%s: %d while /metrics is at its cap", path, code)
@@ -127,7 +144,8 @@ func TestHeavyRequestsAreCapped(t *testing.T) {
 // the slot is free (cap 1, so a second request tells).
 func TestStalledWriterIsCut(t *testing.T) {
 	f := newFixture(t, Options{MaxHeavyRequests: 1, WriteStallTimeout: 300 * time.Millisecond})
-	populate(f, 10_000)
+	tunnels := scaleTunnels(10_000)
+	populate(f, tunnels)
 	base := serveBounded(t, f)
 	c := stalledClient(t, base, "/metrics")
 	start := time.Now()
@@ -136,6 +154,7 @@ func TestStalledWriterIsCut(t *testing.T) {
 		return code == http.StatusOK
 	})
 	t.Logf("slot free %v after the stalled request", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "scale test=stalled-writer tunnels=%d stall_timeout=300ms slot_free_after=%s\n", tunnels, time.Since(start).Round(time.Millisecond))
 	// The server closed the connection: reading it ends (after whatever
 	// the kernel held) with EOF or a reset, never blocks for ever.
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -147,13 +166,23 @@ func TestStalledWriterIsCut(t *testing.T) {
 
 // TestSlowReaderGetsItsAnswer: a client that reads slowly but steadily
 // (64 KiB every 100 ms, well inside a 1 s stall timeout) gets the whole
-// answer.
+// answer. It asks for no gzip, so that it reads 64 KiB of the wire every
+// 100 ms: a gzip answer read at that rate after decompression moves about
+// a tenth of it, and at 100,000 tunnels (an answer larger than the socket
+// buffers) a 64 KiB chunk then waits longer than the stall timeout.
 func TestSlowReaderGetsItsAnswer(t *testing.T) {
 	f := newFixture(t, Options{WriteStallTimeout: time.Second})
-	populate(f, 1_000)
+	tunnels := scaleTunnels(1_000)
+	populate(f, tunnels)
 	base := serveBounded(t, f)
 	whole := f.get("/metrics").Body.String()
-	resp, err := http.Get(base + "/metrics")
+	start := time.Now()
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +202,7 @@ func TestSlowReaderGetsItsAnswer(t *testing.T) {
 	if !strings.Contains(got.String(), "nodepass_tunnel_") || len(got.String()) < len(whole)*9/10 {
 		t.Fatalf("got %d bytes, want about %d", got.Len(), len(whole))
 	}
+	fmt.Fprintf(os.Stderr, "scale test=slow-reader tunnels=%d got_bytes=%d whole_bytes=%d took=%s\n", tunnels, got.Len(), len(whole), time.Since(start).Round(time.Millisecond))
 }
 
 func TestClassify(t *testing.T) {

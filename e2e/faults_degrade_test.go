@@ -17,7 +17,9 @@ import (
 // serving needs no disk): /metrics with exact totals, /api/status with the
 // failing state save, the save-failure metric rising. Once space returns
 // the saves succeed by themselves. On main before the fix the start-up
-// save failed and the process exited.
+// save failed and the process exited. E2E_TUNNELS sets the master's size
+// (default 10; the tmpfs and the waits grow with it); a "scale
+// test=start-on-full-disk" line gives the figures.
 func TestFaultStartOnFullDisk(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -27,16 +29,20 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if !mountTmpfs(t, dir, 48<<20) {
+	tunnels := e2eTunnels(10)
+	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
+	if !mountTmpfs(t, dir, 48<<20+16<<10*tunnels) {
 		t.Skip("needs root to mount a tmpfs")
 	}
-	sim := startSim(t, simulator.Options{Tunnels: 10, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: 100_000})
+	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: -1, SubscriberBuffer: max(100_000, 10*tunnels)})
 	args := []string{
 		"--nodepass.url=" + sim.baseURL(), "--nodepass.api-key-file=" + sim.keyFile, "--nodepass.name=sim",
-		"--nodepass.report-interval=10s", "--storage.tsdb.path=" + dir,
+		reportIntervalFlag(tunnels), "--storage.tsdb.path=" + dir,
 	}
 	e := startExporter(t, nil, args...)
-	waitTotals(t, e, "sim", sim, 20*time.Second)
+	logTailOnFailure(t, e)
+	waitTotals(t, e, "sim", sim, wait(20*time.Second))
+	idleRSS, _ := procRSS(e.cmd.Process.Pid)
 	// A snapshot saved after the tunnels were known, so that the restart
 	// has the master's tunnels to continue from (else counter rule 3
 	// re-baselines). The time is taken before the traffic: the save that
@@ -44,17 +50,22 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 	// and an unchanged state is not saved again.
 	counted := float64(time.Now().UnixNano()) / 1e9
 	sim.Tick()
-	waitTotals(t, e, "sim", sim, 20*time.Second)
-	waitUntil(t, 10*time.Second, "a state save after the traffic", func() bool {
+	waitTotals(t, e, "sim", sim, wait(20*time.Second))
+	waitUntil(t, wait(10*time.Second), "a state save after the traffic", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_state_last_save_success_timestamp_seconds") > counted
 	})
 	e.kill() // a crash
 
 	filler := fillDisk(t, dir)
 	sim.Tick()
+	started := time.Now()
 	e2 := startExporter(t, nil, args...)
-	waitTotals(t, e2, "sim", sim, 20*time.Second)
-	waitUntil(t, 20*time.Second, "the failing save in /api/status and /metrics", func() bool {
+	ready := time.Since(started)
+	logTailOnFailure(t, e2)
+	rss := watchRSS(e2.cmd.Process.Pid)
+	waitTotals(t, e2, "sim", sim, wait(20*time.Second))
+	exact := time.Since(started)
+	waitUntil(t, wait(20*time.Second), "the failing save in /api/status and /metrics", func() bool {
 		healthy, state, lastErr := statusComponent(t, e2, "state")
 		page := e2.get("/metrics")
 		return !healthy && state == "failing" && strings.Contains(lastErr, "no space left") &&
@@ -68,11 +79,18 @@ func TestFaultStartOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Tick()
-	waitUntil(t, 20*time.Second, "the saves to recover", func() bool {
+	freed := time.Now()
+	waitUntil(t, wait(20*time.Second), "the saves to recover", func() bool {
 		healthy, _, _ := statusComponent(t, e2, "state")
 		return healthy && metricFloat(e2.get("/metrics"), "nodepass_exporter_state_last_save_successful") == 1
 	})
-	waitTotals(t, e2, "sim", sim, 20*time.Second)
+	recovered := time.Since(freed)
+	waitTotals(t, e2, "sim", sim, wait(20*time.Second))
+	lost, extra, missing := bytesOff(exporterTotals(e2.get("/metrics"), "sim"), liveGenerated(sim))
+	peakRSS := rss.Peak()
+	afterRSS, _ := procRSS(e2.cmd.Process.Pid)
+	scaleSummary("start-on-full-disk", tunnels, "idle_rss_mib", mib(idleRSS), "peak_rss_mib", mib(peakRSS), "after_rss_mib", mib(afterRSS),
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "ready", ready, "exact_totals", exact, "recovery", recovered)
 	e2.stop()
 }
 

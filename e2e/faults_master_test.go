@@ -21,7 +21,7 @@ func startSimExporter(t *testing.T, env []string, opts simulator.Options, args .
 		"--storage.tsdb.path=" + t.TempDir(),
 	}, args...)
 	e := startExporter(t, env, args...)
-	waitUntil(t, 20*time.Second, "all tunnels known", func() bool {
+	waitUntil(t, scaleWait(20*time.Second, opts.Tunnels), "all tunnels known", func() bool {
 		page := e.get("/metrics")
 		return bytes.Contains(page, []byte(`nodepass_endpoint_up{endpoint="sim"} 1`)) &&
 			bytes.Count(page, []byte("\nnodepass_tunnel_info{")) == opts.Tunnels

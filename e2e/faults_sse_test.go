@@ -43,13 +43,18 @@ func ingestLatency(t *testing.T, e *exporter, sim *simMaster, lastID string) tim
 	start := time.Now()
 	sim.Tick()
 	var want uint64
-	for _, tt := range sim.Snapshot().Tunnels {
+	tunnels := sim.Snapshot().Tunnels
+	for _, tt := range tunnels {
 		if tt.ID == lastID {
 			want = tt.Generated.Sum()
 		}
 	}
+	limit := 10 * time.Second
+	if len(tunnels) > 1000 { // a scale run: measure, however slow
+		limit = scaleWait(30*time.Second, len(tunnels))
+	}
 	u := e.url("/api/memory/endpoints/sim/tunnels/" + lastID + "/realtime")
-	for time.Since(start) < 10*time.Second {
+	for time.Since(start) < limit {
 		var body struct {
 			Tunnel struct {
 				Traffic struct {
@@ -83,7 +88,7 @@ func ingestLatency(t *testing.T, e *exporter, sim *simMaster, lastID string) tim
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("tunnel %s did not reach its total %d within 10 s", lastID, want)
+	t.Fatalf("tunnel %s did not reach its total %d within %s", lastID, want, limit)
 	return 0
 }
 
@@ -99,15 +104,20 @@ func median(ds []time.Duration) time.Duration {
 // streams, while the master ticks. Ingest latency (tick to the new total
 // in the REST API) stays near the baseline; afterwards every client is
 // gone from the hub and the goroutine count and heap come back.
+// E2E_TUNNELS sets the master's size (default 100); a "scale
+// test=sse-clients" line gives the figures, and the totals must then
+// equal the truth.
 func TestFaultSSEClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	const tunnels = 100
+	tunnels := e2eTunnels(100)
+	wait := func(d time.Duration) time.Duration { return scaleWait(d, tunnels) }
 	sim, e := startSimExporter(t, []string{"GOGC=25"}, simulator.Options{
-		Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: 0.2, SubscriberBuffer: 100_000,
-	}, "--nodepass.report-interval=10s", "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
+		Tunnels: tunnels, Seed: 17, Manual: true, IdleFraction: -1, LogRate: 0.2, SubscriberBuffer: max(100_000, 10*tunnels),
+	}, reportIntervalFlag(tunnels), "--push.tunnel-interval=200ms", "--push.dashboard-interval=500ms",
 		"--web.max-connections=4000") // 2,000 clients plus the test's own requests: above the default cap of 512
+	logTailOnFailure(t, e)
 	ids := tunnelIDs(sim)
 	lastID := ids[len(ids)-1]
 	paths := []string{"/api/memory/sse/dashboard"}
@@ -124,11 +134,12 @@ func TestFaultSSEClients(t *testing.T) {
 	}
 	// The baseline is taken at rest: the same goroutines in two readings.
 	before := readRuntime(e)
-	waitUntil(t, 10*time.Second, "the exporter at rest after the warm-up", func() bool {
+	waitUntil(t, wait(10*time.Second), "the exporter at rest after the warm-up", func() bool {
 		prev := before
 		before = readRuntime(e)
 		return before.goroutines == prev.goroutines
 	})
+	rss := watchRSS(e.cmd.Process.Pid)
 	var base []time.Duration
 	for range 20 {
 		base = append(base, ingestLatency(t, e, sim, lastID))
@@ -219,7 +230,7 @@ func TestFaultSSEClients(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 30*time.Second, "1,000 long-lived push clients and 3,000 connects", func() bool {
+	waitUntil(t, wait(30*time.Second), "1,000 long-lived push clients and 3,000 connects", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_sse_clients") >= 1000 && connects.Load() >= 3000
 	})
 	var during []time.Duration
@@ -236,13 +247,13 @@ func TestFaultSSEClients(t *testing.T) {
 	}
 	mu.Unlock()
 
-	waitUntil(t, 30*time.Second, "every push client gone from the hub", func() bool {
+	waitUntil(t, wait(30*time.Second), "every push client gone from the hub", func() bool {
 		return metricFloat(e.get("/metrics"), "nodepass_exporter_sse_clients") == 0
 	})
 	// The exporter runs with GOGC=25 and the scrapes allocate, so the
 	// heap in use follows the live heap within a few seconds.
 	var after runtimeFigures
-	settled := time.Now().Add(30 * time.Second)
+	settled := time.Now().Add(wait(30 * time.Second))
 	for {
 		after = readRuntime(e)
 		if after.goroutines <= before.goroutines+5 && after.heapInuse <= before.heapInuse+16<<20 || time.Now().After(settled) {
@@ -270,4 +281,12 @@ func TestFaultSSEClients(t *testing.T) {
 	if connects.Load() < 2000 {
 		t.Errorf("only %d connects: the test did not load the exporter", connects.Load())
 	}
+	lost, extra, missing := settledOff(e, sim, wait(10*time.Second))
+	if lost != 0 || extra != 0 || missing != 0 {
+		t.Errorf("totals against the truth after the clients: %d bytes lost, %d extra, %d tunnels missing", lost, extra, missing)
+	}
+	scaleSummary("sse-clients", tunnels, "idle_rss_mib", mib(before.rss), "peak_rss_mib", mib(rss.Peak()), "after_rss_mib", mib(after.rss),
+		"bytes_lost", lost, "bytes_extra", extra, "tunnels_missing", missing, "sim_drops", simDrops(sim), "clients", clients, "connects", connects.Load(),
+		"ingest_median_before", mb, "ingest_median_during", md, "ingest_max_during", slices.Max(during),
+		"goroutines_before", before.goroutines, "goroutines_after", after.goroutines)
 }

@@ -46,7 +46,9 @@ func echoPage(w io.Writer, secrets ...string) {
 // (raw and decoded) and the custom X-Scope-OrgID header. Then a reload
 // with the key typed into a master URL's port. None of the secrets, in any
 // of those forms, may appear in the log, /api/status, the REST answers or
-// the dashboard SSE.
+// the dashboard SSE. E2E_TUNNELS sets the working master's size (default
+// 3); a "scale test=secrets" line gives the leaks found, the size of the
+// outputs searched and the peak RSS.
 func TestSecretsRedactedInEveryForm(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -70,7 +72,8 @@ func TestSecretsRedactedInEveryForm(t *testing.T) {
 		echoPage(w, user+":"+pass, pass, r.Header.Get("X-Scope-OrgID"))
 	}))
 	t.Cleanup(receiver.Close)
-	sim := startSim(t, simulator.Options{Tunnels: 3, Seed: 5, ReportInterval: 100 * time.Millisecond, IdleFraction: -1})
+	tunnels := e2eTunnels(3)
+	sim := startSim(t, simulator.Options{Tunnels: tunnels, Seed: 5, ReportInterval: scalePeriod(100*time.Millisecond, tunnels), IdleFraction: -1})
 
 	dir := t.TempDir()
 	write := func(name, text string) string {
@@ -91,8 +94,9 @@ func TestSecretsRedactedInEveryForm(t *testing.T) {
 		"--history.window-points=2", "--log.level=debug", "--push.dashboard-interval=200ms",
 		"--remote-write.url="+receiver.URL+"/api/v1/write", "--remote-write.basic-auth.username=alice",
 		"--remote-write.basic-auth.password-file="+passFile, "--remote-write.header=X-Scope-OrgID="+orgID)
+	rss := watchRSS(e.cmd.Process.Pid)
 
-	waitUntil(t, 60*time.Second, "the echo master and remote write to fail", func() bool {
+	waitUntil(t, scaleWait(60*time.Second, tunnels), "the echo master and remote write to fail", func() bool {
 		_, _, echoErr := statusComponent(t, e, "endpoint/echo")
 		_, _, rwErr := statusComponent(t, e, "remote_write")
 		return strings.Contains(echoErr, "HTTP 502") && strings.Contains(rwErr, "400")
@@ -121,16 +125,22 @@ func TestSecretsRedactedInEveryForm(t *testing.T) {
 	}
 	e.stop()
 	outputs["log"] = e.output.String()
+	leaks, searched := 0, 0
+	for _, out := range outputs {
+		searched += len(out)
+	}
 	basic := base64.StdEncoding.EncodeToString([]byte("alice:" + password))
 	for _, secret := range []string{echoKey, password, orgID, "alice:" + password, basic} {
 		for form, text := range encodedForms(secret) {
 			for where, out := range outputs {
 				if strings.Contains(out, text) {
+					leaks++
 					t.Errorf("%s (%s) shown in %s", secret, form, where)
 				}
 			}
 		}
 	}
+	scaleSummary("secrets", tunnels, "leaks", leaks, "outputs_mib", mib(float64(searched)), "peak_rss_mib", mib(rss.Peak()))
 	if !strings.Contains(outputs["log"], "rejected") || !strings.Contains(outputs["/api/status"], "HTTP 502") {
 		t.Errorf("the failures are not reported at all:\nstatus: %s", outputs["/api/status"])
 	}
