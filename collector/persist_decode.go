@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/nodepass-exporter/nodepass-exporter/history"
@@ -29,11 +30,10 @@ import (
 // decodeStateFile reads a snapshot into f (a zero stateFile), as
 // json.Unmarshal does.
 func decodeStateFile(b []byte, f *stateFile) error {
-	d := stateDecoder{data: b}
 	// A tunnel record starts with its id, and `{"id":` cannot occur inside
 	// a JSON string (its quotes would be escaped): the records of every
 	// endpoint share one array of the right size.
-	d.recs = make([]stateTunnel, 0, bytes.Count(b, []byte(`{"id":`)))
+	d := stateDecoder{data: b, recs: make([]stateTunnel, 0, bytes.Count(b, []byte(`{"id":`)))}
 	if d.stateFile(f) && d.end() {
 		return nil
 	}
@@ -44,7 +44,7 @@ func decodeStateFile(b []byte, f *stateFile) error {
 // decodeFrame reads a journal frame into jf (a zero journalFrame), as
 // json.Unmarshal does.
 func decodeFrame(b []byte, jf *journalFrame) error {
-	d := stateDecoder{data: b}
+	d := stateDecoder{data: b, recs: make([]stateTunnel, 0, bytes.Count(b, []byte(`{"id":`)))}
 	if d.frame(jf) && d.end() {
 		return nil
 	}
@@ -58,8 +58,9 @@ func decodeFrame(b []byte, jf *journalFrame) error {
 type stateDecoder struct {
 	data []byte
 	pos  int
-	// recs backs the tunnel slices of every endpoint of a snapshot.
-	recs []stateTunnel
+	// recs backs the tunnel slices of every endpoint.
+	recs    []stateTunnel
+	scratch []byte // an unescaped string
 	// interned keeps one copy of the few distinct texts many records
 	// share (type, status, sample labels).
 	interned map[string]string
@@ -181,19 +182,20 @@ func (d *stateDecoder) rawString() (raw []byte, special, ok bool) {
 	return nil, false, false
 }
 
-// bytesString reads a string. Its bytes are a sub-slice of the data
-// unless it had to be unescaped; a string with escapes or bytes beyond
-// ASCII is read by encoding/json, so that its rules (\u escapes, invalid
-// UTF-8 and lone surrogates as U+FFFD) are the ones applied.
+// str reads a string into *dst; intern keeps one copy of each text (for
+// the few texts many records share). A string whose escapes or bytes
+// unescape cannot take (surrogates, invalid UTF-8) is read by
+// encoding/json, so that its rules (a lone surrogate or a byte of invalid
+// UTF-8 becomes U+FFFD) are the ones applied.
 func (d *stateDecoder) str(dst *string, intern bool) bool {
 	raw, special, ok := d.rawString()
 	if !ok {
 		return false
 	}
 	if special {
-		plain := raw[1 : len(raw)-1]
-		if bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
-			*dst = string(plain)
+		var ok bool
+		if d.scratch, ok = unescape(d.scratch[:0], raw[1:len(raw)-1]); ok {
+			*dst = string(d.scratch)
 			return true
 		}
 		return json.Unmarshal(raw, dst) == nil
@@ -218,6 +220,78 @@ func (d *stateDecoder) str(dst *string, intern bool) bool {
 	}
 	*dst = string(plain)
 	return true
+}
+
+// unescape appends the contents s of a JSON string, unescaped, to dst.
+// It reads valid UTF-8 and every escape but those of surrogates (ok is
+// false for the rest: encoding/json reads them).
+func unescape(dst, s []byte) (_ []byte, ok bool) {
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			j := bytes.IndexByte(s[i:], '\\')
+			if j < 0 {
+				j = len(s) - i
+			}
+			// A backslash is ASCII: no rune spans it.
+			if !utf8.Valid(s[i : i+j]) {
+				return dst, false
+			}
+			dst = append(dst, s[i:i+j]...)
+			i += j
+			continue
+		}
+		if i+1 >= len(s) {
+			return dst, false
+		}
+		switch c := s[i+1]; c {
+		case '"', '\\', '/':
+			dst = append(dst, c)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+6 > len(s) {
+				return dst, false
+			}
+			r := hexRune(s[i+2 : i+6])
+			if r < 0 || utf16.IsSurrogate(r) {
+				return dst, false
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default:
+			return dst, false
+		}
+		i += 2
+	}
+	return dst, true
+}
+
+// hexRune decodes four hex digits, or returns -1.
+func hexRune(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // time reads a time as time.Time's UnmarshalJSON does.
