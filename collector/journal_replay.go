@@ -108,7 +108,7 @@ func mergeJournal(jpath string, b, snap []byte, f *stateFile) (replayed, torn in
 	r := newJournalReplay(f)
 	for i, fr := range frames[1:] {
 		var jf journalFrame
-		if err := json.Unmarshal(fr, &jf); err != nil {
+		if err := decodeFrame(fr, &jf); err != nil {
 			return i, torn, fmt.Errorf("decode state journal %s frame %d: %w", jpath, i+1, err)
 		}
 		r.apply(&jf)

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -11,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,8 +31,8 @@ const stateFormat = 1
 // a crash leaves either the old or the new file, never half of one.
 //
 // It is the layout of the file: snapshotWriter writes it by hand (the same
-// bytes encoding/json writes for these types), Restore reads it with
-// encoding/json. Each tunnel's state and the outbox's samples of that
+// bytes encoding/json writes for these types), Restore reads it by hand as
+// well, as encoding/json reads it (persist_decode.go). Each tunnel's state and the outbox's samples of that
 // tunnel are one consistent cut (see snapshotWriter); different tunnels
 // may be cut a few milliseconds apart.
 type stateFile struct {
@@ -96,7 +96,7 @@ func (s *Store) Restore(path string) error {
 		return fmt.Errorf("read state: %w", err)
 	}
 	var f stateFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	if err := decodeStateFile(b, &f); err != nil {
 		return fmt.Errorf("decode state %s: %w", path, err)
 	}
 	if f.Format != stateFormat {
@@ -124,11 +124,16 @@ func (s *Store) Restore(path string) error {
 		for id, h := range se.Retired {
 			e.retired[id] = h
 		}
-		for _, st := range se.Tunnels {
+		if len(e.tunnels) == 0 { // sized once, not grown tunnel by tunnel
+			e.tunnels = make(map[string]*Tunnel, len(se.Tunnels))
+			e.ids = slices.Grow(e.ids, len(se.Tunnels))
+		}
+		for i := range se.Tunnels {
+			st := &se.Tunnels[i]
 			if !wire.ValidID([]byte(st.ID)) {
 				continue
 			}
-			t := s.addTunnelLocked(e, []byte(st.ID))
+			t := s.restoreTunnelLocked(e, st.ID)
 			t.Alias, t.Type, t.PeerSID, t.Status, t.Mode = st.Alias, st.Type, st.PeerSID, st.Status, st.Mode
 			t.Raw, t.Total, t.Window, t.Hour = st.Raw, st.Total, st.Window, st.Hour
 			t.firstAfterConnect, t.stale = true, true
@@ -140,6 +145,21 @@ func (s *Store) Restore(path string) error {
 	}
 	s.outbox.Write(f.Outbox)
 	return nil
+}
+
+// restoreTunnelLocked adds a restored tunnel, as addTunnelLocked does,
+// under the id string read from the file (no copy of it), appending to the
+// sorted ids when it comes in order (as the file lists them).
+func (s *Store) restoreTunnelLocked(e *Endpoint, id string) *Tunnel {
+	t := &Tunnel{ID: id, key: idKey([]byte(id))}
+	e.tunnels[id] = t
+	if n := len(e.ids); n == 0 || e.ids[n-1] < id {
+		e.ids = append(e.ids, id)
+	} else {
+		i, _ := slices.BinarySearch(e.ids, id)
+		e.ids = slices.Insert(e.ids, i, id)
+	}
+	return t
 }
 
 // restoredThrough returns the restored mark of the last aggregated hour. A

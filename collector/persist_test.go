@@ -472,17 +472,3 @@ func BenchmarkSnapshotCopySlice(b *testing.B) {
 		sw.copySlice(s, "bench", ids[i])
 	}
 }
-
-// BenchmarkRestore reads the snapshot of 100,000 tunnels (42 MB) back.
-func BenchmarkRestore(b *testing.B) {
-	path := filepath.Join(b.TempDir(), StateFileName)
-	if err := newPersister(b, benchStore(b, 100_000), path).Save(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := NewStore(Options{}).Restore(path); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

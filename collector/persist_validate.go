@@ -28,6 +28,9 @@ func validateState(f *stateFile, path string) error {
 			return fmt.Errorf("state %s lists endpoint %q twice", path, se.Name)
 		}
 		endpoints[se.Name] = true
+		if sortedIDs(se.Tunnels) {
+			continue // as every file this exporter writes: no id twice
+		}
 		ids := make(map[string]bool, len(se.Tunnels))
 		for _, st := range se.Tunnels {
 			if ids[st.ID] {
@@ -37,4 +40,14 @@ func validateState(f *stateFile, path string) error {
 		}
 	}
 	return nil
+}
+
+// sortedIDs reports whether the tunnels are in strictly increasing id order.
+func sortedIDs(tunnels []stateTunnel) bool {
+	for i := 1; i < len(tunnels); i++ {
+		if tunnels[i-1].ID >= tunnels[i].ID {
+			return false
+		}
+	}
+	return true
 }

@@ -35,6 +35,10 @@ run -cpu 1 -bench 'BenchmarkDecode|BenchmarkFramer' -benchtime 400000x ./wire/
 # 2. /metrics at 10,000 tunnels: plain, gzip, client_golang baseline, and
 #    VictoriaMetrics/metrics writing the same per-tunnel families (#18.10).
 run -bench 'BenchmarkMetrics10k$|BenchmarkMetrics10kGzip|BenchmarkMetrics10kClientGolang|BenchmarkMetrics10kVictoriaMetrics' -benchtime 10x ./collector/
+# Issue 15.5: the counter state's restore at 100,000 tunnels, from a fresh
+# snapshot and from the largest journal before a compaction (target 2 s;
+# medians of 5 restores inside one run, as the files take a minute to make).
+COUNT=1 run -bench 'BenchmarkRestore$' -benchtime 5x ./collector/
 # 5. Live state and window per tunnel at 1,000, 10,000 and 100,000 tunnels.
 run -bench 'BenchmarkHeapPerTunnel' -benchtime 1x ./collector/
 # The outbox under a backlog (the hour change of 100,000 tunnels).

@@ -79,6 +79,8 @@ var targets = []target{
 	{"TSDB blocks, bytes per tunnel-minute after a simulated day", "BenchmarkDay/tunnels=10000/hours=24", "blocks-B/tunnel-minute", 1, "B", false, 15, "280 B"},
 	{"TSDB directory (blocks, WAL, head chunks), bytes per tunnel-minute after a simulated day", "BenchmarkDay/tunnels=10000/hours=24", "TSDB-B/tunnel-minute", 1, "B", false, 15, "280 B"},
 	{"start-up to ready, 30 days x 10,000 tunnels", "BenchmarkHistory30d/startup", "ready-s", 1, "s", false, 2, ""},
+	{"state restore at 100,000 tunnels, fresh snapshot", "BenchmarkRestore/case=snapshot", "restore-s", 1, "s", false, 2, ""},
+	{"state restore at 100,000 tunnels, snapshot + full journal", "BenchmarkRestore/case=journal", "restore-s", 1, "s", false, 2, ""},
 }
 
 type result struct {
