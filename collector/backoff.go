@@ -10,12 +10,12 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/wire"
 )
 
-// ErrHTTPStatus marks an answer with an HTTP status other than 200 (and
-// other than 401/403, which are ErrAuth).
-var ErrHTTPStatus = errors.New("unexpected HTTP status")
+// errHTTPStatus marks an answer with an HTTP status other than 200 (and
+// other than 401/403, which are errAuth).
+var errHTTPStatus = errors.New("unexpected HTTP status")
 
 // statusError is an answer with an unexpected HTTP status; it is
-// ErrHTTPStatus for errors.Is.
+// errHTTPStatus for errors.Is.
 type statusError struct {
 	code int
 	body string // the status line only (redact.StatusLine): never the body
@@ -23,8 +23,8 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.body }
 
-// Is makes a statusError match ErrHTTPStatus.
-func (e *statusError) Is(target error) bool { return target == ErrHTTPStatus }
+// Is makes a statusError match errHTTPStatus.
+func (e *statusError) Is(target error) bool { return target == errHTTPStatus }
 
 // The reconnect policy (docs/design.md, "Counter rules, amended"): after a
 // master crash NodePass restores older counters, so every second between
@@ -70,7 +70,7 @@ func misbehaving(err error) bool {
 		verify    *tls.CertificateVerificationError
 		header    tls.RecordHeaderError
 	)
-	return errors.Is(err, ErrAuth) || errors.Is(err, ErrHTTPStatus) || errors.Is(err, ErrNotSSE) ||
+	return errors.Is(err, errAuth) || errors.Is(err, errHTTPStatus) || errors.Is(err, errNotSSE) ||
 		errors.Is(err, wire.ErrLineTooLong) || errors.Is(err, wire.ErrEventTooLarge) ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &verify) || errors.As(err, &header)

@@ -160,7 +160,7 @@ func TestReconnectPolicy(t *testing.T) {
 		{"reset early", true, io.ErrUnexpectedEOF, 0, 0, 500 * time.Millisecond, time.Second},
 		{"refused at 4m59s", false, refused, 299 * time.Second, 299, 500 * time.Millisecond, time.Second},
 		{"refused after 5 min", false, refused, 6 * time.Minute, 400, 24 * time.Second, 30 * time.Second},
-		{"401", false, fmt.Errorf("GET: %w", ErrAuth), 0, 6, 48 * time.Second, time.Minute},
+		{"401", false, fmt.Errorf("GET: %w", errAuth), 0, 6, 48 * time.Second, time.Minute},
 		{"503", false, &statusError{code: 503}, 0, 3, 19 * time.Second, 29 * time.Second},
 		{"one event then garbage, 4th time", true, garbage, 0, 3, 19 * time.Second, 29 * time.Second},
 	} {
@@ -175,7 +175,7 @@ func TestReconnectPolicy(t *testing.T) {
 			}
 		})
 	}
-	if !errors.Is(&statusError{code: 500}, ErrHTTPStatus) {
-		t.Error("a status error is not ErrHTTPStatus")
+	if !errors.Is(&statusError{code: 500}, errHTTPStatus) {
+		t.Error("a status error is not errHTTPStatus")
 	}
 }

@@ -74,9 +74,9 @@ func recycle(b []byte) []byte {
 
 // Errors that end a stream.
 var (
-	ErrAuth    = errors.New("master refused the API key")
-	ErrStalled = errors.New("stream silent while tunnels are running")
-	ErrNotSSE  = errors.New("master did not answer with an event stream")
+	errAuth    = errors.New("master refused the API key")
+	errStalled = errors.New("stream silent while tunnels are running")
+	errNotSSE  = errors.New("master did not answer with an event stream")
 )
 
 // Conn follows one master: its SSE stream (with reconnects) and its /info.
@@ -161,7 +161,7 @@ func (c *Conn) Run(ctx context.Context) error {
 // setState records why a stream ended, logging once per state change.
 func (c *Conn) setState(err error) {
 	state := StateDown
-	if errors.Is(err, ErrAuth) {
+	if errors.Is(err, errAuth) {
 		state = StateAuthFailed
 	}
 	msg := "stream ended"
@@ -280,7 +280,7 @@ func (c *Conn) stream(ctx context.Context, reconnect bool) (healthy bool, err er
 				last = progressed
 			}
 			if c.queued.Load() == 0 && time.Since(last) > silence && c.store.hasRunning(c.cfg.Name) {
-				return finish(fmt.Errorf("%w: no event for %s", ErrStalled, time.Since(last).Round(time.Second)))
+				return finish(fmt.Errorf("%w: no event for %s", errStalled, time.Since(last).Round(time.Second)))
 			}
 		}
 	}
@@ -388,7 +388,7 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: HTTP %d: %w", path, resp.StatusCode, ErrAuth)
+		return nil, fmt.Errorf("GET %s: HTTP %d: %w", path, resp.StatusCode, errAuth)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -397,7 +397,7 @@ func (c *Conn) get(ctx context.Context, path, accept string) (*http.Response, er
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); !strings.EqualFold(ct, accept) && accept == "text/event-stream" {
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: content type %q: %w", path, ct, ErrNotSSE)
+		return nil, fmt.Errorf("GET %s: content type %q: %w", path, ct, errNotSSE)
 	}
 	return resp, nil
 }

@@ -63,7 +63,7 @@ func TestConnBusyExporterIsNoStall(t *testing.T) {
 	time.Sleep(900 * time.Millisecond)
 	s.mu.Unlock()
 	time.Sleep(300 * time.Millisecond)
-	if n := conns.Load(); n != 1 || strings.Contains(sw.String(), ErrStalled.Error()) {
+	if n := conns.Load(); n != 1 || strings.Contains(sw.String(), errStalled.Error()) {
 		t.Fatalf("%d connects: a busy exporter took a live stream for stalled; log:\n%s", n, sw.String())
 	}
 }

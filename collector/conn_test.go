@@ -226,7 +226,7 @@ data: {"type":"initial","time":"2026-11-21T23:55:01Z","instance":{"id":"0a93e346
 	// stalled, and the Conn must come back every time.
 	testutil.WaitFor(t, "two reconnects after silence", func() bool { return r.Connections() >= 3 })
 	// Each stream ended before the next connect, logged when it ended.
-	if n := strings.Count(sw.String(), ErrStalled.Error()); n < 2 {
+	if n := strings.Count(sw.String(), errStalled.Error()); n < 2 {
 		t.Errorf("%d streams ended as stalled before the third connect, want 2 or more; log:\n%s", n, sw.String())
 	}
 	if strings.Contains(sw.String(), "level=ERROR") {

@@ -133,7 +133,7 @@ func TestReconnectAnomalies(t *testing.T) {
 			applyRaw(t, s, wire.EventUpdate, "0a93e346", history.Counters{100})
 			clock.now = clock.now.Add(time.Minute)
 			s.Connected("m", true)
-			s.JudgeRestart("m", tc.uptime, clock.now)
+			s.judgeRestart("m", tc.uptime, clock.now)
 			applyRaw(t, s, wire.EventInitial, "0a93e346", history.Counters{40})
 			got, _ := tunnelTotal(s, "m", "0a93e346")
 			if got[history.TCPRx] != tc.total {

@@ -56,9 +56,9 @@ type hourAggregator struct {
 	before int64 // hours starting before this have ended
 	sums   map[int64]*history.HourRecord
 	// svc holds the closed records of tunnels that are in a service, as
-	// ServiceHourly takes them, and roles their roles.
+	// serviceHourly takes them, and roles their roles.
 	svc      []history.Sample
-	roles    map[TunnelRef]ServiceRole
+	roles    map[tunnelRef]serviceRole
 	svcAfter int64 // the Store's serviceThrough
 	svcLast  int64 // the latest hour seen pending for services
 }
@@ -67,7 +67,7 @@ type hourAggregator struct {
 func (s *Store) newHourAggregator(nowMs int64) *hourAggregator {
 	return &hourAggregator{
 		before: history.HourStart(nowMs), sums: map[int64]*history.HourRecord{},
-		roles: map[TunnelRef]ServiceRole{}, svcAfter: s.serviceThrough,
+		roles: map[tunnelRef]serviceRole{}, svcAfter: s.serviceThrough,
 	}
 }
 
@@ -88,7 +88,7 @@ func (a *hourAggregator) share(e *Endpoint, t *Tunnel, h *history.Hour) {
 	if t == nil || t.PeerSID == "" || !r.Pending(a.svcAfter, a.before) {
 		return
 	}
-	a.roles[TunnelRef{e.Name, t.ID}] = ServiceRole{SID: t.PeerSID, Client: t.Type == "client"}
+	a.roles[tunnelRef{e.Name, t.ID}] = serviceRole{SID: t.PeerSID, Client: t.Type == "client"}
 	for i, l := range history.CounterLabels {
 		a.svc = append(a.svc, history.Sample{Metric: history.MetricHourlyTraffic, Endpoint: e.Name, Tunnel: t.ID,
 			Protocol: l.Protocol, Direction: l.Direction, T: r.Start, V: float64(r.Traffic[i])})
@@ -125,7 +125,7 @@ func (a *hourAggregator) endpoint(e *Endpoint, out []history.Sample) []history.S
 // services appends the service aggregates of the hours that ended (after
 // every endpoint was swept) and marks them written.
 func (a *hourAggregator) services(s *Store, out []history.Sample) []history.Sample {
-	out = ServiceHourly(a.svc, a.roles, out)
+	out = serviceHourly(a.svc, a.roles, out)
 	s.serviceThrough = max(s.serviceThrough, a.svcLast, a.before-msPerHour)
 	return out
 }

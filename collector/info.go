@@ -45,6 +45,6 @@ func (c *Conn) fetchInfo(ctx context.Context) error {
 		return err
 	}
 	c.store.setInfo(c.cfg.Name, info)
-	c.store.RecordHost(c.cfg.Name)
+	c.store.recordHost(c.cfg.Name)
 	return nil
 }

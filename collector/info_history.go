@@ -2,13 +2,13 @@ package collector
 
 import "github.com/nodepass-exporter/nodepass-exporter/history"
 
-// RecordHost writes the endpoint's current /info figures into the outbox as
+// recordHost writes the endpoint's current /info figures into the outbox as
 // one host reading (history.Host): the TSDB keeps every host figure under
 // its /metrics name, one sample per /info poll (docs/design.md, "History
 // views"). Call it after SetInfo; an endpoint whose /info has not been read
 // writes nothing. The samples carry no tunnel label, so the hourly and
 // window readers never see them.
-func (s *Store) RecordHost(name string) {
+func (s *Store) recordHost(name string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.endpoints[name]

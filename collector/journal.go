@@ -49,8 +49,8 @@ import (
 // with only the changed tunnels), so a field added to the state is a new
 // key in both.
 
-// JournalSuffix replaces the snapshot's ".json" in the journal's name.
-const JournalSuffix = ".journal"
+// journalSuffix replaces the snapshot's ".json" in the journal's name.
+const journalSuffix = ".journal"
 
 // journalFormat is the journal header's format number.
 const journalFormat = 1
@@ -62,7 +62,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // journalPath returns the journal beside the snapshot at path.
 func journalPath(path string) string {
-	return strings.TrimSuffix(path, ".json") + JournalSuffix
+	return strings.TrimSuffix(path, ".json") + journalSuffix
 }
 
 // sealFrame fills in the length and checksum of a frame whose payload

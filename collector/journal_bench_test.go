@@ -58,12 +58,12 @@ func BenchmarkStateWriteRate(b *testing.B) {
 				if mode == "snapshot" {
 					bumpVersion(s)
 				}
-				at := p.LastCompaction()
+				at := p.lastCompaction()
 				b.StartTimer()
 				if err := p.Save(); err != nil {
 					b.Fatal(err)
 				}
-				if p.LastCompaction() != at {
+				if p.lastCompaction() != at {
 					compactions++
 				}
 			}
@@ -91,7 +91,7 @@ func BenchmarkRestore(b *testing.B) {
 			if err := p.Save(); err != nil {
 				b.Fatal(err)
 			}
-			at := p.LastCompaction()
+			at := p.lastCompaction()
 			n := 0
 			// Frames until the next one would make the save compact.
 			for sec := 0; c == "journal" && p.journalSize+int64(changing)*p.snapSize/tunnels <= p.snapSize; sec++ {
@@ -99,7 +99,7 @@ func BenchmarkRestore(b *testing.B) {
 				if err := p.Save(); err != nil {
 					b.Fatal(err)
 				}
-				if p.LastCompaction() != at {
+				if p.lastCompaction() != at {
 					b.Fatal("compacted")
 				}
 				n++

@@ -156,11 +156,11 @@ func TestJournalTornAppend(t *testing.T) {
 			}
 			clock.now = clock.now.Add(5 * time.Second)
 			tc.change(t, s, clock)
-			compactions := p.LastCompaction()
+			compactions := p.lastCompaction()
 			if err := p.Save(); err != nil {
 				t.Fatal(err)
 			}
-			if p.LastCompaction() != compactions {
+			if p.lastCompaction() != compactions {
 				t.Fatal("the save compacted: no append to cut")
 			}
 			after := restoredJSON(t, path)
@@ -296,7 +296,7 @@ func TestJournalAppendFailure(t *testing.T) {
 			if err := p.Save(); err != nil {
 				t.Fatal(err)
 			}
-			at := p.LastCompaction()
+			at := p.lastCompaction()
 			apply1(t, s, "a", "00000001", wire.EventUpdate, history.Counters{5, 5, 5, 5})
 			if err := p.Save(); err == nil {
 				t.Fatal("the failed append was not reported")
@@ -309,7 +309,7 @@ func TestJournalAppendFailure(t *testing.T) {
 			if err := p.Save(); err != nil {
 				t.Fatal(err)
 			}
-			if p.LastCompaction() == at {
+			if p.lastCompaction() == at {
 				t.Fatal("the save after a failed append did not compact")
 			}
 			if got, want := restoredJSON(t, path), liveJSON(t, s); got != want {
@@ -354,11 +354,11 @@ func TestJournalCutIsConsistentPerTunnel(t *testing.T) {
 			}
 		}
 		p.snap.afterSlice, p.jw.afterSlice = after, after
-		at := p.LastCompaction()
+		at := p.lastCompaction()
 		if err := p.Save(); err != nil {
 			t.Fatal(err)
 		}
-		if p.LastCompaction() != at {
+		if p.lastCompaction() != at {
 			compactions++
 		} else {
 			appends++
@@ -458,13 +458,13 @@ func TestJournalCompactionWhileIngesting(t *testing.T) {
 		}
 	}
 	for !done.Load() {
-		at := p.LastCompaction()
+		at := p.lastCompaction()
 		if err := p.Save(); err != nil {
 			t.Fatal(err)
 		}
 		saves++
 		saved.Store(int64(saves))
-		if p.LastCompaction() != at {
+		if p.lastCompaction() != at {
 			compactions++
 		}
 		check()

@@ -442,7 +442,7 @@ func (p *Persister) register(reg prometheus.Registerer) error {
 			Name: "nodepass_exporter_state_last_compaction_timestamp_seconds",
 			Help: "Unix time of the last successful write of a whole counter snapshot (the journal restarts empty).",
 		}, func() float64 {
-			if at := p.LastCompaction(); !at.IsZero() {
+			if at := p.lastCompaction(); !at.IsZero() {
 				return float64(at.UnixNano()) / 1e9
 			}
 			return 0
@@ -480,8 +480,8 @@ func (p *Persister) Written() uint64 {
 	return p.written
 }
 
-// LastCompaction returns the time of the last successful whole snapshot.
-func (p *Persister) LastCompaction() time.Time {
+// lastCompaction returns the time of the last successful whole snapshot.
+func (p *Persister) lastCompaction() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.compactedAt

@@ -260,7 +260,7 @@ func FuzzStateDecoder(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	j, err := os.ReadFile("testdata/journal-v1/nodepass-state" + JournalSuffix)
+	j, err := os.ReadFile("testdata/journal-v1/nodepass-state" + journalSuffix)
 	if err != nil {
 		f.Fatal(err)
 	}

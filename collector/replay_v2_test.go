@@ -65,7 +65,7 @@ func TestReplayV2(t *testing.T) {
 	} {
 		clock.now = clock.now.Add(5 * time.Second)
 		s.Connected("m", true)
-		s.JudgeRestart("m", 0, clock.now) // a fresh master process
+		s.judgeRestart("m", 0, clock.now) // a fresh master process
 		feed(t, s, "m", loadCapture(t, step.capture), clock, nil)
 		got := totals(t, s, "m")
 		if !equalTotals(got, step.want) {

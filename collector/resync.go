@@ -99,20 +99,20 @@ func (c *Conn) connectInfo(ctx context.Context) {
 		c.logger.Warn("cannot read master info at connect; a backwards counter counts as restored", "err", err)
 		return
 	}
-	restarted, judged := c.store.JudgeRestart(c.cfg.Name, time.Duration(in.Uptime)*time.Second, asked)
+	restarted, judged := c.store.judgeRestart(c.cfg.Name, time.Duration(in.Uptime)*time.Second, asked)
 	if judged {
 		c.logger.Debug("master uptime read at connect", "uptime_seconds", in.Uptime, "restarted", restarted)
 	}
 }
 
-// JudgeRestart decides, for the stream that connected last, whether the
+// judgeRestart decides, for the stream that connected last, whether the
 // master restarted since the exporter last heard from it: its uptime, read
 // at asked, is shorter than the time since the last contact (with
 // restartSlack in favour of a restart). The answer selects counter rule 2
 // for the first observation of each known tunnel. judged is false when
 // there was no earlier contact to compare with (then a backwards counter
 // counts as restored, the safe side).
-func (s *Store) JudgeRestart(name string, uptime time.Duration, asked time.Time) (restarted, judged bool) {
+func (s *Store) judgeRestart(name string, uptime time.Duration, asked time.Time) (restarted, judged bool) {
 	s.lockForWrite()
 	defer s.mu.Unlock()
 	e := s.endpointLocked(name)

@@ -7,34 +7,16 @@ import (
 	"github.com/nodepass-exporter/nodepass-exporter/history"
 )
 
-// TunnelRef names one tunnel of one endpoint.
-type TunnelRef struct{ Endpoint, Tunnel string }
+// tunnelRef names one tunnel of one endpoint.
+type tunnelRef struct{ Endpoint, Tunnel string }
 
-// ServiceRole is a tunnel's place in a service.
-type ServiceRole struct {
+// serviceRole is a tunnel's place in a service.
+type serviceRole struct {
 	SID    string
 	Client bool // the client side, whose traffic is the service's
 }
 
-// ServiceRoles returns the role of every live tunnel that belongs to a
-// service, for ServiceHourly. Take it when the hour closes, from the same
-// state whose hours are being closed.
-func (s *Store) ServiceRoles() map[TunnelRef]ServiceRole {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := map[TunnelRef]ServiceRole{}
-	for _, name := range s.names {
-		e := s.endpoints[name]
-		for _, id := range e.ids {
-			if t := e.tunnels[id]; t.PeerSID != "" {
-				out[TunnelRef{name, id}] = ServiceRole{SID: t.PeerSID, Client: t.Type == "client"}
-			}
-		}
-	}
-	return out
-}
-
-// ServiceHourly turns the closed-hour records of tunnels (the
+// serviceHourly turns the closed-hour records of tunnels (the
 // nodepass_tunnel_hourly_traffic_bytes samples of one or more hours; other
 // samples are ignored) into nodepass_service_hourly_traffic_bytes samples,
 // one per service, hour, protocol and direction, appended to out. A
@@ -46,7 +28,7 @@ func (s *Store) ServiceRoles() map[TunnelRef]ServiceRole {
 // It is meant for the hour close of the hours pipeline: give it every
 // tunnel's record of the hour at once, or a service whose sides close
 // apart is counted from whichever side comes first.
-func ServiceHourly(closed []history.Sample, roles map[TunnelRef]ServiceRole, out []history.Sample) []history.Sample {
+func serviceHourly(closed []history.Sample, roles map[tunnelRef]serviceRole, out []history.Sample) []history.Sample {
 	type key struct {
 		t   int64
 		sid string
@@ -60,7 +42,7 @@ func ServiceHourly(closed []history.Sample, roles map[TunnelRef]ServiceRole, out
 		if s.Metric != history.MetricHourlyTraffic {
 			continue
 		}
-		role, ok := roles[TunnelRef{s.Endpoint, s.Tunnel}]
+		role, ok := roles[tunnelRef{s.Endpoint, s.Tunnel}]
 		if !ok {
 			continue
 		}

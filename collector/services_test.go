@@ -233,12 +233,12 @@ func TestServiceMetricsHostile(t *testing.T) {
 func TestRecordHost(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
 	s := newTestStore(clock)
-	s.RecordHost("m") // never polled: nothing
+	s.recordHost("m") // never polled: nothing
 	if n := s.Outbox().Len(); n != 0 {
 		t.Fatalf("%d samples before any poll", n)
 	}
 	s.setInfo("m", wire.Info{CPUPercent: 25, MemUsed: 1, MemTotal: 2, SwapUsed: 3, SwapTotal: 4, NetRx: 5, NetTx: 6, DiskRead: 7, DiskWrite: 8, SysUptime: 9, Uptime: 10})
-	s.RecordHost("m")
+	s.recordHost("m")
 	hs := make(history.HostSet)
 	for _, smp := range s.Outbox().Snapshot() {
 		if smp.Endpoint != "m" || smp.Tunnel != "" || !hs.Add(smp) {
@@ -265,7 +265,7 @@ func TestServiceHourly(t *testing.T) {
 		return append(out, history.Sample{Metric: history.MetricHourlyTotal, Endpoint: endpoint, Tunnel: tunnel,
 			Protocol: "tcp", Direction: "rx", T: at, V: 1e12})
 	}
-	roles := map[TunnelRef]ServiceRole{
+	roles := map[tunnelRef]serviceRole{
 		{"a", "00000001"}: {SID: "pair", Client: true},
 		{"b", "00000002"}: {SID: "pair"},
 		{"b", "00000003"}: {SID: "server-only"},
@@ -278,7 +278,7 @@ func TestServiceHourly(t *testing.T) {
 	closed = append(closed, rec("b", "00000002", h2, history.Counters{40, 400, 0, 0})...)      // client has no record
 
 	got := map[string]history.Counters{}
-	for _, s := range ServiceHourly(closed, roles, nil) {
+	for _, s := range serviceHourly(closed, roles, nil) {
 		if s.Metric != history.MetricServiceHourlyTraffic || s.Endpoint != "" || s.Tunnel != "" {
 			t.Fatalf("sample %+v", s)
 		}

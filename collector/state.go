@@ -163,7 +163,7 @@ type Endpoint struct {
 	// lastContact is the exporter's clock at the last sign of life of the
 	// master process (a connect or an event; persisted); prevContact is
 	// its value when the current stream connected. restored selects
-	// counter rule 2's "restored value" for this stream (see JudgeRestart).
+	// counter rule 2's "restored value" for this stream (see judgeRestart).
 	lastContact, prevContact time.Time
 	restored                 bool
 	// removedAt is when the endpoint left the configuration (zero while
@@ -392,7 +392,7 @@ func (s *Store) SetConn(name string, state ConnState, lastErr string) bool {
 
 // Connected marks the start of a new stream: the next observation of each
 // known tunnel follows counter rule 2 (a backwards counter counts as a
-// restored value unless JudgeRestart finds the master kept running), and
+// restored value unless judgeRestart finds the master kept running), and
 // the master's tunnel list is awaited (Resync).
 func (s *Store) Connected(name string, reconnect bool) {
 	s.lockForWrite()
@@ -404,7 +404,7 @@ func (s *Store) Connected(name string, reconnect bool) {
 	e.inBurst, e.burst = false, nil
 	e.awaitList, e.pending, e.deleted = true, nil, nil
 	e.prevContact, e.lastContact = e.lastContact, s.opts.Now()
-	e.restored = true // until JudgeRestart
+	e.restored = true // until judgeRestart
 	if reconnect {
 		e.Reconnects++
 	}
