@@ -52,9 +52,6 @@ func setDefaults(c *EndpointConfig) {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 1024
 	}
-	if c.ResponseHeaderTimeout <= 0 {
-		c.ResponseHeaderTimeout = 10 * time.Second
-	}
 }
 
 // maxPooledBuf is the largest event buffer handed back to the queue's pool.
@@ -111,7 +108,7 @@ func NewConn(cfg EndpointConfig, store *Store, logger *slog.Logger) (*Conn, erro
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ResponseHeaderTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}

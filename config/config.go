@@ -206,10 +206,6 @@ type Master struct {
 	MaxLine, MaxEvent int
 	// QueueSize is the number of events read ahead of the applier (1024).
 	QueueSize int
-	// ResponseHeaderTimeout bounds the wait for the master's answer
-	// headers once connected (default 10 s). Only tests set it, through
-	// the exporter's NODEPASS_EXPORTER_TEST_HEADER_TIMEOUT hook.
-	ResponseHeaderTimeout time.Duration
 }
 
 // Resolve turns the file's endpoints into masters, reading key files. base

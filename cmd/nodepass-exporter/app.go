@@ -48,9 +48,6 @@ type app struct {
 	listener net.Listener
 	location *time.Location
 	now      func() time.Time
-	// headerTimeout is the masters' response header timeout when a test
-	// sets it (clock.go), else 0: the collector's default.
-	headerTimeout time.Duration
 
 	reloadMu   sync.Mutex
 	loaded     bool // a configuration was applied once
@@ -83,12 +80,7 @@ func newApp(s *settings, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	headerTimeout, err := headerTimeoutFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now,
-		headerTimeout: headerTimeout, redactor: red}
+	a := &app{s: s, logger: logger, reg: prometheus.NewRegistry(), build: build(), location: loc, now: now, redactor: red}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

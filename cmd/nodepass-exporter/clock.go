@@ -36,23 +36,3 @@ func clockFromEnv() (func() time.Time, error) {
 		return time.UnixMilli(start + int64(elapsed)).UTC()
 	}, nil
 }
-
-// testHeaderTimeoutEnv names a test hook: the masters' response header
-// timeout (a Go duration) in place of 10 s, so that an end-to-end test of
-// a master that accepts the connection and never answers need not wait
-// 10 s for it. Never set it in production.
-const testHeaderTimeoutEnv = "NODEPASS_EXPORTER_TEST_HEADER_TIMEOUT"
-
-// headerTimeoutFromEnv returns the hook's timeout, or 0 (the default) when
-// it is not set.
-func headerTimeoutFromEnv() (time.Duration, error) {
-	v := os.Getenv(testHeaderTimeoutEnv)
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s: want a positive duration, got %q", testHeaderTimeoutEnv, v)
-	}
-	return d, nil
-}

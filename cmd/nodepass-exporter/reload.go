@@ -76,7 +76,6 @@ func (a *app) configs() ([]collector.EndpointConfig, []config.Plan, error) {
 			cfgs[i].ReportInterval = a.s.reportInterval
 		}
 		cfgs[i].InfoInterval = a.s.infoInterval
-		cfgs[i].ResponseHeaderTimeout = a.headerTimeout
 	}
 	return cfgs, plans, nil
 }
