@@ -236,6 +236,16 @@ func openJournal(path string) (journalFile, error) {
 func NewPersister(store *Store, path string, interval time.Duration, logger *slog.Logger, reg prometheus.Registerer) (*Persister, error) {
 	p := &Persister{store: store, path: path, interval: interval, logger: logger, create: createTemp,
 		openJournal: openJournal, compactRatio: 1}
+	// A crash during a save leaves its temporary file behind (the rename
+	// never came); no save of this process has begun yet, so every one
+	// is stale.
+	if stale, err := filepath.Glob(path + ".tmp-*"); err == nil {
+		for _, f := range stale {
+			if err := os.Remove(f); err != nil && logger != nil {
+				logger.Warn("removing a temporary state file left by a crash", "file", f, "err", err)
+			}
+		}
+	}
 	if reg != nil {
 		if err := p.register(reg); err != nil {
 			return nil, err

@@ -472,3 +472,29 @@ func BenchmarkSnapshotCopySlice(b *testing.B) {
 		sw.copySlice(s, "bench", ids[i])
 	}
 }
+
+// TestStaleTempFilesRemovedAtStart: a kill -9 during a save leaves its
+// temporary file; the next start removes it (and nothing else), so crashes
+// do not fill the data directory.
+func TestStaleTempFilesRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, StateFileName)
+	stale := []string{path + ".tmp-123", path + ".tmp-456"}
+	keep := []string{path, filepath.Join(dir, "other.tmp-1")}
+	for _, f := range append(append([]string{}, stale...), keep...) {
+		if err := os.WriteFile(f, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newPersister(t, benchStore(t, 1), path)
+	for _, f := range stale {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want removed", f, err)
+		}
+	}
+	for _, f := range keep {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v, want kept", f, err)
+		}
+	}
+}
